@@ -1,0 +1,27 @@
+//! The serving layer the reference MCP servers share.
+//!
+//! A server crate owns its domain and its rmcp tool handler; this crate owns
+//! everything between that handler and the wire:
+//!
+//! - [`LineTransport`]: newline-delimited JSON-RPC with a hard message cap and
+//!   JSON-RPC 2.0 error replies for garbage, used for stdio and TCP (and by the
+//!   simulation, over turmoil streams);
+//! - [`serve_stdio`], [`serve_tcp`], [`serve_http`]: the three real transports,
+//!   each bounded by one [`Limits`];
+//! - [`ServeArgs`] and [`run`]: the shared command line and a signal-aware main;
+//! - [`read_json`]: dataset files with errors that name file, line and field.
+//!
+//! Nothing here knows about users, payments, the orchestrator or turmoil.
+
+mod cli;
+mod data;
+mod frame;
+mod serve;
+
+pub use cli::{Listen, ServeArgs, bind, init_tracing, run};
+pub use data::{DATA_FILE_BYTES_MAX, DataFileError, parse_json, read_json};
+pub use frame::{LineTransport, MESSAGE_BYTES_MAX};
+pub use serve::{
+    HttpOptions, Limits, ServeError, cancel_on_signal, serve_connection, serve_http, serve_stdio,
+    serve_tcp,
+};

@@ -1,0 +1,230 @@
+//! Serving one MCP handler over stdio, TCP or streamable HTTP.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rmcp::{
+    ServerHandler, ServiceExt,
+    transport::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::local::LocalSessionManager,
+    },
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::Semaphore,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::LineTransport;
+
+/// Limits every transport enforces. Built once, passed everywhere: there are
+/// no hidden defaults below this struct.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest JSON-RPC message accepted on any transport, in bytes.
+    pub message_bytes_max: usize,
+    /// Concurrent TCP connections; one more is accepted and closed at once.
+    pub connections_max: usize,
+    /// Time a new connection has to complete `initialize`.
+    pub initialize_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits the reference servers ship with.
+    pub const DEFAULT: Limits = Limits {
+        message_bytes_max: crate::frame::MESSAGE_BYTES_MAX,
+        connections_max: 1024,
+        initialize_timeout: Duration::from_secs(10),
+    };
+}
+
+/// Streamable HTTP settings beyond [`Limits`].
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Extra `Host` values to accept. Empty means loopback names only.
+    pub allowed_hosts: Vec<String>,
+    /// Extra browser `Origin` values to accept on top of loopback origins.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Why a server stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listening socket failed; the server cannot accept clients.
+    #[error("listener on {addr} failed")]
+    Listener {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The single stdio session could not start (usually: the client did not
+    /// send `initialize` in time, or closed stdin).
+    #[error("stdio session failed to initialize: {0}")]
+    Stdio(String),
+}
+
+/// Serves one session on `read`/`write` until the peer leaves or `shutdown`
+/// fires. Used for stdio, every TCP connection, and simulated streams.
+pub async fn serve_connection<S, R, W>(
+    handler: S,
+    read: R,
+    write: W,
+    limits: &Limits,
+    shutdown: CancellationToken,
+) -> Result<(), String>
+where
+    S: ServerHandler,
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let transport = LineTransport::new(read, write, limits.message_bytes_max);
+    let init = handler.serve_with_ct(transport, shutdown.child_token());
+    let service = match tokio::time::timeout(limits.initialize_timeout, init).await {
+        Ok(Ok(service)) => service,
+        Ok(Err(error)) => return Err(format!("initialize failed: {error}")),
+        Err(_) => {
+            return Err(format!(
+                "no initialize within {} ms",
+                limits.initialize_timeout.as_millis()
+            ));
+        }
+    };
+    service
+        .waiting()
+        .await
+        .map(drop)
+        .map_err(|error| format!("session task failed: {error}"))
+}
+
+/// Serves one client on this process's stdin/stdout. Logs must go to stderr.
+pub async fn serve_stdio<S: ServerHandler>(
+    handler: S,
+    limits: &Limits,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let (stdin, stdout) = rmcp::transport::stdio();
+    serve_connection(handler, stdin, stdout, limits, shutdown)
+        .await
+        .map_err(ServeError::Stdio)
+}
+
+/// Serves newline-delimited JSON-RPC on every connection `listener` accepts,
+/// one MCP session per connection, until `shutdown` fires.
+pub async fn serve_tcp<S: ServerHandler + Clone>(
+    listener: TcpListener,
+    handler: S,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let addr = local_addr(&listener);
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Per-connection errors (e.g. the peer reset before accept)
+                // must not stop the server.
+                Err(error) if is_transient_accept_error(&error) => {
+                    tracing::warn!(%error, "accept failed; still serving");
+                    // EMFILE persists until a connection closes: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(source) => return Err(ServeError::Listener { addr, source }),
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, connections_max = limits.connections_max, "refused a connection: at the limit");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let handler = handler.clone();
+        let limits = limits.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tracing::debug!(%peer, "connection opened");
+            if let Err(error) = serve_connection(handler, read, write, &limits, shutdown).await {
+                tracing::info!(%peer, %error, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Serves MCP streamable HTTP at `/mcp` until `shutdown` fires.
+///
+/// `Host` is checked against loopback names plus `options.allowed_hosts`,
+/// and a browser `Origin`, when present, against loopback origins plus
+/// `options.allowed_origins`: both on by default, against DNS rebinding.
+pub async fn serve_http<S: ServerHandler + Clone>(
+    listener: TcpListener,
+    handler: S,
+    limits: Limits,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let addr = local_addr(&listener);
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        .map(String::from)
+        .into();
+    hosts.extend(options.allowed_hosts);
+    let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .map(String::from)
+        .into();
+    origins.extend(options.allowed_origins);
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .with_max_request_body_bytes(limits.message_bytes_max)
+        .with_cancellation_token(shutdown.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|source| ServeError::Listener { addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a: SocketAddr| a.to_string())
+}
+
+fn is_transient_accept_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || error.raw_os_error() == Some(24) // EMFILE: out of file descriptors, may recover
+}
+
+/// Resolves on SIGINT or SIGTERM, then cancels `shutdown`.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}

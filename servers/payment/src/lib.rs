@@ -1,0 +1,61 @@
+//! The reference **payment server**: an MCP server holding a ledger of
+//! transactions, with one read-only tool,
+//! `getTransactionsUsingUserId {userId, count?}`.
+//!
+//! - [`money`]: exact amounts, integer minor units plus ISO 4217 currency;
+//! - [`domain`]: the validated [`Ledger`] and its history query (pure);
+//! - [`tools`]: the rmcp handler [`PaymentServer`];
+//! - `main.rs`: the `payment-server` binary, which picks the transport.
+//!
+//! **An unknown user id gives an empty list, not an error.** The ledger is a
+//! separate system from the user directory: it cannot tell a user who never
+//! paid from one it never heard of, and saying "no such user" would let any
+//! caller probe which ids exist.
+//!
+//! ```
+//! use payment_server::Ledger;
+//! let ledger = Ledger::demo();
+//! let bob = ledger.history("b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f", Some(1)).unwrap();
+//! assert_eq!(bob.transactions[0].description, "Coffee");
+//! assert_eq!(bob.total, 4);
+//! ```
+
+pub mod domain;
+pub mod money;
+pub mod tools;
+
+use std::{net::SocketAddr, path::Path};
+
+pub use domain::{
+    COUNT_MAX, DatasetError, History, Ledger, QueryError, Transaction, TransactionRecord,
+};
+pub use money::{Money, MoneyError};
+pub use tools::{GetTransactionsArgs, PaymentServer, TransactionView, TransactionsResult};
+
+/// Where `payment-server --http` listens when no address is given, as in
+/// the original demo.
+pub const DEFAULT_HTTP_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8083);
+
+/// The payment server's part of a dataset file. The user server's part,
+/// `users`, may sit in the same file and is ignored here.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatasetFile {
+    transactions: Vec<TransactionRecord>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "belongs to the user server; accepted, not read")]
+    users: serde::de::IgnoredAny,
+}
+
+/// Loads the transactions of a dataset file. Nothing is loaded if any
+/// record is bad.
+pub fn load_ledger(path: &Path) -> Result<Ledger, mcp_server_kit::DataFileError> {
+    let file: DatasetFile = mcp_server_kit::read_json(path)?;
+    Ledger::from_records(file.transactions).map_err(|error| {
+        mcp_server_kit::DataFileError::Invalid {
+            path: path.to_owned(),
+            message: error.to_string(),
+        }
+    })
+}

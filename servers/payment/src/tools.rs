@@ -1,0 +1,192 @@
+//! The rmcp adapter: exposes the [`Ledger`] as the MCP tool
+//! `getTransactionsUsingUserId`.
+
+use std::sync::Arc;
+
+use rmcp::{
+    ServerHandler,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
+    schemars::{self, JsonSchema},
+    tool, tool_handler, tool_router,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{COUNT_MAX, Ledger, QueryError, Transaction};
+
+/// Arguments of `getTransactionsUsingUserId`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GetTransactionsArgs {
+    /// The user's id, as returned by the user server's getUserIdByEmail.
+    pub user_id: String,
+    /// How many of the newest transactions to return, 1 to 1000.
+    /// Omit it for all of them (at most 1000).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 1, max = 1000))]
+    pub count: Option<serde_json::Value>,
+}
+
+/// One transaction on the wire. Money is exact: `amount` is a decimal string
+/// with the currency's number of decimal places, `amountMinor` the same value
+/// in minor units (pence), `currency` its ISO 4217 code.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionView {
+    pub id: String,
+    pub user_id: String,
+    /// Decimal string in major units, e.g. "12.50".
+    pub amount: String,
+    /// The same amount in minor units, e.g. 1250.
+    pub amount_minor: u64,
+    /// ISO 4217 currency code, e.g. "GBP".
+    pub currency: String,
+    pub description: String,
+    /// Calendar date, YYYY-MM-DD.
+    pub date: String,
+}
+
+impl From<&Transaction> for TransactionView {
+    fn from(t: &Transaction) -> Self {
+        Self {
+            id: t.id.clone(),
+            user_id: t.user_id.clone(),
+            amount: t.amount.decimal(),
+            amount_minor: t.amount.minor,
+            currency: t.amount.currency.code().to_owned(),
+            description: t.description.clone(),
+            date: t.date.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
+/// Structured result of `getTransactionsUsingUserId`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionsResult {
+    pub user_id: String,
+    /// Newest first (date descending; on the same day, the later-recorded first).
+    pub transactions: Vec<TransactionView>,
+    /// How many transactions the user has in all, before the cut to `count`.
+    pub total: usize,
+}
+
+/// The payment MCP server. Cheap to clone: one per session.
+#[derive(Debug, Clone)]
+pub struct PaymentServer {
+    ledger: Arc<Ledger>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl PaymentServer {
+    pub fn new(ledger: Ledger) -> Self {
+        Self {
+            ledger: Arc::new(ledger),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// List a user's transactions, newest first, optionally only the newest
+    /// `count`. Returns a JSON array as text, and {userId, transactions,
+    /// total} as structured content. An unknown user id gives an empty list.
+    #[tool(
+        name = "getTransactionsUsingUserId",
+        output_schema = rmcp::handler::server::common::schema_for_output::<TransactionsResult>(),
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_transactions(
+        &self,
+        Parameters(args): Parameters<GetTransactionsArgs>,
+    ) -> CallToolResult {
+        let history = parse_count(args.count.as_ref())
+            .and_then(|count| self.ledger.history(&args.user_id, count));
+        let history = match history {
+            Ok(history) => history,
+            Err(error) => {
+                return CallToolResult::error(vec![ContentBlock::text(error.to_string())]);
+            }
+        };
+        let transactions: Vec<TransactionView> =
+            history.transactions.into_iter().map(Into::into).collect();
+        let text = serde_json::to_string(&transactions).expect("transactions serialise to JSON");
+        let result = TransactionsResult {
+            user_id: args.user_id,
+            transactions,
+            total: history.total,
+        };
+        let mut reply = CallToolResult::success(vec![ContentBlock::text(text)]);
+        reply.structured_content =
+            Some(serde_json::to_value(result).expect("result serialises to JSON"));
+        reply
+    }
+}
+
+/// `count` arrives as raw JSON so that a wrong type gets the same clear
+/// message as a wrong value. `2.0` is accepted as 2 (some clients send floats).
+fn parse_count(raw: Option<&serde_json::Value>) -> Result<Option<u32>, QueryError> {
+    let bad = |value: &serde_json::Value| QueryError::BadCount {
+        got: value.to_string(),
+    };
+    let value = match raw {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(value) => value,
+    };
+    let number = value.as_number().ok_or_else(|| bad(value))?;
+    let integer = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => n,
+        (None, Some(f)) if f.fract() == 0.0 && (1.0..=f64::from(COUNT_MAX)).contains(&f) => {
+            f as u64
+        }
+        _ => return Err(bad(value)),
+    };
+    match u32::try_from(integer) {
+        Ok(n @ 1..=COUNT_MAX) => Ok(Some(n)),
+        _ => Err(bad(value)),
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PaymentServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "payment-server",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Payment ledger. getTransactionsUsingUserId lists a user's transactions newest \
+                 first; get the user id from the user directory first.",
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn count_accepts_integers_in_range_and_names_anything_else() {
+        assert_eq!(parse_count(None), Ok(None));
+        assert_eq!(parse_count(Some(&json!(null))), Ok(None));
+        assert_eq!(parse_count(Some(&json!(2))), Ok(Some(2)));
+        assert_eq!(parse_count(Some(&json!(2.0))), Ok(Some(2)));
+        assert_eq!(parse_count(Some(&json!(1000))), Ok(Some(1000)));
+        for (raw, shown) in [
+            (json!(0), "0"),
+            (json!(-1), "-1"),
+            (json!(1001), "1001"),
+            (json!(2.5), "2.5"),
+            (json!(1e300), "1e+300"),
+            (json!(u64::MAX), "18446744073709551615"),
+            (json!("5"), "\"5\""),
+            (json!([1]), "[1]"),
+        ] {
+            assert_eq!(
+                parse_count(Some(&raw)).unwrap_err().to_string(),
+                format!("count must be an integer between 1 and 1000, got {shown}")
+            );
+        }
+    }
+}

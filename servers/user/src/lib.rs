@@ -1,0 +1,49 @@
+//! The reference **user server**: an MCP server that maps email addresses to
+//! user ids with one read-only tool, `getUserIdByEmail {email}`.
+//!
+//! - [`domain`]: the validated [`UserStore`] and its lookup (pure);
+//! - [`tools`]: the rmcp handler [`UserServer`];
+//! - `main.rs`: the `user-server` binary, which picks the transport.
+//!
+//! ```
+//! use user_server::{UserStore, LookupError};
+//! let store = UserStore::demo();
+//! assert_eq!(store.find_by_email(" BOB@example.com ").unwrap().name, "Bob");
+//! assert!(matches!(store.find_by_email("nobody@example.com"), Err(LookupError::NotFound { .. })));
+//! ```
+
+pub mod domain;
+pub mod tools;
+
+use std::{net::SocketAddr, path::Path};
+
+pub use domain::{DatasetError, LookupError, User, UserRecord, UserStore};
+pub use tools::{GetUserIdArgs, UserIdResult, UserServer};
+
+/// Where `user-server --http` listens when no address is given, as in the
+/// original demo.
+pub const DEFAULT_HTTP_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8082);
+
+/// The user server's part of a dataset file. The payment server's part,
+/// `transactions`, may sit in the same file and is ignored here.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatasetFile {
+    users: Vec<UserRecord>,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "belongs to the payment server; accepted, not read"
+    )]
+    transactions: serde::de::IgnoredAny,
+}
+
+/// Loads the users of a dataset file. Nothing is loaded if any record is bad.
+pub fn load_users(path: &Path) -> Result<UserStore, mcp_server_kit::DataFileError> {
+    let file: DatasetFile = mcp_server_kit::read_json(path)?;
+    UserStore::from_records(file.users).map_err(|error| mcp_server_kit::DataFileError::Invalid {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}

@@ -1,0 +1,37 @@
+//! `user-server`: serves the user directory over stdio (default), TCP or HTTP.
+
+use anyhow::Context;
+use clap::Parser;
+use mcp_server_kit::ServeArgs;
+use user_server::{DEFAULT_HTTP_ADDR, UserServer, UserStore};
+
+/// MCP user server: getUserIdByEmail {email} -> user id.
+///
+/// Speaks MCP on stdio by default, as desktop assistants and the MCP
+/// Inspector launch servers. Logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "With --http and no ADDR it listens on 127.0.0.1:8082."
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    mcp_server_kit::init_tracing();
+    let cli = Cli::parse();
+    let store = match &cli.serve.data {
+        Some(path) => user_server::load_users(path)?,
+        None => UserStore::demo(),
+    };
+    tracing::info!(users = store.users().len(), "dataset loaded");
+    mcp_server_kit::run(
+        "user-server",
+        UserServer::new(store),
+        &cli.serve,
+        DEFAULT_HTTP_ADDR,
+    )
+    .context("user-server failed")
+}
