@@ -1,0 +1,342 @@
+//! The orchestrator's TOML config: which servers to reach, how, and the
+//! resilience policy. Parsed into raw types, then validated into [`Config`];
+//! every error names the file, the line and the field.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::policy::{Policy, PolicyError};
+
+/// Longest server name accepted.
+pub const SERVER_NAME_BYTES_MAX: usize = 64;
+/// Most servers one config may list.
+pub const SERVERS_MAX: usize = 64;
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub servers: Vec<ServerConfig>,
+    pub policy: Policy,
+}
+
+/// One MCP server to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Unique; tools are namespaced `name/tool`.
+    pub name: String,
+    pub transport: TransportConfig,
+}
+
+/// How to reach a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportConfig {
+    /// Launch `program args…` and speak MCP on its stdin/stdout.
+    Stdio { program: PathBuf, args: Vec<String> },
+    /// Newline-delimited JSON-RPC over TCP to `host:port`.
+    Tcp { addr: String },
+    /// MCP streamable HTTP at this URL (e.g. http://127.0.0.1:8082/mcp).
+    Http { url: String },
+}
+
+impl std::fmt::Display for TransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportConfig::Stdio { program, args } => {
+                write!(f, "stdio: {}", program.display())?;
+                args.iter().try_for_each(|a| write!(f, " {a}"))
+            }
+            TransportConfig::Tcp { addr } => write!(f, "tcp://{addr}"),
+            TransportConfig::Http { url } => f.write_str(url),
+        }
+    }
+}
+
+/// A config file that cannot be used. Nothing from it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Validates config text; `path` is only used in error messages.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let invalid = |offset: usize, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: line_of(text, offset),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
+            let offset = error.span().map_or(0, |span| span.start);
+            invalid(offset, error.message().to_owned())
+        })?;
+        if raw.servers.is_empty() {
+            return Err(invalid(0, "no [[servers]] listed".into()));
+        }
+        if raw.servers.len() > SERVERS_MAX {
+            return Err(invalid(0, format!("more than {SERVERS_MAX} servers")));
+        }
+        let mut servers: Vec<ServerConfig> = Vec::with_capacity(raw.servers.len());
+        for (index, server) in raw.servers.into_iter().enumerate() {
+            let name_at = server.name.span().start;
+            let name = server.name.into_inner();
+            let field = |f: &str| format!("servers[{index}].{f}");
+            if name.is_empty()
+                || name.len() > SERVER_NAME_BYTES_MAX
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    name_at,
+                    format!(
+                        "{}: {name:?} must be 1 to {SERVER_NAME_BYTES_MAX} characters of a-z, A-Z, 0-9, '-', '_'",
+                        field("name")
+                    ),
+                ));
+            }
+            if servers.iter().any(|s| s.name == name) {
+                return Err(invalid(
+                    name_at,
+                    format!("{}: {name:?} is listed twice", field("name")),
+                ));
+            }
+            let transport = match (server.stdio, server.tcp, server.http) {
+                (Some(command), None, None) => {
+                    let at = command.span().start;
+                    let mut command = command.into_inner().into_iter();
+                    let program = command.next().filter(|p| !p.is_empty()).ok_or_else(|| {
+                        invalid(at, format!("{}: the command is empty", field("stdio")))
+                    })?;
+                    TransportConfig::Stdio {
+                        program: resolve_program(path, &program),
+                        args: command.collect(),
+                    }
+                }
+                (None, Some(addr), None) => {
+                    let at = addr.span().start;
+                    let addr = addr.into_inner();
+                    let valid = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    });
+                    if !valid {
+                        return Err(invalid(
+                            at,
+                            format!("{}: {addr:?} is not host:port", field("tcp")),
+                        ));
+                    }
+                    TransportConfig::Tcp { addr }
+                }
+                (None, None, Some(url)) => {
+                    let at = url.span().start;
+                    let url = url.into_inner();
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "{}: {url:?} must start with http:// or https://",
+                                field("http")
+                            ),
+                        ));
+                    }
+                    TransportConfig::Http { url }
+                }
+                _ => {
+                    return Err(invalid(
+                        name_at,
+                        format!(
+                            "server {name:?}: give exactly one of stdio = [..], tcp = \"host:port\", http = \"URL\""
+                        ),
+                    ));
+                }
+            };
+            servers.push(ServerConfig { name, transport });
+        }
+        let policy = match raw.policy {
+            None => Policy::DEFAULT,
+            Some(raw) => {
+                let at = raw.span().start;
+                raw.into_inner()
+                    .into_policy()
+                    .map_err(|error| invalid(at, format!("[policy]: {error}")))?
+            }
+        };
+        Ok(Config { servers, policy })
+    }
+}
+
+/// A relative program path with a `/` in it is relative to the config
+/// file's directory; a bare name is looked up on PATH by the OS.
+fn resolve_program(config_path: &Path, program: &str) -> PathBuf {
+    let program_path = Path::new(program);
+    if program_path.is_relative() && program.contains('/') {
+        if let Some(dir) = config_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            return dir.join(program_path);
+        }
+    }
+    program_path.to_owned()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    servers: Vec<RawServer>,
+    policy: Option<Spanned<RawPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    stdio: Option<Spanned<Vec<String>>>,
+    tcp: Option<Spanned<String>>,
+    http: Option<Spanned<String>>,
+}
+
+/// Every field optional: what is left out keeps [`Policy::DEFAULT`]'s value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    connect_timeout_ms: Option<u64>,
+    call_timeout_ms: Option<u64>,
+    deadline_ms: Option<u64>,
+    attempts_max: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    retry_budget_ratio: Option<f64>,
+    retry_budget_min: Option<u32>,
+}
+
+impl RawPolicy {
+    fn into_policy(self) -> Result<Policy, PolicyError> {
+        let d = Policy::DEFAULT;
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        Policy::new(crate::policy::PolicySettings {
+            connect_timeout: ms(self.connect_timeout_ms, d.connect_timeout),
+            call_timeout: ms(self.call_timeout_ms, d.call_timeout),
+            deadline: ms(self.deadline_ms, d.deadline),
+            attempts_max: self.attempts_max.unwrap_or(d.attempts_max),
+            backoff_base: ms(self.backoff_base_ms, d.backoff_base),
+            backoff_max: ms(self.backoff_max_ms, d.backoff_max),
+            retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
+            retry_budget_min: self.retry_budget_min.unwrap_or(d.retry_budget_min),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml(Path::new("dir/orchestrator.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_all_three_transports_and_policy_overrides() {
+        let config = parse(
+            r#"
+            [[servers]]
+            name = "user"
+            stdio = ["./bin/user-server", "--data", "d.json"]
+            [[servers]]
+            name = "payment"
+            http = "http://127.0.0.1:8083/mcp"
+            [[servers]]
+            name = "other"
+            tcp = "localhost:9000"
+            [policy]
+            attempts_max = 5
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.servers[0].transport,
+            TransportConfig::Stdio {
+                program: PathBuf::from("dir/./bin/user-server"),
+                args: vec!["--data".into(), "d.json".into()]
+            }
+        );
+        assert_eq!(
+            config.servers[2].transport.to_string(),
+            "tcp://localhost:9000"
+        );
+        assert_eq!(config.policy.attempts_max, 5);
+        assert_eq!(config.policy.call_timeout, Policy::DEFAULT.call_timeout);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let cases = [
+            (
+                "[[servers]]\nname = \"a\"\nhttp = \"x\"\n",
+                "dir/orchestrator.toml:3: servers[0].http: \"x\" must start with http:// or https://",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ntcp = \"h:1\"\n[[servers]]\nname = \"a\"\ntcp = \"h:2\"\n",
+                "dir/orchestrator.toml:5: servers[1].name: \"a\" is listed twice",
+            ),
+            (
+                "[[servers]]\nname = \"a b\"\ntcp = \"h:1\"\n",
+                "dir/orchestrator.toml:2: servers[0].name: \"a b\" must be 1 to 64 characters of a-z, A-Z, 0-9, '-', '_'",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\n",
+                "dir/orchestrator.toml:2: server \"a\": give exactly one of stdio = [..], tcp = \"host:port\", http = \"URL\"",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ntcp = \"h:99999\"\n",
+                "dir/orchestrator.toml:3: servers[0].tcp: \"h:99999\" is not host:port",
+            ),
+            ("", "dir/orchestrator.toml:1: no [[servers]] listed"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+        }
+        let unknown = parse("[[servers]]\nname = \"a\"\ntcp = \"h:1\"\nport = 3\n").unwrap_err();
+        assert!(
+            unknown.starts_with("dir/orchestrator.toml:4: unknown field `port`"),
+            "{unknown}"
+        );
+        let policy =
+            parse("[[servers]]\nname = \"a\"\ntcp = \"h:1\"\n\n[policy]\nattempts_max = 0\n")
+                .unwrap_err();
+        assert_eq!(
+            policy,
+            "dir/orchestrator.toml:5: [policy]: attempts_max must be between 1 and 10, got 0"
+        );
+    }
+}

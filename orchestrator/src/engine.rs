@@ -1,0 +1,595 @@
+//! The orchestrator: connections, the catalog, and the retry loop that
+//! applies [`Policy`] to every remote call.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::future::join_all;
+use rand::{SeedableRng, rngs::SmallRng};
+use rmcp::{
+    ServiceError,
+    model::{CallToolRequestParams, CallToolResult, Tool},
+};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::{
+    answer::{self, Answer, ReplyError},
+    catalog::Catalog,
+    config::Config,
+    connector::{self, ConnectError, Connector, McpClient},
+    planner::{self, Plan, PlanError, Question, ToolRef},
+    policy::{Policy, RetryBudget},
+};
+
+/// Asks questions across MCP servers. Cheap to share: every method takes
+/// `&self` and may run concurrently.
+pub struct Orchestrator {
+    servers: Vec<Server>,
+    policy: Policy,
+    /// Seeded: backoff jitter replays exactly under simulation.
+    rng: Mutex<SmallRng>,
+    budget: RetryBudget,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field(
+                "servers",
+                &self.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Server {
+    name: String,
+    connector: Arc<dyn Connector>,
+    /// The live session, if any. Held across a reconnect so that concurrent
+    /// callers wait for one reconnect instead of starting their own.
+    live: tokio::sync::Mutex<Option<Live>>,
+    /// Connections made so far; the next one gets this plus one.
+    connections: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone)]
+struct Live {
+    client: Arc<McpClient>,
+    tools: Arc<Vec<Tool>>,
+    /// Counts connections to this server, so that a caller only drops the
+    /// session it saw fail, never a newer one.
+    generation: u64,
+}
+
+/// What happened at one step, for `--explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepTrace {
+    pub step: usize,
+    pub server: String,
+    pub tool: String,
+    pub arguments: Map<String, Value>,
+    pub attempts: u32,
+    #[serde(serialize_with = "as_micros", rename = "latency_us")]
+    pub latency: Duration,
+    /// "ok", "tool error: …" or the failure.
+    pub outcome: String,
+}
+
+fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// One remote call that did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Could not reach the server (after retries, if allowed).
+    #[error("unreachable after {attempts} attempt(s): {source}")]
+    Connect {
+        attempts: u32,
+        #[source]
+        source: ConnectError,
+    },
+    /// No reply within the per-call timeout (after retries, if allowed).
+    #[error("no reply within {timeout_ms} ms, {attempts} attempt(s)")]
+    Timeout { attempts: u32, timeout_ms: u128 },
+    /// The connection broke mid-call (after retries, if allowed).
+    #[error("connection lost, {attempts} attempt(s): {message}")]
+    Transport { attempts: u32, message: String },
+    /// The server answered with a JSON-RPC error: one side has a bug or a
+    /// mismatch. Never retried.
+    #[error("server refused the call: {message} (JSON-RPC {code})")]
+    Refused { code: i32, message: String },
+    /// The question's deadline passed.
+    #[error("deadline of {deadline_ms} ms passed after {attempts} attempt(s)")]
+    Deadline { attempts: u32, deadline_ms: u128 },
+    /// Retries are paused: too many already failed across all calls.
+    #[error("retry budget exhausted after {attempts} attempt(s); last failure: {last}")]
+    BudgetExhausted { attempts: u32, last: String },
+}
+
+impl CallError {
+    /// True when asking again later may succeed without anyone fixing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Connect { source, .. } => source.is_retryable(),
+            CallError::Refused { .. } => false,
+            _ => true,
+        }
+    }
+}
+
+/// Why a question got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// The question cannot be planned; the user must rephrase.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The tools a plan needs are on servers that are down.
+    #[error("{needed}: no tool for it is reachable. Unreachable: {}", down.iter().map(|(s, e)| format!("{s} ({e})")).collect::<Vec<_>>().join("; "))]
+    Unavailable {
+        needed: String,
+        down: Vec<(String, String)>,
+    },
+    /// A step's call failed.
+    #[error("step {step} ({server}/{tool}) failed: {source}")]
+    Call {
+        step: usize,
+        server: String,
+        tool: String,
+        #[source]
+        source: CallError,
+    },
+    /// The tool ran and refused: its message says what was wrong with the input.
+    #[error("step {step} ({server}/{tool}): {message}")]
+    Tool {
+        step: usize,
+        server: String,
+        tool: String,
+        message: String,
+    },
+    /// The server replied in a shape the plan cannot read.
+    #[error("step {step} ({server}/{tool}) replied with something unreadable: {problem}")]
+    BadReply {
+        step: usize,
+        server: String,
+        tool: String,
+        problem: ReplyError,
+    },
+}
+
+impl AskError {
+    /// True when the same question may succeed if asked again later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AskError::Call { source, .. } => source.is_transient(),
+            AskError::Unavailable { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The outcome of one attempt inside the retry loop.
+enum Attempt<T> {
+    Done(T),
+    /// Worth another attempt if the tool is retry-safe.
+    Retry(CallError),
+    /// Never worth another attempt.
+    Fail(CallError),
+}
+
+impl Orchestrator {
+    /// An orchestrator over `servers`, in the given order. `seed` drives
+    /// backoff jitter: pass a fixed one under simulation.
+    pub fn new(servers: Vec<(String, Arc<dyn Connector>)>, policy: Policy, seed: u64) -> Self {
+        Self {
+            servers: servers
+                .into_iter()
+                .map(|(name, connector)| Server {
+                    name,
+                    connector,
+                    live: tokio::sync::Mutex::new(None),
+                    connections: std::sync::atomic::AtomicU64::new(0),
+                })
+                .collect(),
+            policy,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            budget: RetryBudget::default(),
+        }
+    }
+
+    /// An orchestrator for the servers and policy of `config`.
+    pub fn from_config(config: &Config, seed: u64) -> Self {
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), connector::from_config(&s.transport)))
+            .collect();
+        Self::new(servers, config.policy, seed)
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Answers `question`, recording each step in `trace`.
+    pub async fn ask(
+        &self,
+        question: &str,
+        trace: &mut Vec<StepTrace>,
+    ) -> Result<Answer, AskError> {
+        let question = planner::parse_question(question)?;
+        let deadline = Instant::now() + self.policy.deadline;
+        let (catalog, down) = self.catalog_until(deadline).await;
+        let plan = match planner::plan(question, &catalog) {
+            Ok(plan) => plan,
+            Err(PlanError::MissingTool { needed, .. }) if !down.is_empty() => {
+                return Err(AskError::Unavailable {
+                    needed: needed.to_owned(),
+                    down,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.execute(&plan, deadline, trace).await
+    }
+
+    /// Runs a plan's steps in order.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        deadline: Instant,
+        trace: &mut Vec<StepTrace>,
+    ) -> Result<Answer, AskError> {
+        let (email, count) = match &plan.question {
+            Question::UserId { email } => (email, None),
+            Question::Transactions { email, count } => (email, *count),
+        };
+        let reply = self
+            .step(
+                1,
+                &plan.lookup,
+                plan.lookup.arguments(email, None),
+                deadline,
+                trace,
+            )
+            .await?;
+        if reply.is_error == Some(true) {
+            let message = answer::first_text(&reply)
+                .unwrap_or("(no message)")
+                .to_owned();
+            // The original demo's wording, and ours: "User with email X not found".
+            if message.to_lowercase().contains("not found") {
+                return Ok(Answer::UnknownUser {
+                    email: email.clone(),
+                });
+            }
+            return Err(tool_error(1, &plan.lookup, message));
+        }
+        let (user_id, name) =
+            answer::read_user_id(&reply).map_err(|problem| bad_reply(1, &plan.lookup, problem))?;
+        let Some(list) = &plan.list else {
+            return Ok(Answer::UserId {
+                email: email.clone(),
+                user_id,
+                name,
+            });
+        };
+        let reply = self
+            .step(2, list, list.arguments(&user_id, count), deadline, trace)
+            .await?;
+        if reply.is_error == Some(true) {
+            let message = answer::first_text(&reply)
+                .unwrap_or("(no message)")
+                .to_owned();
+            return Err(tool_error(2, list, message));
+        }
+        let mut transactions =
+            answer::read_transactions(&reply).map_err(|problem| bad_reply(2, list, problem))?;
+        if let Some(count) = count {
+            transactions.truncate(count as usize);
+        }
+        Ok(Answer::Transactions {
+            email: email.clone(),
+            user_id,
+            count,
+            transactions,
+        })
+    }
+
+    /// Connects to every server (those already connected cost nothing) and
+    /// lists their tools. Returns the catalog of the reachable ones and, for
+    /// the rest, why not.
+    pub async fn catalog(&self) -> (Catalog, Vec<(String, String)>) {
+        self.catalog_until(Instant::now() + self.policy.deadline)
+            .await
+    }
+
+    async fn catalog_until(&self, deadline: Instant) -> (Catalog, Vec<(String, String)>) {
+        let results = join_all(self.servers.iter().map(|server| async move {
+            let result = self
+                .retrying(deadline, true, async |_| self.live(server, deadline).await)
+                .await;
+            (server, result)
+        }))
+        .await;
+        let mut reachable = Vec::new();
+        let mut down = Vec::new();
+        for (server, result) in results {
+            match result {
+                Ok((live, _)) => reachable.push((server.name.clone(), live.tools.as_ref().clone())),
+                Err(error) => down.push((server.name.clone(), error.to_string())),
+            }
+        }
+        (Catalog::new(reachable), down)
+    }
+
+    /// One traced step: call `tool` with `arguments` under the retry policy.
+    async fn step(
+        &self,
+        step: usize,
+        tool: &ToolRef,
+        arguments: Map<String, Value>,
+        deadline: Instant,
+        trace: &mut Vec<StepTrace>,
+    ) -> Result<CallToolResult, AskError> {
+        let started = Instant::now();
+        let result = self.call(tool, arguments.clone(), deadline).await;
+        let (outcome, attempts) = match &result {
+            Ok((reply, attempts)) if reply.is_error == Some(true) => (
+                format!("tool error: {}", answer::first_text(reply).unwrap_or("")),
+                *attempts,
+            ),
+            Ok((_, attempts)) => ("ok".to_owned(), *attempts),
+            Err(error) => (error.to_string(), attempts_of(error)),
+        };
+        trace.push(StepTrace {
+            step,
+            server: tool.server.clone(),
+            tool: tool.tool.clone(),
+            arguments,
+            attempts,
+            latency: started.elapsed(),
+            outcome,
+        });
+        result
+            .map(|(reply, _)| reply)
+            .map_err(|source| AskError::Call {
+                step,
+                server: tool.server.clone(),
+                tool: tool.tool.clone(),
+                source,
+            })
+    }
+
+    /// Calls one tool under the policy: per-attempt timeout, reconnect on a
+    /// broken or silent connection, backoff with full jitter, retry budget,
+    /// overall deadline. Returns the reply and the attempts it took.
+    pub async fn call(
+        &self,
+        tool: &ToolRef,
+        arguments: Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<(CallToolResult, u32), CallError> {
+        let server = self
+            .servers
+            .iter()
+            .find(|s| s.name == tool.server)
+            .expect("plans only name configured servers");
+        let call_timeout = self.policy.call_timeout;
+        self.retrying(deadline, tool.retry_safe, async |_| {
+            let live = match self.live(server, deadline).await {
+                Attempt::Done(live) => live,
+                Attempt::Retry(error) => return Attempt::Retry(error),
+                Attempt::Fail(error) => return Attempt::Fail(error),
+            };
+            let params =
+                CallToolRequestParams::new(tool.tool.clone()).with_arguments(arguments.clone());
+            let timeout = call_timeout.min(deadline.saturating_duration_since(Instant::now()));
+            match tokio::time::timeout(timeout, live.client.call_tool(params)).await {
+                Ok(Ok(reply)) => Attempt::Done(reply),
+                Ok(Err(ServiceError::McpError(error))) => Attempt::Fail(CallError::Refused {
+                    code: error.code.0,
+                    message: error.message.to_string(),
+                }),
+                Ok(Err(error)) => {
+                    self.drop_live(server, live.generation).await;
+                    Attempt::Retry(CallError::Transport {
+                        attempts: 0,
+                        message: error.to_string(),
+                    })
+                }
+                Err(_elapsed) => {
+                    // The reply may still come, or the stream may be stalled
+                    // for good (a lost segment is never retransmitted): start
+                    // afresh. The server may still run the call: at-least-once.
+                    self.drop_live(server, live.generation).await;
+                    Attempt::Retry(CallError::Timeout {
+                        attempts: 0,
+                        timeout_ms: timeout.as_millis(),
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    /// The retry loop. `op` gets the attempt number (1-based).
+    async fn retrying<T>(
+        &self,
+        deadline: Instant,
+        retry_safe: bool,
+        mut op: impl AsyncFnMut(u32) -> Attempt<T>,
+    ) -> Result<(T, u32), CallError> {
+        self.budget.deposit();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if Instant::now() >= deadline {
+                return Err(CallError::Deadline {
+                    attempts: attempt - 1,
+                    deadline_ms: self.policy.deadline.as_millis(),
+                });
+            }
+            let error = match op(attempt).await {
+                Attempt::Done(value) => return Ok((value, attempt)),
+                Attempt::Fail(error) => return Err(with_attempts(error, attempt)),
+                Attempt::Retry(error) => with_attempts(error, attempt),
+            };
+            if !retry_safe || attempt >= self.policy.attempts_max {
+                return Err(error);
+            }
+            if !self.budget.try_withdraw(&self.policy) {
+                return Err(CallError::BudgetExhausted {
+                    attempts: attempt,
+                    last: error.to_string(),
+                });
+            }
+            let pause = {
+                let mut rng = self.rng.lock().expect("rng lock");
+                self.policy.backoff(attempt, &mut *rng)
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if pause >= remaining {
+                tokio::time::sleep(remaining).await;
+                return Err(CallError::Deadline {
+                    attempts: attempt,
+                    deadline_ms: self.policy.deadline.as_millis(),
+                });
+            }
+            tracing::debug!(attempt, ?pause, %error, "retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The server's live session, connecting (and listing its tools) if
+    /// there is none or it has closed.
+    async fn live(&self, server: &Server, deadline: Instant) -> Attempt<Live> {
+        let mut slot = server.live.lock().await;
+        if let Some(live) = slot.as_ref() {
+            if !live.client.is_closed() {
+                return Attempt::Done(live.clone());
+            }
+            tracing::info!(server = %server.name, "connection closed; reconnecting");
+        }
+        *slot = None;
+        let generation = server
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let timeout = self
+            .policy
+            .connect_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let connect = async {
+            let client = server.connector.connect().await.map_err(|source| {
+                let retryable = source.is_retryable();
+                (
+                    CallError::Connect {
+                        attempts: 0,
+                        source,
+                    },
+                    retryable,
+                )
+            })?;
+            let tools = client.list_all_tools().await.map_err(|error| {
+                (
+                    CallError::Transport {
+                        attempts: 0,
+                        message: format!("listing tools failed: {error}"),
+                    },
+                    true,
+                )
+            })?;
+            Ok::<_, (CallError, bool)>((client, tools))
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok((client, tools))) => {
+                tracing::debug!(server = %server.name, generation, tools = tools.len(), "connected");
+                let live = Live {
+                    client: Arc::new(client),
+                    tools: Arc::new(tools),
+                    generation,
+                };
+                *slot = Some(live.clone());
+                Attempt::Done(live)
+            }
+            Ok(Err((error, true))) => Attempt::Retry(error),
+            Ok(Err((error, false))) => Attempt::Fail(error),
+            Err(_) => Attempt::Retry(CallError::Connect {
+                attempts: 0,
+                source: ConnectError::Handshake {
+                    target: server.connector.target(),
+                    message: format!("no answer within {} ms", timeout.as_millis()),
+                    stderr_tail: String::new(),
+                },
+            }),
+        }
+    }
+
+    /// Drops the session `generation` of `server`, unless a newer one
+    /// already replaced it.
+    async fn drop_live(&self, server: &Server, generation: u64) {
+        let mut slot = server.live.lock().await;
+        if slot.as_ref().is_some_and(|l| l.generation == generation) {
+            tracing::info!(server = %server.name, generation, "dropping connection");
+            if let Some(live) = slot.take() {
+                live.client.cancellation_token().cancel();
+            }
+        }
+    }
+
+    /// Closes every connection (and stops stdio child processes).
+    pub async fn shutdown(&self) {
+        for server in &self.servers {
+            if let Some(live) = server.live.lock().await.take() {
+                live.client.cancellation_token().cancel();
+            }
+        }
+    }
+}
+
+fn with_attempts(mut error: CallError, n: u32) -> CallError {
+    match &mut error {
+        CallError::Connect { attempts, .. }
+        | CallError::Timeout { attempts, .. }
+        | CallError::Transport { attempts, .. }
+        | CallError::Deadline { attempts, .. }
+        | CallError::BudgetExhausted { attempts, .. } => *attempts = n,
+        CallError::Refused { .. } => {}
+    }
+    error
+}
+
+fn attempts_of(error: &CallError) -> u32 {
+    match error {
+        CallError::Connect { attempts, .. }
+        | CallError::Timeout { attempts, .. }
+        | CallError::Transport { attempts, .. }
+        | CallError::Deadline { attempts, .. }
+        | CallError::BudgetExhausted { attempts, .. } => *attempts,
+        CallError::Refused { .. } => 1,
+    }
+}
+
+fn tool_error(step: usize, tool: &ToolRef, message: String) -> AskError {
+    AskError::Tool {
+        step,
+        server: tool.server.clone(),
+        tool: tool.tool.clone(),
+        message,
+    }
+}
+
+fn bad_reply(step: usize, tool: &ToolRef, problem: ReplyError) -> AskError {
+    AskError::BadReply {
+        step,
+        server: tool.server.clone(),
+        tool: tool.tool.clone(),
+        problem,
+    }
+}
