@@ -312,7 +312,7 @@ impl Orchestrator {
     async fn catalog_until(&self, deadline: Instant) -> (Catalog, Vec<(String, String)>) {
         let results = join_all(self.servers.iter().map(|server| async move {
             let result = self
-                .retrying(deadline, true, async |_| self.live(server, deadline).await)
+                .retrying(deadline, true, move |_| self.live(server, deadline))
                 .await;
             (server, result)
         }))
@@ -380,51 +380,68 @@ impl Orchestrator {
             .iter()
             .find(|s| s.name == tool.server)
             .expect("plans only name configured servers");
-        let call_timeout = self.policy.call_timeout;
-        self.retrying(deadline, tool.retry_safe, async |_| {
-            let live = match self.live(server, deadline).await {
-                Attempt::Done(live) => live,
-                Attempt::Retry(error) => return Attempt::Retry(error),
-                Attempt::Fail(error) => return Attempt::Fail(error),
-            };
-            let params =
-                CallToolRequestParams::new(tool.tool.clone()).with_arguments(arguments.clone());
-            let timeout = call_timeout.min(deadline.saturating_duration_since(Instant::now()));
-            match tokio::time::timeout(timeout, live.client.call_tool(params)).await {
-                Ok(Ok(reply)) => Attempt::Done(reply),
-                Ok(Err(ServiceError::McpError(error))) => Attempt::Fail(CallError::Refused {
-                    code: error.code.0,
-                    message: error.message.to_string(),
-                }),
-                Ok(Err(error)) => {
-                    self.drop_live(server, live.generation).await;
-                    Attempt::Retry(CallError::Transport {
-                        attempts: 0,
-                        message: error.to_string(),
-                    })
-                }
-                Err(_elapsed) => {
-                    // The reply may still come, or the stream may be stalled
-                    // for good (a lost segment is never retransmitted): start
-                    // afresh. The server may still run the call: at-least-once.
-                    self.drop_live(server, live.generation).await;
-                    Attempt::Retry(CallError::Timeout {
-                        attempts: 0,
-                        timeout_ms: timeout.as_millis(),
-                    })
-                }
-            }
+        let arguments = &arguments;
+        self.retrying(deadline, tool.retry_safe, move |_| {
+            self.attempt_call(server, tool, arguments, deadline)
         })
         .await
     }
 
+    /// One attempt at a call: get a live session, call, classify the result.
+    async fn attempt_call(
+        &self,
+        server: &Server,
+        tool: &ToolRef,
+        arguments: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Attempt<CallToolResult> {
+        let live = match self.live(server, deadline).await {
+            Attempt::Done(live) => live,
+            Attempt::Retry(error) => return Attempt::Retry(error),
+            Attempt::Fail(error) => return Attempt::Fail(error),
+        };
+        let params =
+            CallToolRequestParams::new(tool.tool.clone()).with_arguments(arguments.clone());
+        let timeout = self
+            .policy
+            .call_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(timeout, live.client.call_tool(params)).await {
+            Ok(Ok(reply)) => Attempt::Done(reply),
+            Ok(Err(ServiceError::McpError(error))) => Attempt::Fail(CallError::Refused {
+                code: error.code.0,
+                message: error.message.to_string(),
+            }),
+            Ok(Err(error)) => {
+                self.drop_live(server, live.generation).await;
+                Attempt::Retry(CallError::Transport {
+                    attempts: 0,
+                    message: error.to_string(),
+                })
+            }
+            Err(_elapsed) => {
+                // The reply may still come, or the stream may be stalled for
+                // good (a lost segment is never retransmitted): start afresh.
+                // The server may still run the call: calls are at-least-once.
+                self.drop_live(server, live.generation).await;
+                Attempt::Retry(CallError::Timeout {
+                    attempts: 0,
+                    timeout_ms: timeout.as_millis(),
+                })
+            }
+        }
+    }
+
     /// The retry loop. `op` gets the attempt number (1-based).
-    async fn retrying<T>(
+    async fn retrying<T, F>(
         &self,
         deadline: Instant,
         retry_safe: bool,
-        mut op: impl AsyncFnMut(u32) -> Attempt<T>,
-    ) -> Result<(T, u32), CallError> {
+        mut op: impl FnMut(u32) -> F,
+    ) -> Result<(T, u32), CallError>
+    where
+        F: Future<Output = Attempt<T>>,
+    {
         self.budget.deposit();
         let mut attempt = 0;
         loop {
@@ -546,8 +563,13 @@ impl Orchestrator {
     /// Closes every connection (and stops stdio child processes).
     pub async fn shutdown(&self) {
         for server in &self.servers {
-            if let Some(live) = server.live.lock().await.take() {
-                live.client.cancellation_token().cancel();
+            let Some(live) = server.live.lock().await.take() else {
+                continue;
+            };
+            match Arc::try_unwrap(live.client) {
+                // Waits for the transport to close (and a stdio child to exit).
+                Ok(client) => drop(client.cancel().await),
+                Err(shared) => shared.cancellation_token().cancel(),
             }
         }
     }

@@ -1,1 +1,263 @@
-fn main() {}
+//! `orchestrator`: ask questions that span MCP servers.
+//!
+//! Exit codes: 0 answered (an unknown user is an answer), 1 no answer
+//! (servers failed or replied badly), 2 bad usage, config or question
+//! (including one a tool refused, such as a malformed email).
+
+mod bench;
+mod embedded;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use orchestrator::{AskError, Config, Orchestrator, StepTrace, policy::Policy};
+
+use embedded::{Role, Transport};
+
+/// Answers questions such as "What are the recent transactions for
+/// bob@example.com?" by chaining tools across MCP servers.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Answer one question.
+    Ask {
+        /// The question, e.g. "What are the recent transactions for bob@example.com?"
+        question: String,
+        #[command(flatten)]
+        servers: Servers,
+        /// Print each step (server, tool, arguments, attempts, latency) on stderr.
+        #[arg(long)]
+        explain: bool,
+        /// Print the answer as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every server's tools, namespaced server/tool.
+    Tools {
+        #[command(flatten)]
+        servers: Servers,
+    },
+    /// Load generator: run the 2-hop demo query N times against the embedded
+    /// reference servers and report latency percentiles and throughput.
+    Bench(bench::BenchArgs),
+    /// Run a reference server on stdio (used by embedded stdio mode).
+    #[command(hide = true)]
+    ServeEmbedded { role: Role },
+}
+
+/// Which servers to talk to.
+#[derive(Debug, clap::Args)]
+struct Servers {
+    /// Servers and policy from this TOML file (see orchestrator.example.toml).
+    /// Without it, both reference servers are started with the demo data.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Transport for the embedded servers (without --config).
+    #[arg(long, value_enum, default_value_t = Transport::Stdio, conflicts_with = "config")]
+    transport: Transport,
+    /// Seed for retry jitter; the same seed replays the same backoff pauses.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::ServeEmbedded { role } = cli.command {
+        mcp_server_kit::init_tracing();
+        return exit(embedded::serve_stdio(role));
+    }
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return exit(Err(error.into())),
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Ask {
+                question,
+                servers,
+                explain,
+                json,
+            } => ask(&question, &servers, explain, json).await,
+            Command::Tools { servers } => exit(tools(&servers).await),
+            Command::Bench(args) => exit(bench::run(args).await),
+            Command::ServeEmbedded { .. } => unreachable!("handled above"),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    code
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal;
+    let default = match verbose {
+        0 => "warn,rmcp=error",
+        1 => "info,rmcp=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// The orchestrator the flags select, plus the embedded servers it needs alive.
+async fn connect(servers: &Servers) -> anyhow::Result<(Orchestrator, Option<embedded::Embedded>)> {
+    let seed = servers.seed.unwrap_or_else(random_seed);
+    match &servers.config {
+        Some(path) => {
+            let config = Config::from_file(path)?;
+            Ok((Orchestrator::from_config(&config, seed), None))
+        }
+        None => {
+            let embedded = embedded::start(servers.transport).await?;
+            let orchestrator = Orchestrator::new(embedded.servers.clone(), Policy::DEFAULT, seed);
+            Ok((orchestrator, Some(embedded)))
+        }
+    }
+}
+
+/// A seed from the OS's hash keys: this binary is not simulated.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+async fn ask(question: &str, servers: &Servers, explain: bool, json: bool) -> ExitCode {
+    let (orchestrator, _embedded) = match connect(servers).await {
+        Ok(connected) => connected,
+        Err(error) => return exit(Err(error)),
+    };
+    let started = tokio::time::Instant::now();
+    if explain {
+        let (catalog, down) = orchestrator.catalog().await;
+        eprintln!(
+            "catalog: {} tool(s) in {:.1} ms: {}",
+            catalog.entries().len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            catalog
+                .entries()
+                .iter()
+                .map(|e| e.qualified_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (server, error) in down {
+            eprintln!("  unreachable: {server}: {error}");
+        }
+    }
+    let mut trace = Vec::new();
+    let result = orchestrator.ask(question, &mut trace).await;
+    orchestrator.shutdown().await;
+    if explain {
+        print_trace(&trace);
+    }
+    let code = match &result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(AskError::Plan(_) | AskError::Tool { .. }) => ExitCode::from(2),
+        Err(_) => ExitCode::FAILURE,
+    };
+    if json {
+        let value = match &result {
+            Ok(answer) => {
+                serde_json::json!({ "question": question, "answer": answer, "steps": trace })
+            }
+            Err(error) => serde_json::json!({
+                "question": question,
+                "error": error.to_string(),
+                "transient": error.is_transient(),
+                "steps": trace,
+            }),
+        };
+        println!("{value}");
+    } else {
+        match &result {
+            Ok(answer) => println!("{}", answer.render()),
+            Err(AskError::Plan(error)) => eprintln!("{error}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                if error.is_transient() {
+                    eprintln!("(this may be temporary: asking again later may work)");
+                }
+            }
+        }
+    }
+    code
+}
+
+fn print_trace(trace: &[StepTrace]) {
+    for step in trace {
+        eprintln!(
+            "step {}: {}/{} {}\n        {} · {} attempt(s) · {:.2} ms",
+            step.step,
+            step.server,
+            step.tool,
+            serde_json::Value::Object(step.arguments.clone()),
+            step.outcome,
+            step.attempts,
+            step.latency.as_secs_f64() * 1e3,
+        );
+    }
+}
+
+async fn tools(servers: &Servers) -> anyhow::Result<()> {
+    let (orchestrator, _embedded) = connect(servers).await?;
+    let (catalog, down) = orchestrator.catalog().await;
+    orchestrator.shutdown().await;
+    let width = catalog
+        .entries()
+        .iter()
+        .map(|e| e.qualified_name().len())
+        .max()
+        .unwrap_or(0);
+    for entry in catalog.entries() {
+        let description = entry.tool.description.as_deref().unwrap_or("");
+        let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        let safety = if entry.retry_safe() {
+            "read-only"
+        } else {
+            "may write"
+        };
+        println!(
+            "{:width$}  {safety:9}  {description}",
+            entry.qualified_name()
+        );
+    }
+    if !down.is_empty() {
+        let names: Vec<String> = down.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+        anyhow::bail!("unreachable: {}", names.join("; "));
+    }
+    if catalog.is_empty() {
+        anyhow::bail!("no server offers any tool");
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `orchestrator bench`: a load generator in the manner of redis-benchmark.
+//! It measures; it is not a test.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use anyhow::Context;
+use orchestrator::{Orchestrator, policy::Policy};
+use tokio::time::{Duration, Instant};
+
+use crate::embedded::{self, Transport};
+
+/// The question every bench query asks: the 2-hop demo.
+const DEMO_QUESTION: &str = "What are the recent transactions for bob@example.com?";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Queries to run, after one warm-up query.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    queries: u32,
+    /// Queries in flight at once, all sharing one connection per server.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Transport to the embedded reference servers.
+    #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+    transport: Transport,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let embedded = embedded::start(args.transport).await?;
+    let orchestrator = Arc::new(Orchestrator::new(
+        embedded.servers.clone(),
+        Policy::DEFAULT,
+        0,
+    ));
+    let expected = orchestrator
+        .ask(DEMO_QUESTION, &mut Vec::new())
+        .await
+        .context("the warm-up query failed")?;
+
+    let total = args.queries as usize;
+    let progress = progress_bar(total as u64, args.json);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let (orchestrator, next, expected, progress) = (
+                orchestrator.clone(),
+                next.clone(),
+                expected.clone(),
+                progress.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                let mut trace = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    trace.clear();
+                    let begun = Instant::now();
+                    match orchestrator.ask(DEMO_QUESTION, &mut trace).await {
+                        Ok(answer) if answer == expected => latencies.push(begun.elapsed()),
+                        _ => errors += 1,
+                    }
+                    progress.inc(1);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = 0;
+    for worker in workers {
+        let (mut l, e) = worker.await.context("a bench worker panicked")?;
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    orchestrator.shutdown().await;
+    drop(embedded);
+
+    latencies.sort_unstable();
+    let report = Report {
+        queries: args.queries,
+        concurrency: args.concurrency,
+        transport: format!("{:?}", args.transport).to_lowercase(),
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+        qps: (f64::from(args.queries) / elapsed.as_secs_f64()).round() as u64,
+        errors,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("transport  queries  concurrency       p50       p99       qps  errors");
+        println!(
+            "{:9}  {:>7}  {:>11}  {:>5.3} ms  {:>5.3} ms  {:>8}  {:>6}",
+            report.transport,
+            report.queries,
+            report.concurrency,
+            report.p50_us as f64 / 1e3,
+            report.p99_us as f64 / 1e3,
+            report.qps,
+            report.errors
+        );
+    }
+    if errors > 0 {
+        anyhow::bail!("{errors} of {total} queries failed or answered wrongly");
+    }
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    queries: u32,
+    concurrency: u32,
+    transport: String,
+    p50_us: u64,
+    p99_us: u64,
+    qps: u64,
+    errors: u64,
+}
+
+/// Nearest-rank percentile of sorted latencies, in microseconds.
+fn percentile(sorted: &[Duration], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    u64::try_from(sorted[rank - 1].as_micros()).unwrap_or(u64::MAX)
+}
+
+fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} queries {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&sorted, 0.50), 50);
+        assert_eq!(percentile(&sorted, 0.99), 99);
+        assert_eq!(percentile(&sorted[..1], 0.99), 1);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}
