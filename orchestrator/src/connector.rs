@@ -60,7 +60,7 @@ pub enum ConnectError {
         source: std::io::Error,
     },
     /// Connected, but the MCP `initialize` handshake failed.
-    #[error("{target} did not complete the MCP handshake: {message}{stderr_tail}")]
+    #[error("{target}: MCP handshake failed: {message}{stderr_tail}")]
     Handshake {
         target: String,
         message: String,
@@ -105,9 +105,61 @@ where
         .await
         .map_err(|error| ConnectError::Handshake {
             target: target.to_owned(),
-            message: error.to_string(),
+            message: root_cause(&error),
             stderr_tail: String::new(),
         })
+}
+
+/// `host:port` of an http(s) URL, with the scheme's default port.
+fn authority(url: &str) -> Option<String> {
+    let (rest, default_port) = match url.split_once("://")? {
+        ("http", rest) => (rest, 80),
+        ("https", rest) => (rest, 443),
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let has_port = match authority.rfind(']') {
+        Some(bracket) => authority[bracket..].contains(':'),
+        None => authority.contains(':'),
+    };
+    Some(if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    })
+}
+
+/// The innermost cause of an error: "Connection refused (os error 111)"
+/// rather than three layers of transport type names.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_defaults_the_port_by_scheme() {
+        assert_eq!(
+            authority("http://127.0.0.1:8082/mcp").as_deref(),
+            Some("127.0.0.1:8082")
+        );
+        assert_eq!(
+            authority("https://example.com/mcp").as_deref(),
+            Some("example.com:443")
+        );
+        assert_eq!(authority("http://u:p@[::1]/x").as_deref(), Some("[::1]:80"));
+        assert_eq!(authority("http://[::1]:9/x").as_deref(), Some("[::1]:9"));
+        assert_eq!(authority("ftp://x"), None);
+    }
 }
 
 /// Launches the server as a child process and speaks MCP on its stdio.
@@ -158,7 +210,7 @@ impl Connector for StdioConnector {
                     };
                     Err(ConnectError::Handshake {
                         target: self.target(),
-                        message: error.to_string(),
+                        message: root_cause(&error),
                         stderr_tail,
                     })
                 }
@@ -219,12 +271,22 @@ impl Connector for HttpConnector {
 
     fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
         Box::pin(async move {
+            // rmcp flattens the cause of a failed request into one long
+            // string; probing first names a refused or unreachable server plainly.
+            if let Some(authority) = authority(&self.url) {
+                tokio::net::TcpStream::connect(&authority)
+                    .await
+                    .map_err(|source| ConnectError::Io {
+                        target: self.target(),
+                        source,
+                    })?;
+            }
             let transport = StreamableHttpClientTransport::from_uri(self.url.as_str());
             ().serve(transport)
                 .await
                 .map_err(|error| ConnectError::Handshake {
                     target: self.target(),
-                    message: error.to_string(),
+                    message: root_cause(&error),
                     stderr_tail: String::new(),
                 })
         })

@@ -130,10 +130,10 @@ pub enum AskError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// The tools a plan needs are on servers that are down.
-    #[error("{needed}: no tool for it is reachable. Unreachable: {}", down.iter().map(|(s, e)| format!("{s} ({e})")).collect::<Vec<_>>().join("; "))]
+    #[error("no reachable server offers {needed}; unreachable:{}", down.iter().map(|(s, e)| format!("\n  {s}: {e}")).collect::<String>())]
     Unavailable {
         needed: String,
-        down: Vec<(String, String)>,
+        down: Vec<(String, CallError)>,
     },
     /// A step's call failed.
     #[error("step {step} ({server}/{tool}) failed: {source}")]
@@ -167,7 +167,7 @@ impl AskError {
     pub fn is_transient(&self) -> bool {
         match self {
             AskError::Call { source, .. } => source.is_transient(),
-            AskError::Unavailable { .. } => true,
+            AskError::Unavailable { down, .. } => down.iter().all(|(_, e)| e.is_transient()),
             _ => false,
         }
     }
@@ -304,12 +304,12 @@ impl Orchestrator {
     /// Connects to every server (those already connected cost nothing) and
     /// lists their tools. Returns the catalog of the reachable ones and, for
     /// the rest, why not.
-    pub async fn catalog(&self) -> (Catalog, Vec<(String, String)>) {
+    pub async fn catalog(&self) -> (Catalog, Vec<(String, CallError)>) {
         self.catalog_until(Instant::now() + self.policy.deadline)
             .await
     }
 
-    async fn catalog_until(&self, deadline: Instant) -> (Catalog, Vec<(String, String)>) {
+    async fn catalog_until(&self, deadline: Instant) -> (Catalog, Vec<(String, CallError)>) {
         let results = join_all(self.servers.iter().map(|server| async move {
             let result = self
                 .retrying(deadline, true, move |_| self.live(server, deadline))
@@ -322,7 +322,7 @@ impl Orchestrator {
         for (server, result) in results {
             match result {
                 Ok((live, _)) => reachable.push((server.name.clone(), live.tools.as_ref().clone())),
-                Err(error) => down.push((server.name.clone(), error.to_string())),
+                Err(error) => down.push((server.name.clone(), error)),
             }
         }
         (Catalog::new(reachable), down)

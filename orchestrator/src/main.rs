@@ -114,7 +114,9 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 fn init_tracing(verbose: u8) {
     use std::io::IsTerminal;
     let default = match verbose {
-        0 => "warn,rmcp=error",
+        // rmcp logs transport noise at error level on ordinary failures;
+        // the orchestrator reports those itself, with the server named.
+        0 => "warn,rmcp=off",
         1 => "info,rmcp=warn",
         _ => "debug",
     };
