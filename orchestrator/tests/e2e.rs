@@ -321,7 +321,7 @@ async fn a_server_down_at_start_is_named_within_the_deadline() {
     assert!(matches!(error, AskError::Unavailable { .. }), "{error:?}");
     assert!(
         message.contains(&format!(
-            "payment (unreachable after 3 attempt(s): cannot connect to tcp://{dead}"
+            "\n  payment: unreachable after 3 attempt(s): cannot connect to tcp://{dead}: "
         )),
         "{message}"
     );
