@@ -193,10 +193,11 @@ impl Config {
 /// file's directory; a bare name is looked up on PATH by the OS.
 fn resolve_program(config_path: &Path, program: &str) -> PathBuf {
     let program_path = Path::new(program);
-    if program_path.is_relative() && program.contains('/') {
-        if let Some(dir) = config_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            return dir.join(program_path);
-        }
+    if program_path.is_relative()
+        && program.contains('/')
+        && let Some(dir) = config_path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        return dir.join(program_path);
     }
     program_path.to_owned()
 }

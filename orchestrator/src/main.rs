@@ -105,7 +105,7 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
             ExitCode::from(2)
         }
     }

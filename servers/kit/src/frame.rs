@@ -49,7 +49,7 @@ pub struct LineTransport<R, W> {
 }
 
 enum Pending {
-    Queue(TxJsonRpcMessage<RoleServer>),
+    Queue(Box<TxJsonRpcMessage<RoleServer>>),
     Flush,
 }
 
@@ -98,7 +98,7 @@ where
                 let mut writer = self.writer.lock().await;
                 if let Pending::Queue(reply) = pending {
                     // `feed` only encodes into the write buffer: it cannot be torn.
-                    writer.feed(reply).await.ok()?;
+                    writer.feed(*reply).await.ok()?;
                 }
                 self.pending = Some(Pending::Flush);
                 writer.flush().await.ok()?;
@@ -128,7 +128,7 @@ where
                     return None;
                 }
             };
-            self.pending = Some(Pending::Queue(reply));
+            self.pending = Some(Pending::Queue(Box::new(reply)));
         }
     }
 
@@ -205,6 +205,13 @@ fn classify(line: &[u8]) -> Classified {
     if is_notification {
         tracing::debug!(error = %parse_error, "ignored a malformed notification");
         return Classified::Ignore;
+    }
+    if id.is_none() {
+        // `"id": null`: a request rmcp cannot answer, whatever its method.
+        return reply(ErrorData::invalid_request(
+            "id must be a string or an integer",
+            None,
+        ));
     }
     match method.as_str() {
         None => reply(ErrorData::invalid_request("method must be a string", None)),
@@ -299,7 +306,9 @@ impl Decoder for BoundedLines {
                     }
                     return Ok(Some(Frame::Line(line)));
                 }
-                (false, None) if buf.len() > self.max => {
+                // A trailing `\r` may be the first half of a CRLF whose `\n`
+                // has not arrived yet: it does not count against the cap.
+                (false, None) if buf.len() > self.max + usize::from(buf.last() == Some(&b'\r')) => {
                     buf.clear();
                     self.scanned = 0;
                     self.discarding = true;
@@ -335,7 +344,18 @@ impl Encoder<TxJsonRpcMessage<RoleServer>> for JsonLineEncoder {
         item: TxJsonRpcMessage<RoleServer>,
         buf: &mut BytesMut,
     ) -> Result<(), std::io::Error> {
-        serde_json::to_writer(buf.writer(), &item)?;
+        match &item {
+            // JSON-RPC 2.0: an error that cannot be tied to a request still
+            // carries `"id": null`; rmcp leaves the member out.
+            rmcp::model::JsonRpcMessage::Error(error) if error.id.is_none() => {
+                let mut value = serde_json::to_value(&item)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("id".into(), serde_json::Value::Null);
+                }
+                serde_json::to_writer(buf.writer(), &value)?;
+            }
+            _ => serde_json::to_writer(buf.writer(), &item)?,
+        }
         buf.put_u8(b'\n');
         Ok(())
     }
@@ -386,6 +406,19 @@ mod tests {
         assert_eq!(frames(4, &[b"abcd\n"]), vec![line("abcd")]);
     }
 
+    #[test]
+    fn crlf_line_of_exactly_the_cap_is_accepted_however_it_is_split() {
+        for chunks in [
+            &[&b"abcd\r\n"[..]][..],
+            &[b"abcd\r", b"\n"],
+            &[b"ab", b"cd\r", b"\n"],
+        ] {
+            assert_eq!(frames(4, chunks), vec![line("abcd")], "{chunks:?}");
+        }
+        assert_eq!(frames(4, &[b"abcde\r", b"\n"]), vec![Frame::TooLong]);
+        assert_eq!(frames(4, &[b"abcd\r\r", b"\n"]), vec![Frame::TooLong]);
+    }
+
     fn reply_code(raw: &str) -> Option<(i32, Option<RequestId>)> {
         match classify(raw.as_bytes()) {
             Classified::Reply(error, id) => Some((error.code.0, id)),
@@ -413,11 +446,28 @@ mod tests {
             Some((-32600, None))
         );
         assert_eq!(
+            reply_code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            Some((-32600, None))
+        );
+        assert_eq!(reply_code(r#"{"jsonrpc":"2.0","id":null,"error":5}"#), None);
+        assert_eq!(
             reply_code(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":5}"#),
             Some((-32602, id))
         );
         assert_eq!(reply_code(r#"{"jsonrpc":"2.0","method":7}"#), None);
         assert_eq!(reply_code("   "), None);
+    }
+
+    #[test]
+    fn an_error_without_a_request_id_says_id_null() {
+        let mut buf = BytesMut::new();
+        let reply =
+            TxJsonRpcMessage::<RoleServer>::error(ErrorData::parse_error("bad", None), None);
+        JsonLineEncoder.encode(reply, &mut buf).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(value["id"], serde_json::Value::Null);
+        assert!(value.as_object().unwrap().contains_key("id"));
+        assert_eq!(value["error"]["code"], -32700);
     }
 
     #[test]

@@ -59,3 +59,23 @@ pub fn load_ledger(path: &Path) -> Result<Ledger, mcp_server_kit::DataFileError>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_example_dataset_is_the_embedded_demo() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../example-data.json"));
+        let loaded = load_ledger(path).unwrap();
+        let demo = Ledger::demo();
+        for user in [
+            "b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f",
+            "a2b3c4d5-6e7f-8a9b-0c1d-2e3f4a5b6c7d",
+            "c3d4e5f6-7a8b-9c0d-1e2f-3a4b5c6d7e8f",
+        ] {
+            assert_eq!(loaded.history(user, None), demo.history(user, None));
+        }
+        assert_eq!(loaded.len(), demo.len());
+    }
+}

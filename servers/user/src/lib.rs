@@ -47,3 +47,15 @@ pub fn load_users(path: &Path) -> Result<UserStore, mcp_server_kit::DataFileErro
         message: error.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_example_dataset_is_the_embedded_demo() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../example-data.json"));
+        let loaded = load_users(path).unwrap();
+        assert_eq!(loaded.users(), UserStore::demo().users());
+    }
+}

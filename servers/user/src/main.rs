@@ -1,5 +1,7 @@
 //! `user-server`: serves the user directory over stdio (default), TCP or HTTP.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use mcp_server_kit::ServeArgs;
@@ -19,9 +21,21 @@ struct Cli {
     serve: ServeArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit codes: 0 after a clean stop, 1 on bad data or a serving failure,
+/// 2 on bad arguments (from clap).
+fn main() -> ExitCode {
     mcp_server_kit::init_tracing();
     let cli = Cli::parse();
+    match serve(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<()> {
     let store = match &cli.serve.data {
         Some(path) => user_server::load_users(path)?,
         None => UserStore::demo(),
