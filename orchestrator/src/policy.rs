@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn refuses_inconsistent_settings() {
-        let cases: [(fn(&mut PolicySettings), &str); 5] = [
+        type Change = fn(&mut PolicySettings);
+        let cases: [(Change, &str); 5] = [
             (
                 |s| s.attempts_max = 0,
                 "attempts_max must be between 1 and 10, got 0",
