@@ -4,6 +4,8 @@
 //! (servers failed or replied badly), 2 bad usage, config or question
 //! (including one a tool refused, such as a malformed email).
 
+#![allow(clippy::print_stdout, reason = "stdout is this binary's output")]
+
 mod bench;
 mod embedded;
 
