@@ -24,7 +24,8 @@ use crate::frame::LineTransport;
 pub struct Limits {
     /// Largest JSON-RPC message accepted on any transport, in bytes.
     pub message_bytes_max: usize,
-    /// Concurrent TCP connections; one more is accepted and closed at once.
+    /// Concurrent TCP connections (one more is accepted and closed at once),
+    /// and live HTTP sessions (one more gets an HTTP error).
     pub connections_max: usize,
     /// Time a new connection has to complete `initialize`.
     pub initialize_timeout: Duration,
@@ -181,11 +182,20 @@ pub async fn serve_http<S: ServerHandler + Clone>(
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(limits.message_bytes_max)
         .with_cancellation_token(shutdown.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let sessions_max = limits.connections_max;
+    let counted = sessions.clone();
+    // rmcp asks for a handler just before it creates a session; refusing
+    // here caps live sessions (idle ones expire after rmcp's keep-alive).
+    let factory = move || {
+        let live = counted.sessions.try_read().map_or(0, |s| s.len());
+        if live >= sessions_max {
+            tracing::warn!(sessions_max, "refused a new HTTP session: at the limit");
+            return Err(std::io::Error::other("too many sessions"));
+        }
+        Ok(handler.clone())
+    };
+    let service = StreamableHttpService::new(factory, sessions, config);
     let router = axum::Router::new().nest_service("/mcp", service);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())

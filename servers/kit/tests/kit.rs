@@ -205,13 +205,20 @@ mod support {
 
     /// The kit's streamable HTTP server on an ephemeral loopback port.
     pub(crate) async fn start_http(options: HttpOptions) -> (SocketAddr, CancellationToken) {
+        start_http_with(small_limits(), options).await
+    }
+
+    pub(crate) async fn start_http_with(
+        limits: Limits,
+        options: HttpOptions,
+    ) -> (SocketAddr, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         tokio::spawn(mcp_server_kit::serve_http(
             listener,
             Bare,
-            small_limits(),
+            limits,
             options,
             shutdown.clone(),
         ));
@@ -561,5 +568,23 @@ async fn http_extra_hosts_and_origins_are_accepted_when_configured() {
             "{headers:?}"
         );
     }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn http_caps_live_sessions() {
+    let limits = Limits {
+        connections_max: 2,
+        ..small_limits()
+    };
+    let (addr, shutdown) = start_http_with(limits, HttpOptions::default()).await;
+    let host = [("Host", "127.0.0.1")];
+    assert_eq!(http_post_status(addr, &host, &initialize_body()).await, 200);
+    assert_eq!(http_post_status(addr, &host, &initialize_body()).await, 200);
+    let refused = http_post_status(addr, &host, &initialize_body()).await;
+    assert!(
+        refused >= 500,
+        "a third live session is refused, got {refused}"
+    );
     shutdown.cancel();
 }
