@@ -245,7 +245,7 @@ impl RawPolicy {
     fn into_policy(self) -> Result<Policy, PolicyError> {
         let d = Policy::DEFAULT;
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
-        Policy::new(crate::policy::PolicySettings {
+        Policy {
             connect_timeout: ms(self.connect_timeout_ms, d.connect_timeout),
             call_timeout: ms(self.call_timeout_ms, d.call_timeout),
             deadline: ms(self.deadline_ms, d.deadline),
@@ -254,7 +254,8 @@ impl RawPolicy {
             backoff_max: ms(self.backoff_max_ms, d.backoff_max),
             retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
             retry_budget_min: self.retry_budget_min.unwrap_or(d.retry_budget_min),
-        })
+        }
+        .validated()
     }
 }
 

@@ -74,7 +74,7 @@ struct Servers {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::ServeEmbedded { role } = cli.command {
-        mcp_server_kit::init_tracing();
+        mcp_server_kit::init_tracing("info,rmcp=warn");
         return exit(embedded::serve_stdio(role));
     }
     init_tracing(cli.verbose);
@@ -114,22 +114,13 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
-    use std::io::IsTerminal;
-    let default = match verbose {
+    mcp_server_kit::init_tracing(match verbose {
         // rmcp logs transport noise at error level on ordinary failures;
         // the orchestrator reports those itself, with the server named.
         0 => "warn,rmcp=off",
         1 => "info,rmcp=warn",
         _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+    });
 }
 
 /// The orchestrator the flags select, plus the embedded servers it needs alive.

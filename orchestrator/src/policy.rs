@@ -35,19 +35,6 @@ pub struct Policy {
     pub retry_budget_min: u32,
 }
 
-/// The settings a policy is built from, before validation.
-#[derive(Debug, Clone, Copy)]
-pub struct PolicySettings {
-    pub connect_timeout: Duration,
-    pub call_timeout: Duration,
-    pub deadline: Duration,
-    pub attempts_max: u32,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    pub retry_budget_ratio: f64,
-    pub retry_budget_min: u32,
-}
-
 /// A setting out of range; the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -67,8 +54,10 @@ impl Policy {
         retry_budget_min: 10,
     };
 
-    /// Validates `s`.
-    pub fn new(s: PolicySettings) -> Result<Self, PolicyError> {
+    /// Returns this policy if its settings are consistent, or names the
+    /// first that is not. Configs are validated this way when loaded.
+    pub fn validated(self) -> Result<Self, PolicyError> {
+        let s = self;
         let err = |m: String| Err(PolicyError(m));
         let ms = |d: Duration| d.as_millis();
         for (name, value) in [
@@ -118,16 +107,7 @@ impl Policy {
                 s.retry_budget_ratio
             ));
         }
-        Ok(Policy {
-            connect_timeout: s.connect_timeout,
-            call_timeout: s.call_timeout,
-            deadline: s.deadline,
-            attempts_max: s.attempts_max,
-            backoff_base: s.backoff_base,
-            backoff_max: s.backoff_max,
-            retry_budget_ratio: s.retry_budget_ratio,
-            retry_budget_min: s.retry_budget_min,
-        })
+        Ok(self)
     }
 
     /// The pause before retry number `retry` (1 for the first retry), drawn
@@ -175,28 +155,14 @@ mod tests {
 
     use super::*;
 
-    fn settings() -> PolicySettings {
-        let d = Policy::DEFAULT;
-        PolicySettings {
-            connect_timeout: d.connect_timeout,
-            call_timeout: d.call_timeout,
-            deadline: d.deadline,
-            attempts_max: d.attempts_max,
-            backoff_base: d.backoff_base,
-            backoff_max: d.backoff_max,
-            retry_budget_ratio: d.retry_budget_ratio,
-            retry_budget_min: d.retry_budget_min,
-        }
-    }
-
     #[test]
     fn default_is_valid() {
-        assert_eq!(Policy::new(settings()).unwrap(), Policy::DEFAULT);
+        assert_eq!(Policy::DEFAULT.validated(), Ok(Policy::DEFAULT));
     }
 
     #[test]
     fn refuses_inconsistent_settings() {
-        type Change = fn(&mut PolicySettings);
+        type Change = fn(&mut Policy);
         let cases: [(Change, &str); 5] = [
             (
                 |s| s.attempts_max = 0,
@@ -220,9 +186,9 @@ mod tests {
             ),
         ];
         for (change, message) in cases {
-            let mut s = settings();
-            change(&mut s);
-            assert_eq!(Policy::new(s).unwrap_err().to_string(), message);
+            let mut policy = Policy::DEFAULT;
+            change(&mut policy);
+            assert_eq!(policy.validated().unwrap_err().to_string(), message);
         }
     }
 

@@ -15,7 +15,7 @@ use mcp_server_kit::{HttpOptions, Limits};
 use orchestrator::{
     Answer, AskError, CallError, Connector, Orchestrator,
     connector::{HttpConnector, TcpConnector},
-    policy::{Policy, PolicySettings},
+    policy::Policy,
 };
 use payment_server::{Ledger, PaymentServer};
 use tokio::{
@@ -243,7 +243,7 @@ fn tcp(addr: SocketAddr) -> Arc<dyn Connector> {
 }
 
 fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
-    Policy::new(PolicySettings {
+    Policy {
         connect_timeout: Duration::from_millis(deadline_ms / 2),
         call_timeout: Duration::from_millis(call_timeout_ms),
         deadline: Duration::from_millis(deadline_ms),
@@ -252,8 +252,23 @@ fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
         backoff_max: Duration::from_millis(20),
         retry_budget_ratio: 0.2,
         retry_budget_min: 10,
-    })
+    }
+    .validated()
     .unwrap()
+}
+
+/// The orchestrator over a user and a payment server on TCP.
+fn user_and_payment(
+    user: SocketAddr,
+    payment: SocketAddr,
+    policy: Policy,
+    seed: u64,
+) -> Orchestrator {
+    Orchestrator::new(
+        vec![("user".into(), tcp(user)), ("payment".into(), tcp(payment))],
+        policy,
+        seed,
+    )
 }
 
 fn descriptions(answer: &Answer) -> Vec<String> {
@@ -308,11 +323,7 @@ async fn a_server_down_at_start_is_named_within_the_deadline() {
     let user = spawn_user_tcp(&token).await;
     let (listener, dead) = local_listener().await;
     drop(listener);
-    let orchestrator = Orchestrator::new(
-        vec![("user".into(), tcp(user)), ("payment".into(), tcp(dead))],
-        policy(500, 2_000),
-        2,
-    );
+    let orchestrator = user_and_payment(user, dead, policy(500, 2_000), 2);
     let error = orchestrator
         .ask(SEED_QUESTION, &mut Vec::new())
         .await
@@ -406,14 +417,7 @@ async fn a_connection_killed_mid_call_is_reconnected_and_the_retry_answers_right
     let token = CancellationToken::new();
     let user = spawn_user_tcp(&token).await;
     let payment = proxy(spawn_payment_tcp(&token).await).await;
-    let orchestrator = Orchestrator::new(
-        vec![
-            ("user".into(), tcp(user)),
-            ("payment".into(), tcp(payment.addr)),
-        ],
-        policy(1_000, 5_000),
-        3,
-    );
+    let orchestrator = user_and_payment(user, payment.addr, policy(1_000, 5_000), 3);
     orchestrator
         .ask(SEED_QUESTION, &mut Vec::new())
         .await
@@ -441,14 +445,7 @@ async fn a_silently_lost_call_times_out_and_is_retried_on_a_new_connection() {
     let token = CancellationToken::new();
     let user = spawn_user_tcp(&token).await;
     let payment = proxy(spawn_payment_tcp(&token).await).await;
-    let orchestrator = Orchestrator::new(
-        vec![
-            ("user".into(), tcp(user)),
-            ("payment".into(), tcp(payment.addr)),
-        ],
-        policy(300, 5_000),
-        4,
-    );
+    let orchestrator = user_and_payment(user, payment.addr, policy(300, 5_000), 4);
     payment.swallow_next_call.store(1, Ordering::SeqCst);
     let mut trace = Vec::new();
     let answer = orchestrator
@@ -466,14 +463,7 @@ async fn tool_errors_are_never_retried() {
     let token = CancellationToken::new();
     let user = proxy(spawn_user_tcp(&token).await).await;
     let payment = spawn_payment_tcp(&token).await;
-    let orchestrator = Orchestrator::new(
-        vec![
-            ("user".into(), tcp(user.addr)),
-            ("payment".into(), tcp(payment)),
-        ],
-        policy(1_000, 5_000),
-        5,
-    );
+    let orchestrator = user_and_payment(user.addr, payment, policy(1_000, 5_000), 5);
     let mut trace = Vec::new();
     let error = orchestrator
         .ask("transactions for bob@@example.com", &mut trace)
@@ -492,14 +482,7 @@ async fn attempts_are_capped_and_the_failure_names_server_and_step() {
     let token = CancellationToken::new();
     let user = spawn_user_tcp(&token).await;
     let payment = proxy(spawn_payment_tcp(&token).await).await;
-    let orchestrator = Orchestrator::new(
-        vec![
-            ("user".into(), tcp(user)),
-            ("payment".into(), tcp(payment.addr)),
-        ],
-        policy(1_000, 5_000),
-        6,
-    );
+    let orchestrator = user_and_payment(user, payment.addr, policy(1_000, 5_000), 6);
     orchestrator
         .ask(SEED_QUESTION, &mut Vec::new())
         .await

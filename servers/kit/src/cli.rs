@@ -78,12 +78,52 @@ impl ServeArgs {
     }
 }
 
-/// Sends logs to stderr (stdout carries the protocol on stdio).
-/// `RUST_LOG` overrides the default (`info`, with rmcp's chatter at `warn`).
-pub fn init_tracing() {
+/// The whole `main` of a server binary, after clap: load the dataset with
+/// `load` (given `--data`, if any), serve it, report any failure on stderr.
+/// Exit codes: 0 after a clean stop, 1 on bad data or a serving failure
+/// (clap itself exits 2 on bad arguments).
+pub fn main<S: ServerHandler + Clone>(
+    name: &str,
+    args: &ServeArgs,
+    default_http: SocketAddr,
+    load: impl FnOnce(Option<&std::path::Path>) -> Result<S, crate::DataFileError>,
+) -> std::process::ExitCode {
+    init_tracing("info,rmcp=warn");
+    let result = match load(args.data.as_deref()) {
+        Ok(handler) => run(name, handler, args, default_http).map_err(|e| describe(&e)),
+        Err(error) => Err(describe(&error)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {name}: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause once: "a: b: c". A cause
+/// whose text the message already contains is not repeated.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// Sends logs to stderr (stdout carries the protocol on stdio), with
+/// `default_filter` unless `RUST_LOG` says otherwise.
+pub fn init_tracing(default_filter: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -18,25 +18,9 @@ mod data;
 mod frame;
 mod serve;
 
-pub use cli::{Listen, ServeArgs, bind, init_tracing, run};
+pub use cli::{Listen, ServeArgs, bind, describe, init_tracing, main, run};
 pub use data::{DATA_FILE_BYTES_MAX, DataFileError, parse_json, read_json};
 pub use frame::{LineTransport, MESSAGE_BYTES_MAX};
-
-/// An error and its causes on one line, each cause once: "a: b: c". A cause
-/// whose text the message already contains is not repeated.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        cause = inner.source();
-    }
-    text
-}
 pub use serve::{
     HttpOptions, Limits, ServeError, cancel_on_signal, serve_connection, serve_http, serve_stdio,
     serve_tcp,

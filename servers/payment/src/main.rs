@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use mcp_server_kit::ServeArgs;
 use payment_server::{DEFAULT_HTTP_ADDR, Ledger, PaymentServer};
@@ -21,31 +20,14 @@ struct Cli {
     serve: ServeArgs,
 }
 
-/// Exit codes: 0 after a clean stop, 1 on bad data or a serving failure,
-/// 2 on bad arguments (from clap).
 fn main() -> ExitCode {
-    mcp_server_kit::init_tracing();
     let cli = Cli::parse();
-    match serve(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn serve(cli: &Cli) -> anyhow::Result<()> {
-    let ledger = match &cli.serve.data {
-        Some(path) => payment_server::load_ledger(path)?,
-        None => Ledger::demo(),
-    };
-    tracing::info!(transactions = ledger.len(), "dataset loaded");
-    mcp_server_kit::run(
-        "payment-server",
-        PaymentServer::new(ledger),
-        &cli.serve,
-        DEFAULT_HTTP_ADDR,
-    )
-    .context("payment-server failed")
+    mcp_server_kit::main("payment-server", &cli.serve, DEFAULT_HTTP_ADDR, |data| {
+        let store = match data {
+            Some(path) => payment_server::load_ledger(path)?,
+            None => Ledger::demo(),
+        };
+        tracing::info!(transactions = store.len(), "dataset loaded");
+        Ok(PaymentServer::new(store))
+    })
 }
