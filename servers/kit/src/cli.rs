@@ -169,11 +169,13 @@ pub fn run<S: ServerHandler + Clone>(
             }
             Listen::Tcp(addr) => {
                 let listener = bind(addr).await?;
+                let addr = listener.local_addr().unwrap_or(addr);
                 tracing::info!("{name}: serving MCP (newline JSON-RPC) on tcp://{addr}");
                 serve::serve_tcp(listener, handler, limits, shutdown).await
             }
             Listen::Http(addr) => {
                 let listener = bind(addr).await?;
+                let addr = listener.local_addr().unwrap_or(addr);
                 tracing::info!("{name}: serving MCP streamable HTTP at http://{addr}/mcp");
                 serve::serve_http(listener, handler, limits, http, shutdown).await
             }

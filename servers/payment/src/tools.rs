@@ -17,13 +17,14 @@ use crate::domain::{COUNT_MAX, Ledger, QueryError, Transaction};
 /// Arguments of `getTransactionsUsingUserId`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(transform = drop_null_default)]
 pub struct GetTransactionsArgs {
     /// The user's id, as returned by the user server's getUserIdByEmail.
     pub user_id: String,
     /// How many of the newest transactions to return, 1 to 1000.
     /// Omit it for all of them (at most 1000).
     #[serde(default)]
-    #[schemars(with = "Option<u32>", range(min = 1, max = 1000))]
+    #[schemars(schema_with = "count_schema")]
     pub count: Option<serde_json::Value>,
 }
 
@@ -38,6 +39,7 @@ pub struct TransactionView {
     /// Decimal string in major units, e.g. "12.50".
     pub amount: String,
     /// The same amount in minor units, e.g. 1250.
+    #[schemars(schema_with = "non_negative_integer")]
     pub amount_minor: u64,
     /// ISO 4217 currency code, e.g. "GBP".
     pub currency: String,
@@ -68,7 +70,30 @@ pub struct TransactionsResult {
     /// Newest first (date descending; on the same day, the later-recorded first).
     pub transactions: Vec<TransactionView>,
     /// How many transactions the user has in all, before the cut to `count`.
+    #[schemars(schema_with = "non_negative_integer")]
     pub total: usize,
+}
+
+/// A plain integer in [1, COUNT_MAX]: one `type`, no non-standard `format`,
+/// so that every client's schema dialect accepts it.
+fn count_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "integer", "minimum": 1, "maximum": COUNT_MAX })
+}
+
+/// `#[serde(default)]` keeps `count` optional but makes schemars add
+/// `"default": null`, which the integer schema itself forbids.
+fn drop_null_default(schema: &mut schemars::Schema) {
+    if let Some(count) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("count"))
+        .and_then(|c| c.as_object_mut())
+    {
+        count.remove("default");
+    }
+}
+
+fn non_negative_integer(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "integer", "minimum": 0 })
 }
 
 /// The payment MCP server. Cheap to clone: one per session.
@@ -165,6 +190,28 @@ impl ServerHandler for PaymentServer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn schemas_are_portable_single_type_and_count_is_optional() {
+        let input = rmcp::handler::server::common::schema_for_type::<GetTransactionsArgs>();
+        assert_eq!(input["required"], json!(["userId"]));
+        let count = &input["properties"]["count"];
+        assert_eq!(count["type"], "integer");
+        assert_eq!(
+            (count["minimum"].clone(), count["maximum"].clone()),
+            (json!(1), json!(1000))
+        );
+        assert!(
+            count.get("default").is_none(),
+            "a null default breaks the integer schema"
+        );
+        let output = rmcp::handler::server::common::schema_for_output::<TransactionsResult>();
+        let text = serde_json::to_string(&*output).unwrap();
+        assert!(
+            !text.contains("\"format\""),
+            "non-standard formats such as uint64: {text}"
+        );
+    }
 
     #[test]
     fn count_accepts_integers_in_range_and_names_anything_else() {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The CI gate. Run from a clean clone: bash .ci/run
+# Needs only a Rust toolchain and node 20 (for the MCP Inspector step).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The test command is the one README.md tells users to run.
+TEST_COMMAND="cargo test --workspace"
+
+started=$SECONDS
+step() { printf '\n== %s (%ds)\n' "$1" "$((SECONDS - started))"; }
+
+step "README shows the commands CI runs"
+grep -qxF "$TEST_COMMAND" README.md || { echo "README.md must show: $TEST_COMMAND"; exit 1; }
+grep -qF 'cargo run --release -p orchestrator -- ask "What are the recent transactions for bob@example.com?"' README.md \
+  || { echo "README.md must show the one-command demo"; exit 1; }
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "$TEST_COMMAND"
+$TEST_COMMAND
+
+step "architecture boundaries"
+bash ci/check-boundaries.sh
+
+step "MCP Inspector CLI against both servers (stdio and HTTP)"
+# `cargo test` above built the server binaries into target/debug.
+bash ci/inspector.sh target/debug
+
+step "done in $((SECONDS - started)) s"
