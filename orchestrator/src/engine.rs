@@ -311,9 +311,17 @@ impl Orchestrator {
 
     async fn catalog_until(&self, deadline: Instant) -> (Catalog, Vec<(String, CallError)>) {
         let results = join_all(self.servers.iter().map(|server| async move {
+            // A live session costs nothing and draws nothing from the retry
+            // budget; only a (re)connect goes through the retry loop.
+            if let Some(live) = server.live.lock().await.clone()
+                && !live.client.is_closed()
+            {
+                return (server, Ok(live));
+            }
             let result = self
                 .retrying(deadline, true, move |_| self.live(server, deadline))
-                .await;
+                .await
+                .map(|(live, _attempts)| live);
             (server, result)
         }))
         .await;
@@ -321,7 +329,7 @@ impl Orchestrator {
         let mut down = Vec::new();
         for (server, result) in results {
             match result {
-                Ok((live, _)) => reachable.push((server.name.clone(), live.tools.as_ref().clone())),
+                Ok(live) => reachable.push((server.name.clone(), live.tools.as_ref().clone())),
                 Err(error) => down.push((server.name.clone(), error)),
             }
         }
