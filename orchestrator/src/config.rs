@@ -215,7 +215,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct RawConfig {
     #[serde(default)]
     servers: Vec<RawServer>,
-    policy: Option<Spanned<RawPolicy>>,
+    policy: Option<Spanned<PolicyToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,10 +227,12 @@ struct RawServer {
     http: Option<Spanned<String>>,
 }
 
-/// Every field optional: what is left out keeps [`Policy::DEFAULT`]'s value.
-#[derive(Debug, Deserialize)]
+/// A `[policy]` table as written in TOML (the orchestrator's config, or a
+/// harness scenario). Every field optional: what is left out keeps
+/// [`Policy::DEFAULT`]'s value.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPolicy {
+pub struct PolicyToml {
     connect_timeout_ms: Option<u64>,
     call_timeout_ms: Option<u64>,
     deadline_ms: Option<u64>,
@@ -241,8 +243,9 @@ struct RawPolicy {
     retry_budget_min: Option<u32>,
 }
 
-impl RawPolicy {
-    fn into_policy(self) -> Result<Policy, PolicyError> {
+impl PolicyToml {
+    /// The validated policy these settings describe.
+    pub fn into_policy(self) -> Result<Policy, PolicyError> {
         let d = Policy::DEFAULT;
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
         Policy {

@@ -1,0 +1,28 @@
+//! The **chaos harness**: the real user server, payment server and
+//! orchestrator, unmodified, on hosts of the [turmoil] network simulator.
+//! Faults come from a scenario file; every answer is checked against an
+//! [`Oracle`] that reads the dataset directly.
+//!
+//! ```no_run
+//! let scenario = harness::Scenario::from_file("scenarios/flaky.toml".as_ref()).unwrap();
+//! let report = harness::run(&scenario, 7).unwrap();
+//! assert!(report.as_expected, "reproduce with: harness run scenarios/flaky.toml --seed 7");
+//! ```
+//!
+//! - [`scenario`]: the TOML format, validated with file:line errors;
+//! - [`oracle`]: the expected answer, computed without a network;
+//! - [`sim`]: one seeded run: hosts, the fault loop, the invariant checks.
+//!
+//! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
+//! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
+//! and the workspace builds with `--cfg tokio_unstable` (`.cargo/config.toml`)
+//! so that tokio's `select!` draws from turmoil's seeded RNG. The same seed
+//! gives the same trace, byte for byte.
+
+pub mod oracle;
+pub mod scenario;
+pub mod sim;
+
+pub use oracle::Oracle;
+pub use scenario::{Fault, FaultKind, Invariant, Scenario, ScenarioError};
+pub use sim::{Outcome, QueryRecord, RunError, RunReport, Verdict, run};

@@ -1,0 +1,194 @@
+//! `harness`: run scenario files under the deterministic network simulator.
+//!
+//! Exit codes: 0 every run met its scenario's expectation, 1 one did not
+//! (the replay command is printed), 2 bad usage or scenario file.
+
+#![allow(clippy::print_stdout, reason = "stdout is this binary's output")]
+
+use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode, time::Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use harness::{Outcome, RunReport, Scenario};
+
+/// Deterministic chaos harness for the MCP servers and orchestrator.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario for one seed or a range of seeds.
+    Run {
+        /// The scenario file, e.g. scenarios/flaky.toml.
+        file: PathBuf,
+        /// One seed (default: the scenario's own).
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A range of seeds, A..B (inclusive).
+        #[arg(long, value_parser = parse_range)]
+        seeds: Option<RangeInclusive<u64>>,
+        /// Print each run's trace (faults and queries with simulated times).
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Run every seed twice and compare trace hashes.
+    CheckDeterminism {
+        file: PathBuf,
+        #[arg(long, value_parser = parse_range, default_value = "1..5")]
+        seeds: RangeInclusive<u64>,
+    },
+}
+
+fn parse_range(raw: &str) -> Result<RangeInclusive<u64>, String> {
+    let (a, b) = raw
+        .split_once("..")
+        .ok_or_else(|| format!("{raw:?} is not A..B"))?;
+    let a: u64 = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: u64 = b
+        .trim_start_matches('=')
+        .parse()
+        .map_err(|e| format!("{b:?}: {e}"))?;
+    if a > b {
+        return Err(format!("{a} is after {b}"));
+    }
+    Ok(a..=b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Run {
+            file,
+            seed,
+            seeds,
+            trace,
+        } => {
+            let scenario = Scenario::from_file(&file)?;
+            let seeds = seeds.unwrap_or_else(|| {
+                let seed = seed.unwrap_or(scenario.seed);
+                seed..=seed
+            });
+            let count = seeds.clone().count();
+            let started = Instant::now();
+            let mut simulated = std::time::Duration::ZERO;
+            let mut failed = Vec::new();
+            for seed in seeds {
+                let report =
+                    harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
+                simulated += report.simulated;
+                print_report(&scenario, &report, trace);
+                if !report.as_expected {
+                    failed.push(seed);
+                }
+            }
+            let wall = started.elapsed();
+            println!(
+                "\n{count} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
+                wall.as_secs_f64(),
+                count as f64 / wall.as_secs_f64(),
+                simulated.as_secs_f64() / wall.as_secs_f64()
+            );
+            for seed in &failed {
+                println!(
+                    "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --trace",
+                    file.display()
+                );
+            }
+            Ok(failed.is_empty())
+        }
+        Command::CheckDeterminism { file, seeds } => {
+            let scenario = Scenario::from_file(&file)?;
+            let mut differing = Vec::new();
+            for seed in seeds.clone() {
+                let first = harness::run(&scenario, seed)?;
+                let second = harness::run(&scenario, seed)?;
+                if first.trace != second.trace {
+                    differing.push(seed);
+                }
+            }
+            if differing.is_empty() {
+                println!(
+                    "deterministic: seeds {}..={} gave identical traces twice",
+                    seeds.start(),
+                    seeds.end()
+                );
+            } else {
+                println!("NOT deterministic for seed(s) {differing:?}");
+            }
+            Ok(differing.is_empty())
+        }
+    }
+}
+
+fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
+    let right = count(report, |o| matches!(o, Outcome::Right));
+    let errors = count(report, |o| matches!(o, Outcome::Error(_)));
+    let wrong = count(report, |o| matches!(o, Outcome::Wrong { .. }));
+    let mut latencies: Vec<u128> = report
+        .queries
+        .iter()
+        .map(|q| q.latency.as_millis())
+        .collect();
+    latencies.sort_unstable();
+    let pick = |p: f64| {
+        latencies
+            .get(((p * latencies.len() as f64).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0)
+    };
+    let attempts: u32 = report.queries.iter().map(|q| q.attempts).sum();
+    let verdict = if report.as_expected { "ok  " } else { "FAIL" };
+    println!(
+        "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
+         p50 {} ms, p99 {} ms (simulated) · {} faults · {attempts} attempts · trace {:016x}",
+        scenario.name,
+        report.seed,
+        report.queries.len(),
+        pick(0.50),
+        pick(0.99),
+        report.faults_applied,
+        report.trace_hash
+    );
+    for v in &report.verdicts {
+        let expected_to_break = scenario.expect_fail == Some(v.invariant);
+        let state = match (v.held, expected_to_break) {
+            (true, false) => "held",
+            (false, true) => "broke, as expected",
+            (true, true) => "HELD, expected to break",
+            (false, false) => "BROKE",
+        };
+        println!("       {:9} {state}: {}", v.invariant.name(), v.detail);
+    }
+    if trace || !report.as_expected {
+        for line in report.trace.lines() {
+            println!("       | {line}");
+        }
+    }
+    for q in &report.queries {
+        if let Outcome::Wrong { got, expected } = &q.outcome {
+            println!(
+                "       wrong at {} ms:\n         got {got:?}\n         expected {expected:?}",
+                q.start.as_millis()
+            );
+        }
+    }
+}
+
+fn count(report: &RunReport, f: impl Fn(&Outcome) -> bool) -> usize {
+    report.queries.iter().filter(|q| f(&q.outcome)).count()
+}

@@ -1,0 +1,515 @@
+//! Scenario files: raw TOML types with `deny_unknown_fields`, validated into
+//! the [`Scenario`] the simulator runs. Raw types never leave this module;
+//! every error names the file, the line and the field.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use orchestrator::{config::PolicyToml, policy::Policy};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Hosts every scenario has: one per server, and the client running the
+/// orchestrator.
+pub const HOSTS: [&str; 3] = ["client", "user", "payment"];
+/// Longest simulated run a scenario may ask for.
+pub const DURATION_LIMIT: Duration = Duration::from_secs(3600);
+/// Most queries one run may issue.
+pub const QUERIES_MAX: u32 = 10_000;
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// The seed `harness run` uses when none is given.
+    pub seed: u64,
+    pub duration: Duration,
+    pub tick: Duration,
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    /// Chance per tick that a failed link (see [`FaultKind::LinkFailure`]) heals.
+    pub repair_rate: f64,
+    pub workload: Workload,
+    pub policy: Policy,
+    /// Sorted by start time.
+    pub faults: Vec<Fault>,
+    /// Queries starting this long after the last fault heals must all succeed.
+    pub liveness_after: Duration,
+    /// If set, at least this fraction of all queries must be right.
+    pub availability_min: Option<f64>,
+    /// The invariant this scenario is meant to break, if any.
+    pub expect_fail: Option<Invariant>,
+}
+
+/// The client's questions.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub queries: u32,
+    /// Pause between the end of one query and the start of the next.
+    pub interval: Duration,
+    /// Asked in turn.
+    pub questions: Vec<String>,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub at: Duration,
+    /// How long until it heals; `None` for instant faults (bounce).
+    pub lasts: Option<Duration>,
+    pub kind: FaultKind,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// Messages between the two hosts are lost, both ways, until healed.
+    Partition { a: String, b: String },
+    /// Messages from `from` to `to` are lost until healed.
+    PartitionOneway { from: String, to: String },
+    /// The host stops; it restarts when the fault heals.
+    Crash { host: String },
+    /// The host restarts at once: its connections close, its state is lost.
+    Bounce { host: String },
+    /// Each message on the link may break it (losing what is in flight)
+    /// with probability `fail_rate`, until healed.
+    LinkFailure {
+        a: String,
+        b: String,
+        fail_rate: f64,
+    },
+}
+
+/// A property a run is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invariant {
+    /// Every answer equals the oracle's, or is a typed error.
+    Safety,
+    /// After every fault heals, every query succeeds.
+    Liveness,
+    /// At least `availability_min` of all queries are right, faults or not.
+    Availability,
+}
+
+impl Invariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Safety => "safety",
+            Invariant::Liveness => "liveness",
+            Invariant::Availability => "availability",
+        }
+    }
+}
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Validates scenario text; `path` is only used in error messages.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let invalid = |offset: usize, message: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            line: text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1,
+            message,
+        };
+        let raw: RawScenario = toml::from_str(text).map_err(|error| {
+            invalid(
+                error.span().map_or(0, |s| s.start),
+                error.message().to_owned(),
+            )
+        })?;
+        let ms = |v: &Spanned<u64>| Duration::from_millis(*v.get_ref());
+
+        let duration = ms(&raw.duration_ms);
+        if duration.is_zero() || duration > DURATION_LIMIT {
+            return Err(invalid(
+                raw.duration_ms.span().start,
+                format!(
+                    "duration_ms must be between 1 and {}",
+                    DURATION_LIMIT.as_millis()
+                ),
+            ));
+        }
+        let tick = ms(&raw.tick_ms);
+        if tick.is_zero() || tick > Duration::from_secs(1) {
+            return Err(invalid(
+                raw.tick_ms.span().start,
+                "tick_ms must be between 1 and 1000".into(),
+            ));
+        }
+
+        let network = raw.network.unwrap_or_default();
+        let latency_min = Duration::from_millis(network.latency_min_ms);
+        let latency_max = Duration::from_millis(network.latency_max_ms);
+        if latency_min > latency_max {
+            return Err(invalid(
+                0,
+                "[network]: latency_min_ms must not exceed latency_max_ms".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&network.repair_rate) {
+            return Err(invalid(
+                0,
+                "[network]: repair_rate must be between 0 and 1".into(),
+            ));
+        }
+
+        let workload_at = raw.workload.span().start;
+        let workload = raw.workload.into_inner();
+        if !(1..=QUERIES_MAX).contains(&workload.queries) {
+            return Err(invalid(
+                workload_at,
+                format!("[workload]: queries must be between 1 and {QUERIES_MAX}"),
+            ));
+        }
+        if workload.questions.is_empty() {
+            return Err(invalid(
+                workload_at,
+                "[workload]: questions must list at least one question".into(),
+            ));
+        }
+        for question in &workload.questions {
+            orchestrator::planner::parse_question(question).map_err(|e| {
+                invalid(
+                    workload_at,
+                    format!("[workload]: question {question:?} cannot be planned: {e}"),
+                )
+            })?;
+        }
+
+        let policy = raw
+            .policy
+            .map(|p| {
+                let at = p.span().start;
+                p.into_inner()
+                    .into_policy()
+                    .map_err(|e| invalid(at, format!("[policy]: {e}")))
+            })
+            .transpose()?
+            .unwrap_or(Policy::DEFAULT);
+
+        let mut faults = Vec::with_capacity(raw.faults.len());
+        for (index, fault) in raw.faults.into_iter().enumerate() {
+            let at = fault.span().start;
+            let fault = fault.into_inner();
+            let bad = |m: String| invalid(at, format!("faults[{index}]: {m}"));
+            let host = |h: Option<String>| -> Result<String, ScenarioError> {
+                let h = h.ok_or_else(|| bad(format!("kind {:?} needs host", fault.kind)))?;
+                known_host(&h).map_err(&bad)?;
+                Ok(h)
+            };
+            let pair = |p: Option<[String; 2]>| -> Result<(String, String), ScenarioError> {
+                let [a, b] =
+                    p.ok_or_else(|| bad(format!("kind {:?} needs between = [a, b]", fault.kind)))?;
+                known_host(&a).map_err(&bad)?;
+                known_host(&b).map_err(&bad)?;
+                if a == b {
+                    return Err(bad("between needs two different hosts".into()));
+                }
+                Ok((a, b))
+            };
+            let kind = match fault.kind.as_str() {
+                "partition" => {
+                    let (a, b) = pair(fault.between.clone())?;
+                    FaultKind::Partition { a, b }
+                }
+                "partition_oneway" => {
+                    let (from, to) = pair(fault.between.clone())?;
+                    FaultKind::PartitionOneway { from, to }
+                }
+                "crash" => FaultKind::Crash {
+                    host: host(fault.host.clone())?,
+                },
+                "bounce" => FaultKind::Bounce {
+                    host: host(fault.host.clone())?,
+                },
+                "link_failure" => {
+                    let (a, b) = pair(fault.between.clone())?;
+                    let fail_rate = fault
+                        .fail_rate
+                        .ok_or_else(|| bad("link_failure needs fail_rate".into()))?;
+                    if !(0.0..=1.0).contains(&fail_rate) {
+                        return Err(bad("fail_rate must be between 0 and 1".into()));
+                    }
+                    FaultKind::LinkFailure { a, b, fail_rate }
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce or link_failure"
+                    )));
+                }
+            };
+            let lasts = fault.for_ms.map(Duration::from_millis);
+            match (&kind, lasts) {
+                (FaultKind::Bounce { .. }, Some(_)) => {
+                    return Err(bad("bounce is instant: drop for_ms".into()));
+                }
+                (FaultKind::Bounce { .. }, None) => {}
+                (_, None) => return Err(bad("this kind needs for_ms (when it heals)".into())),
+                (_, Some(d)) if d.is_zero() => return Err(bad("for_ms must be positive".into())),
+                _ => {}
+            }
+            let fault = Fault {
+                at: Duration::from_millis(fault.at_ms),
+                lasts,
+                kind,
+            };
+            if fault.at + fault.lasts.unwrap_or_default() >= duration {
+                return Err(bad("it must heal before duration_ms".into()));
+            }
+            faults.push(fault);
+        }
+        faults.sort_by_key(|f| f.at);
+
+        let invariants = raw.invariants.unwrap_or_default();
+        let liveness_after = Duration::from_millis(invariants.liveness_after_ms);
+        let expect_fail = match raw.expect.as_deref() {
+            None | Some("pass") => None,
+            Some("fail") => Some(match invariants.expected_to_break.as_deref() {
+                Some("safety") => Invariant::Safety,
+                Some("liveness") => Invariant::Liveness,
+                Some("availability") => Invariant::Availability,
+                other => {
+                    return Err(invalid(
+                        0,
+                        format!(
+                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\" or \"availability\", got {other:?}"
+                        ),
+                    ));
+                }
+            }),
+            Some(other) => {
+                return Err(invalid(
+                    0,
+                    format!("expect must be \"pass\" or \"fail\", got {other:?}"),
+                ));
+            }
+        };
+
+        if let Some(min) = invariants.availability_min
+            && !(0.0..=1.0).contains(&min)
+        {
+            return Err(invalid(
+                0,
+                "[invariants]: availability_min must be between 0 and 1".into(),
+            ));
+        }
+        if expect_fail == Some(Invariant::Availability) && invariants.availability_min.is_none() {
+            return Err(invalid(
+                0,
+                "expected_to_break = \"availability\" needs availability_min".into(),
+            ));
+        }
+
+        Ok(Scenario {
+            name: raw.name,
+            seed: raw.seed,
+            duration,
+            tick,
+            latency_min,
+            latency_max,
+            repair_rate: network.repair_rate,
+            workload: Workload {
+                queries: workload.queries,
+                interval: Duration::from_millis(workload.interval_ms),
+                questions: workload.questions,
+            },
+            policy,
+            faults,
+            liveness_after,
+            availability_min: invariants.availability_min,
+            expect_fail,
+        })
+    }
+
+    /// When the last fault heals (zero with no faults).
+    pub fn healed_at(&self) -> Duration {
+        self.faults
+            .iter()
+            .map(|f| f.at + f.lasts.unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+fn known_host(host: &str) -> Result<(), String> {
+    if HOSTS.contains(&host) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown host {host:?}; hosts are {}",
+            HOSTS.join(", ")
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    duration_ms: Spanned<u64>,
+    tick_ms: Spanned<u64>,
+    network: Option<RawNetwork>,
+    workload: Spanned<RawWorkload>,
+    policy: Option<Spanned<PolicyToml>>,
+    #[serde(default)]
+    faults: Vec<Spanned<RawFault>>,
+    invariants: Option<RawInvariants>,
+    expect: Option<String>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    latency_min_ms: u64,
+    #[serde(default)]
+    latency_max_ms: u64,
+    #[serde(default)]
+    repair_rate: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    queries: u32,
+    interval_ms: u64,
+    questions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    at_ms: u64,
+    for_ms: Option<u64>,
+    kind: String,
+    host: Option<String>,
+    between: Option<[String; 2]>,
+    fail_rate: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInvariants {
+    #[serde(default)]
+    liveness_after_ms: u64,
+    availability_min: Option<f64>,
+    expected_to_break: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+duration_ms = 60000
+tick_ms = 1
+[workload]
+queries = 3
+interval_ms = 100
+questions = ["What are the recent transactions for bob@example.com?"]
+"#;
+
+    fn parse(extra: &str) -> Result<Scenario, String> {
+        Scenario::from_toml(Path::new("s.toml"), &format!("{MINIMAL}{extra}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_faults_sorted_by_time() {
+        let s = parse(
+            r#"
+[[faults]]
+at_ms = 5000
+for_ms = 1000
+kind = "partition"
+between = ["client", "payment"]
+[[faults]]
+at_ms = 1000
+kind = "bounce"
+host = "user"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::Bounce {
+                host: "user".into()
+            }
+        );
+        assert_eq!(s.healed_at(), Duration::from_millis(6000));
+        assert_eq!(s.policy, Policy::DEFAULT);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let cases = [
+            (
+                "[[faults]]\nat_ms = 1\nkind = \"bounce\"\nhost = \"db\"\n",
+                "s.toml:9: faults[0]: unknown host \"db\"; hosts are client, user, payment",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"explode\"\nhost = \"user\"\n",
+                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce or link_failure",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nkind = \"crash\"\nhost = \"user\"\n",
+                "s.toml:9: faults[0]: this kind needs for_ms (when it heals)",
+            ),
+            (
+                "[[faults]]\nat_ms = 59999\nfor_ms = 5\nkind = \"crash\"\nhost = \"user\"\n",
+                "s.toml:9: faults[0]: it must heal before duration_ms",
+            ),
+            (
+                "[policy]\nattempts_max = 0\n",
+                "s.toml:9: [policy]: attempts_max must be between 1 and 10, got 0",
+            ),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(parse(extra).unwrap_err(), expected, "{extra}");
+        }
+        let unknown =
+            parse("[[faults]]\nat_ms = 1\nkind = \"bounce\"\nhost = \"user\"\ncolour = 1\n")
+                .unwrap_err();
+        assert!(
+            unknown.starts_with("s.toml:13: unknown field `colour`"),
+            "{unknown}"
+        );
+    }
+}

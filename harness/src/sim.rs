@@ -1,0 +1,379 @@
+//! One simulated run: the real servers and the orchestrator on turmoil
+//! hosts, faults applied from the outer `step()` loop, every answer checked
+//! against the oracle.
+
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+    sync::{Arc, Mutex},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use futures::future::BoxFuture;
+use mcp_server_kit::Limits;
+use orchestrator::{ConnectError, Connector, McpClient, Orchestrator, connector::handshake_lines};
+use payment_server::PaymentServer;
+use rmcp::ServerHandler;
+use tokio_util::sync::CancellationToken;
+use user_server::UserServer;
+
+use crate::{
+    oracle::Oracle,
+    scenario::{Fault, FaultKind, Invariant, Scenario},
+};
+
+/// Every server listens on this port of its host.
+pub const PORT: u16 = 9000;
+
+/// What happened to one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The oracle's answer.
+    Right,
+    /// A typed error: allowed while faults are active.
+    Error(String),
+    /// An answer that differs from the oracle's: a safety violation.
+    Wrong { got: String, expected: String },
+}
+
+/// One query of a run.
+#[derive(Debug, Clone)]
+pub struct QueryRecord {
+    /// Simulated time since the run started.
+    pub start: Duration,
+    pub latency: Duration,
+    pub attempts: u32,
+    pub outcome: Outcome,
+}
+
+/// The verdict on one invariant.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub invariant: Invariant,
+    pub held: bool,
+    pub detail: String,
+}
+
+/// Everything one seed produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub seed: u64,
+    pub queries: Vec<QueryRecord>,
+    pub faults_applied: usize,
+    pub verdicts: Vec<Verdict>,
+    /// FNV-1a of the run's trace: equal seeds give equal hashes.
+    pub trace_hash: u64,
+    pub trace: String,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// The scenario's expectation (pass, or the named invariant breaks) was met.
+    pub as_expected: bool,
+}
+
+/// A run that could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the simulation failed at {at_ms} ms: {message}")]
+    Simulation { at_ms: u128, message: String },
+}
+
+/// Runs `scenario` once with `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
+    let oracle = Oracle::demo();
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .simulation_duration(scenario.duration)
+        .tick_duration(scenario.tick)
+        .min_message_latency(scenario.latency_min)
+        .max_message_latency(scenario.latency_max)
+        .repair_rate(scenario.repair_rate)
+        .build();
+
+    let users = oracle.users.clone();
+    sim.host("user", move || serve(UserServer::new(users.clone())));
+    let ledger = oracle.ledger.clone();
+    sim.host("payment", move || serve(PaymentServer::new(ledger.clone())));
+
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let client_records = records.clone();
+    let workload = scenario.workload.clone();
+    let policy = scenario.policy;
+    let expected: Vec<Result<orchestrator::Answer, String>> = workload
+        .questions
+        .iter()
+        .map(|q| oracle.answer(q))
+        .collect();
+    sim.client("client", async move {
+        let connector =
+            |host: &'static str| -> Arc<dyn Connector> { Arc::new(SimConnector { host }) };
+        let orchestrator = Orchestrator::new(
+            vec![
+                ("user".into(), connector("user")),
+                ("payment".into(), connector("payment")),
+            ],
+            policy,
+            seed,
+        );
+        let started = tokio::time::Instant::now();
+        for i in 0..workload.queries as usize {
+            let which = i % workload.questions.len();
+            let begun = tokio::time::Instant::now();
+            let mut trace = Vec::new();
+            let result = orchestrator
+                .ask(&workload.questions[which], &mut trace)
+                .await;
+            let outcome = match (&result, &expected[which]) {
+                (Ok(got), Ok(want)) if got == want => Outcome::Right,
+                (Ok(got), Ok(want)) => Outcome::Wrong {
+                    got: got.render(),
+                    expected: want.render(),
+                },
+                (Ok(got), Err(why)) => Outcome::Wrong {
+                    got: got.render(),
+                    expected: format!("an error: {why}"),
+                },
+                (Err(error), _) => Outcome::Error(error.to_string()),
+            };
+            client_records.lock().expect("records").push(QueryRecord {
+                start: begun - started,
+                latency: begun.elapsed(),
+                attempts: trace.iter().map(|s| s.attempts).sum(),
+                outcome,
+            });
+            tokio::time::sleep(workload.interval).await;
+        }
+        orchestrator.shutdown().await;
+        Ok(())
+    });
+
+    let mut schedule = schedule(&scenario.faults);
+    let mut trace = String::new();
+    let mut faults_applied = 0;
+    loop {
+        let now = sim.elapsed();
+        while let Some((at, action)) = schedule.first() {
+            if *at > now {
+                break;
+            }
+            apply(&mut sim, action);
+            let _ = writeln!(trace, "{:>8} ms  {}", at.as_millis(), describe(action));
+            if matches!(action, Action::Start(_)) {
+                faults_applied += 1;
+            }
+            schedule.remove(0);
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(error) => {
+                return Err(RunError::Simulation {
+                    at_ms: sim.elapsed().as_millis(),
+                    message: error.to_string(),
+                });
+            }
+        }
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+
+    let queries = std::mem::take(&mut *records.lock().expect("records"));
+    for (i, q) in queries.iter().enumerate() {
+        let outcome = match &q.outcome {
+            Outcome::Right => "right".to_owned(),
+            Outcome::Error(e) => format!("error: {e}"),
+            Outcome::Wrong { got, .. } => format!("WRONG: {got:?}"),
+        };
+        let _ = writeln!(
+            trace,
+            "{:>8} ms  query {i}: {outcome} ({} ms, {} attempt(s))",
+            q.start.as_millis(),
+            q.latency.as_millis(),
+            q.attempts
+        );
+    }
+    let verdicts = check(scenario, &queries);
+    let as_expected = match scenario.expect_fail {
+        None => verdicts.iter().all(|v| v.held),
+        Some(invariant) => verdicts.iter().any(|v| v.invariant == invariant && !v.held),
+    };
+    Ok(RunReport {
+        seed,
+        queries,
+        faults_applied,
+        verdicts,
+        trace_hash: fnv1a(trace.as_bytes()),
+        trace,
+        simulated,
+        as_expected,
+    })
+}
+
+/// Safety: no wrong answer, ever. Liveness: once every fault has healed and
+/// `liveness_after` has passed, every query is right.
+fn check(scenario: &Scenario, queries: &[QueryRecord]) -> Vec<Verdict> {
+    let wrong = queries
+        .iter()
+        .filter(|q| matches!(q.outcome, Outcome::Wrong { .. }))
+        .count();
+    let safety = Verdict {
+        invariant: Invariant::Safety,
+        held: wrong == 0,
+        detail: format!("{wrong} wrong answer(s) of {}", queries.len()),
+    };
+    let settled = scenario.healed_at() + scenario.liveness_after;
+    let after: Vec<&QueryRecord> = queries.iter().filter(|q| q.start >= settled).collect();
+    let failed = after.iter().filter(|q| q.outcome != Outcome::Right).count();
+    let liveness = Verdict {
+        invariant: Invariant::Liveness,
+        held: !after.is_empty() && failed == 0,
+        detail: if after.is_empty() {
+            format!(
+                "no query started after {} ms (all faults healed + liveness_after_ms): lengthen the workload",
+                settled.as_millis()
+            )
+        } else {
+            format!(
+                "{failed} of {} queries after {} ms not right",
+                after.len(),
+                settled.as_millis()
+            )
+        },
+    };
+    let mut verdicts = vec![safety, liveness];
+    if let Some(min) = scenario.availability_min {
+        let right = queries
+            .iter()
+            .filter(|q| q.outcome == Outcome::Right)
+            .count();
+        let ratio = right as f64 / queries.len().max(1) as f64;
+        verdicts.push(Verdict {
+            invariant: Invariant::Availability,
+            held: ratio >= min,
+            detail: format!(
+                "{right} of {} right ({:.0}%), at least {:.0}% required",
+                queries.len(),
+                ratio * 100.0,
+                min * 100.0
+            ),
+        });
+    }
+    verdicts
+}
+
+enum Action<'a> {
+    Start(&'a Fault),
+    Heal(&'a Fault),
+}
+
+/// Fault starts and heals in time order; a start sorts before a heal at the
+/// same instant, and ties keep file order.
+fn schedule(faults: &[Fault]) -> Vec<(Duration, Action<'_>)> {
+    let mut events: Vec<(Duration, Action<'_>)> = Vec::new();
+    for fault in faults {
+        events.push((fault.at, Action::Start(fault)));
+        if let Some(lasts) = fault.lasts {
+            events.push((fault.at + lasts, Action::Heal(fault)));
+        }
+    }
+    events.sort_by_key(|(at, action)| (*at, matches!(action, Action::Heal(_))));
+    events
+}
+
+fn apply(sim: &mut turmoil::Sim<'_>, action: &Action<'_>) {
+    match action {
+        Action::Start(fault) => match &fault.kind {
+            FaultKind::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
+            FaultKind::PartitionOneway { from, to } => {
+                sim.partition_oneway(from.as_str(), to.as_str())
+            }
+            FaultKind::Crash { host } => sim.crash(host.as_str()),
+            FaultKind::Bounce { host } => sim.bounce(host.as_str()),
+            FaultKind::LinkFailure { a, b, fail_rate } => {
+                sim.set_link_fail_rate(a.as_str(), b.as_str(), *fail_rate)
+            }
+        },
+        Action::Heal(fault) => match &fault.kind {
+            FaultKind::Partition { a, b } => sim.repair(a.as_str(), b.as_str()),
+            FaultKind::PartitionOneway { from, to } => {
+                sim.repair_oneway(from.as_str(), to.as_str())
+            }
+            FaultKind::Crash { host } => sim.bounce(host.as_str()),
+            FaultKind::Bounce { .. } => {}
+            FaultKind::LinkFailure { a, b, .. } => {
+                sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
+                sim.repair(a.as_str(), b.as_str());
+            }
+        },
+    }
+}
+
+fn describe(action: &Action<'_>) -> String {
+    let (verb, fault) = match action {
+        Action::Start(f) => ("start", f),
+        Action::Heal(f) => ("heal ", f),
+    };
+    let what = match &fault.kind {
+        FaultKind::Partition { a, b } => format!("partition {a} <-> {b}"),
+        FaultKind::PartitionOneway { from, to } => format!("partition {from} -> {to}"),
+        FaultKind::Crash { host } => format!("crash {host}"),
+        FaultKind::Bounce { host } => format!("bounce {host}"),
+        FaultKind::LinkFailure { a, b, fail_rate } => {
+            format!("link failure {a} <-> {b} at {fail_rate}")
+        }
+    };
+    format!("{verb} {what}")
+}
+
+/// A reference server on a turmoil host: one MCP session per connection,
+/// exactly as `serve_tcp` frames them.
+async fn serve<S: ServerHandler + Clone>(handler: S) -> turmoil::Result {
+    let listener =
+        turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let (read, write) = stream.into_split();
+            let _ = mcp_server_kit::serve_connection(
+                handler,
+                read,
+                write,
+                &Limits::DEFAULT,
+                CancellationToken::new(),
+            )
+            .await;
+        });
+    }
+}
+
+/// Connects to a server host over simulated TCP.
+#[derive(Debug)]
+struct SimConnector {
+    host: &'static str,
+}
+
+impl Connector for SimConnector {
+    fn target(&self) -> String {
+        format!("sim://{}:{PORT}", self.host)
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect((self.host, PORT))
+                .await
+                .map_err(|source| ConnectError::Io {
+                    target: self.target(),
+                    source,
+                })?;
+            let (read, write) = stream.into_split();
+            handshake_lines(read, write, &self.target()).await
+        })
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,90 @@
+//! Every scenario file in `scenarios/` runs here, through one helper, and
+//! must meet its own expectation; plus the replay guarantee.
+
+use std::path::{Path, PathBuf};
+
+use harness::{Outcome, Scenario};
+
+/// Seeds every scenario runs with under `cargo test` (CI runs more).
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=2;
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check(path: &Path) {
+    let scenario = Scenario::from_file(path).unwrap_or_else(|e| panic!("{e}"));
+    for seed in SEEDS {
+        let report = harness::run(&scenario, seed)
+            .unwrap_or_else(|e| panic!("{}: seed {seed}: {e}", path.display()));
+        assert!(
+            report.as_expected,
+            "{} seed {seed} did not meet its expectation: {:#?}\nreproduce with: cargo run --release -p harness -- run {} --seed {seed} --trace",
+            path.display(),
+            report.verdicts,
+            path.display()
+        );
+        assert!(!report.queries.is_empty());
+    }
+}
+
+#[test]
+fn every_scenario_meets_its_expectation() {
+    let files = scenario_files();
+    assert!(
+        files.len() >= 2,
+        "expected the shipped scenarios, found {files:?}"
+    );
+    for file in files {
+        check(&file);
+    }
+}
+
+#[test]
+fn a_seed_replays_byte_for_byte_and_seeds_differ() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flaky.toml");
+    let scenario = Scenario::from_file(&path).unwrap();
+    let first = harness::run(&scenario, 11).unwrap();
+    let again = harness::run(&scenario, 11).unwrap();
+    assert_eq!(first.trace, again.trace);
+    assert_eq!(first.trace_hash, again.trace_hash);
+    let other = harness::run(&scenario, 12).unwrap();
+    assert_ne!(first.trace_hash, other.trace_hash, "the seed must matter");
+    // The faults really bit: some query needed a retry or failed.
+    assert!(
+        first
+            .queries
+            .iter()
+            .any(|q| q.attempts > 2 || matches!(q.outcome, Outcome::Error(_)))
+    );
+}
+
+#[test]
+fn a_bad_scenario_file_is_named_with_its_line() {
+    let dir = tempfile_dir();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\nduration_ms = 1000\ntick_ms = 1\n[workload]\nqueries = 1\ninterval_ms = 1\nquestions = [\"weather for a@b.c\"]\n",
+    )
+    .unwrap();
+    let error = Scenario::from_file(&path).unwrap_err().to_string();
+    assert!(
+        error.contains("bad.toml:4: [workload]: question \"weather for a@b.c\" cannot be planned"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
