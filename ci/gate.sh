@@ -24,6 +24,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "$TEST_COMMAND"
 $TEST_COMMAND
 
+step "chaos harness: flaky.toml over more seeds, and replay"
+./target/debug/harness run scenarios/flaky.toml --seeds 1..20
+./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..3
+
 step "architecture boundaries"
 bash ci/check-boundaries.sh
 
