@@ -34,6 +34,19 @@ enum Command {
         /// Print each run's trace (faults and queries with simulated times).
         #[arg(long)]
         trace: bool,
+        /// Also write every run's trace to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace_file: Option<PathBuf>,
+        /// Print one JSON object per run instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Write a JUnit XML report (one test case per seed) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Run only shard K of N (1-based) of the seeds: seed s belongs to
+        /// shard (s mod N) + 1, so N machines can split a range.
+        #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
     },
     /// Run every seed twice and compare trace hashes.
     CheckDeterminism {
@@ -58,6 +71,18 @@ fn parse_range(raw: &str) -> Result<RangeInclusive<u64>, String> {
     Ok(a..=b)
 }
 
+fn parse_shard(raw: &str) -> Result<(u64, u64), String> {
+    let (k, n) = raw
+        .split_once('/')
+        .ok_or_else(|| format!("{raw:?} is not K/N"))?;
+    let k: u64 = k.parse().map_err(|e| format!("{k:?}: {e}"))?;
+    let n: u64 = n.parse().map_err(|e| format!("{n:?}: {e}"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli.command) {
@@ -77,34 +102,67 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             seed,
             seeds,
             trace,
+            trace_file,
+            json,
+            junit,
+            shard,
         } => {
             let scenario = Scenario::from_file(&file)?;
             let seeds = seeds.unwrap_or_else(|| {
                 let seed = seed.unwrap_or(scenario.seed);
                 seed..=seed
             });
-            let count = seeds.clone().count();
+            let seeds: Vec<u64> = match shard {
+                Some((k, n)) => seeds.filter(|s| s % n == k - 1).collect(),
+                None => seeds.collect(),
+            };
+            let progress = progress_bar(seeds.len() as u64, json);
             let started = Instant::now();
             let mut simulated = std::time::Duration::ZERO;
             let mut failed = Vec::new();
-            for seed in seeds {
+            let mut reports = Vec::with_capacity(seeds.len());
+            for &seed in &seeds {
                 let report =
                     harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
                 simulated += report.simulated;
-                print_report(&scenario, &report, trace);
+                progress.suspend(|| {
+                    if json {
+                        println!("{}", report_json(&scenario, &report));
+                    } else {
+                        print_report(&scenario, &report, trace);
+                    }
+                });
+                progress.inc(1);
                 if !report.as_expected {
                     failed.push(seed);
                 }
+                reports.push(report);
             }
+            progress.finish_and_clear();
             let wall = started.elapsed();
-            println!(
-                "\n{count} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
-                wall.as_secs_f64(),
-                count as f64 / wall.as_secs_f64(),
-                simulated.as_secs_f64() / wall.as_secs_f64()
-            );
-            for seed in &failed {
+            if let Some(path) = &trace_file {
+                let text: String = reports
+                    .iter()
+                    .map(|r| format!("# {} seed {}\n{}", scenario.name, r.seed, r.trace))
+                    .collect();
+                std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = &junit {
+                std::fs::write(path, junit_xml(&scenario, &reports))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !json {
                 println!(
+                    "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
+                    seeds.len(),
+                    wall.as_secs_f64(),
+                    seeds.len() as f64 / wall.as_secs_f64(),
+                    simulated.as_secs_f64() / wall.as_secs_f64()
+                );
+            }
+            for seed in &failed {
+                eprintln!(
                     "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --trace",
                     file.display()
                 );
@@ -191,4 +249,79 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
 
 fn count(report: &RunReport, f: impl Fn(&Outcome) -> bool) -> usize {
     report.queries.iter().filter(|q| f(&q.outcome)).count()
+}
+
+fn report_json(scenario: &Scenario, report: &RunReport) -> serde_json::Value {
+    serde_json::json!({
+        "scenario": scenario.name,
+        "seed": report.seed,
+        "as_expected": report.as_expected,
+        "queries": report.queries.len(),
+        "right": count(report, |o| matches!(o, Outcome::Right)),
+        "typed_errors": count(report, |o| matches!(o, Outcome::Error(_))),
+        "wrong": count(report, |o| matches!(o, Outcome::Wrong { .. })),
+        "attempts": report.queries.iter().map(|q| q.attempts).sum::<u32>(),
+        "faults": report.faults_applied,
+        "simulated_ms": report.simulated.as_millis() as u64,
+        "trace_hash": format!("{:016x}", report.trace_hash),
+        "verdicts": report.verdicts.iter().map(|v| serde_json::json!({
+            "invariant": v.invariant.name(), "held": v.held, "detail": v.detail,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn junit_xml(scenario: &Scenario, reports: &[RunReport]) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let failures = reports.iter().filter(|r| !r.as_expected).count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
+        escape(&scenario.name),
+        reports.len()
+    );
+    for report in reports {
+        xml.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"seed {}\">\n",
+            escape(&scenario.name),
+            report.seed
+        ));
+        if !report.as_expected {
+            let detail: Vec<String> = report
+                .verdicts
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}: {}: {}",
+                        v.invariant.name(),
+                        if v.held { "held" } else { "broke" },
+                        v.detail
+                    )
+                })
+                .collect();
+            xml.push_str(&format!(
+                "    <failure message=\"expectation not met\">{}</failure>\n",
+                escape(&detail.join("\n"))
+            ));
+        }
+        xml.push_str("  </testcase>\n");
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
+
+fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || len < 2 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    bar
 }
