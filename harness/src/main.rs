@@ -3,7 +3,18 @@
 //! Exit codes: 0 every run met its scenario's expectation, 1 one did not
 //! (the replay command is printed), 2 bad usage or scenario file.
 
-#![allow(clippy::print_stdout, reason = "stdout is this binary's output")]
+/// `println!` that ends the process quietly when stdout is closed (as by
+/// `| head`), instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 
 use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode, time::Instant};
 
@@ -34,7 +45,8 @@ enum Command {
         /// Print each run's trace (faults and queries with simulated times).
         #[arg(long)]
         trace: bool,
-        /// Also write every run's trace to FILE.
+        /// Also write every run's trace and wire log (every message the
+        /// client sent and received, with simulated times) to FILE.
         #[arg(long, value_name = "FILE")]
         trace_file: Option<PathBuf>,
         /// Print one JSON object per run instead of text.
@@ -127,7 +139,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
                 simulated += report.simulated;
                 progress.suspend(|| {
                     if json {
-                        println!("{}", report_json(&scenario, &report));
+                        say!("{}", report_json(&scenario, &report));
                     } else {
                         print_report(&scenario, &report, trace);
                     }
@@ -143,7 +155,12 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             if let Some(path) = &trace_file {
                 let text: String = reports
                     .iter()
-                    .map(|r| format!("# {} seed {}\n{}", scenario.name, r.seed, r.trace))
+                    .map(|r| {
+                        format!(
+                            "# {} seed {}\n{}# wire\n{}",
+                            scenario.name, r.seed, r.trace, r.wire
+                        )
+                    })
                     .collect();
                 std::fs::write(path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -153,7 +170,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if !json {
-                println!(
+                say!(
                     "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
                     seeds.len(),
                     wall.as_secs_f64(),
@@ -175,18 +192,18 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             for seed in seeds.clone() {
                 let first = harness::run(&scenario, seed)?;
                 let second = harness::run(&scenario, seed)?;
-                if first.trace != second.trace {
+                if first.trace != second.trace || first.wire != second.wire {
                     differing.push(seed);
                 }
             }
             if differing.is_empty() {
-                println!(
+                say!(
                     "deterministic: seeds {}..={} gave identical traces twice",
                     seeds.start(),
                     seeds.end()
                 );
             } else {
-                println!("NOT deterministic for seed(s) {differing:?}");
+                say!("NOT deterministic for seed(s) {differing:?}");
             }
             Ok(differing.is_empty())
         }
@@ -211,7 +228,7 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
     };
     let attempts: u32 = report.queries.iter().map(|q| q.attempts).sum();
     let verdict = if report.as_expected { "ok  " } else { "FAIL" };
-    println!(
+    say!(
         "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
          p50 {} ms, p99 {} ms (simulated) · {} faults · {attempts} attempts · trace {:016x}",
         scenario.name,
@@ -230,16 +247,16 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
             (true, true) => "HELD, expected to break",
             (false, false) => "BROKE",
         };
-        println!("       {:9} {state}: {}", v.invariant.name(), v.detail);
+        say!("       {:9} {state}: {}", v.invariant.name(), v.detail);
     }
     if trace || !report.as_expected {
         for line in report.trace.lines() {
-            println!("       | {line}");
+            say!("       | {line}");
         }
     }
     for q in &report.queries {
         if let Outcome::Wrong { got, expected } = &q.outcome {
-            println!(
+            say!(
                 "       wrong at {} ms:\n         got {got:?}\n         expected {expected:?}",
                 q.start.as_millis()
             );

@@ -9,11 +9,17 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
 use futures::future::BoxFuture;
 use mcp_server_kit::Limits;
 use orchestrator::{ConnectError, Connector, McpClient, Orchestrator, connector::handshake_lines};
 use payment_server::PaymentServer;
 use rmcp::ServerHandler;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use user_server::UserServer;
 
@@ -61,9 +67,13 @@ pub struct RunReport {
     pub queries: Vec<QueryRecord>,
     pub faults_applied: usize,
     pub verdicts: Vec<Verdict>,
-    /// FNV-1a of the run's trace: equal seeds give equal hashes.
+    /// Hash of the trace and the wire log: equal seeds give equal hashes.
     pub trace_hash: u64,
+    /// Faults and queries, with simulated times.
     pub trace: String,
+    /// Every chunk the client sent (`<`) to and received (`>`) from each
+    /// server, with simulated times.
+    pub wire: String,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
@@ -104,9 +114,19 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .iter()
         .map(|q| oracle.answer(q))
         .collect();
+    let wire_log = Arc::new(Mutex::new(String::new()));
+    let client_wire = wire_log.clone();
     sim.client("client", async move {
-        let connector =
-            |host: &'static str| -> Arc<dyn Connector> { Arc::new(SimConnector { host }) };
+        let wire = Wire {
+            log: client_wire,
+            start: tokio::time::Instant::now(),
+        };
+        let connector = |host: &'static str| -> Arc<dyn Connector> {
+            Arc::new(SimConnector {
+                host,
+                wire: wire.clone(),
+            })
+        };
         let orchestrator = Orchestrator::new(
             vec![
                 ("user".into(), connector("user")),
@@ -192,6 +212,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             q.attempts
         );
     }
+    let wire = std::mem::take(&mut *wire_log.lock().expect("wire log"));
     let verdicts = check(scenario, &queries);
     let as_expected = match scenario.expect_fail {
         None => verdicts.iter().all(|v| v.held),
@@ -202,8 +223,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         queries,
         faults_applied,
         verdicts,
-        trace_hash: fnv1a(trace.as_bytes()),
+        trace_hash: fnv1a(trace.as_bytes()) ^ fnv1a(wire.as_bytes()).rotate_left(1),
         trace,
+        wire,
         simulated,
         as_expected,
     })
@@ -347,10 +369,12 @@ async fn serve<S: ServerHandler + Clone>(handler: S) -> turmoil::Result {
     }
 }
 
-/// Connects to a server host over simulated TCP.
+/// Connects to a server host over simulated TCP, recording every byte the
+/// client sends and receives, with its simulated time, in `wire`.
 #[derive(Debug)]
 struct SimConnector {
     host: &'static str,
+    wire: Wire,
 }
 
 impl Connector for SimConnector {
@@ -367,8 +391,85 @@ impl Connector for SimConnector {
                     source,
                 })?;
             let (read, write) = stream.into_split();
+            let read = Recorded::new(read, self.wire.clone(), format!("{} >", self.host));
+            let write = Recorded::new(write, self.wire.clone(), format!("{} <", self.host));
             handshake_lines(read, write, &self.target()).await
         })
+    }
+}
+
+/// The wire log of one run: "time ms, direction, bytes" per chunk.
+#[derive(Debug, Clone)]
+struct Wire {
+    log: Arc<Mutex<String>>,
+    start: tokio::time::Instant,
+}
+
+impl Wire {
+    fn record(&self, direction: &str, bytes: &[u8]) {
+        let at = self.start.elapsed().as_millis();
+        let mut log = self.log.lock().expect("wire log");
+        let _ = writeln!(
+            log,
+            "{at:>8} ms  {direction} {}",
+            String::from_utf8_lossy(bytes).trim_end()
+        );
+    }
+}
+
+/// A stream half that copies what passes through it into a [`Wire`].
+struct Recorded<T> {
+    inner: T,
+    wire: Wire,
+    direction: String,
+}
+
+impl<T> Recorded<T> {
+    fn new(inner: T, wire: Wire, direction: String) -> Self {
+        Self {
+            inner,
+            wire,
+            direction,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Recorded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && buf.filled().len() > before
+        {
+            self.wire.record(&self.direction, &buf.filled()[before..]);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, bytes);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.wire.record(&self.direction, &bytes[..n]);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

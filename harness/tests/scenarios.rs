@@ -54,6 +54,11 @@ fn a_seed_replays_byte_for_byte_and_seeds_differ() {
     let first = harness::run(&scenario, 11).unwrap();
     let again = harness::run(&scenario, 11).unwrap();
     assert_eq!(first.trace, again.trace);
+    assert_eq!(first.wire, again.wire);
+    assert!(
+        first.wire.contains("tools/call"),
+        "the wire log records messages"
+    );
     assert_eq!(first.trace_hash, again.trace_hash);
     let other = harness::run(&scenario, 12).unwrap();
     assert_ne!(first.trace_hash, other.trace_hash, "the seed must matter");

@@ -95,10 +95,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         errors,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("transport  queries  concurrency       p50       p99       qps  errors");
-        println!(
+        say!("transport  queries  concurrency       p50       p99       qps  errors");
+        say!(
             "{:9}  {:>7}  {:>11}  {:>5.3} ms  {:>5.3} ms  {:>8}  {:>6}",
             report.transport,
             report.queries,

@@ -4,7 +4,18 @@
 //! (servers failed or replied badly), 2 bad usage, config or question
 //! (including one a tool refused, such as a malformed email).
 
-#![allow(clippy::print_stdout, reason = "stdout is this binary's output")]
+/// `println!` that ends the process quietly when stdout is closed (as by
+/// `| head`), instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 
 mod bench;
 mod embedded;
@@ -193,10 +204,10 @@ async fn ask(question: &str, servers: &Servers, explain: bool, json: bool) -> Ex
                 "steps": trace,
             }),
         };
-        println!("{value}");
+        say!("{value}");
     } else {
         match &result {
-            Ok(answer) => println!("{}", answer.render()),
+            Ok(answer) => say!("{}", answer.render()),
             Err(AskError::Plan(error)) => eprintln!("{error}"),
             Err(error) => {
                 eprintln!("error: {error}");
@@ -242,7 +253,7 @@ async fn tools(servers: &Servers) -> anyhow::Result<()> {
         } else {
             "may write"
         };
-        println!(
+        say!(
             "{:width$}  {safety:9}  {description}",
             entry.qualified_name()
         );
