@@ -80,6 +80,12 @@ pub enum FaultKind {
         b: String,
         fail_rate: f64,
     },
+    /// Messages between the two hosts are held, not lost, and delivered
+    /// when the fault heals: delay and reordering.
+    Hold { a: String, b: String },
+    /// The server answers every request `delay` late (its handler is
+    /// wrapped inside the harness; the server itself knows nothing).
+    Stall { host: String, delay: Duration },
 }
 
 /// A property a run is checked for.
@@ -262,9 +268,26 @@ impl Scenario {
                     }
                     FaultKind::LinkFailure { a, b, fail_rate }
                 }
+                "hold" => {
+                    let (a, b) = pair(fault.between.clone())?;
+                    FaultKind::Hold { a, b }
+                }
+                "stall" => {
+                    let host = host(fault.host.clone())?;
+                    if host == "client" {
+                        return Err(bad("stall applies to a server host: user or payment".into()));
+                    }
+                    let delay = fault
+                        .delay_ms
+                        .ok_or_else(|| bad("stall needs delay_ms".into()))?;
+                    FaultKind::Stall {
+                        host,
+                        delay: Duration::from_millis(delay),
+                    }
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce or link_failure"
+                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce, link_failure, hold or stall"
                     )));
                 }
             };
@@ -421,6 +444,7 @@ struct RawFault {
     host: Option<String>,
     between: Option<[String; 2]>,
     fail_rate: Option<f64>,
+    delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -486,7 +510,7 @@ host = "user"
             ),
             (
                 "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"explode\"\nhost = \"user\"\n",
-                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce or link_failure",
+                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce, link_failure, hold or stall",
             ),
             (
                 "[[faults]]\nat_ms = 1\nkind = \"crash\"\nhost = \"user\"\n",

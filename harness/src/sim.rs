@@ -18,7 +18,12 @@ use futures::future::BoxFuture;
 use mcp_server_kit::Limits;
 use orchestrator::{ConnectError, Connector, McpClient, Orchestrator, connector::handshake_lines};
 use payment_server::PaymentServer;
-use rmcp::ServerHandler;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, Service,
+    model::{ClientNotification, ClientRequest, ServerConfig, ServerResult},
+    service::{NotificationContext, RequestContext},
+};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use user_server::UserServer;
@@ -100,10 +105,23 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .repair_rate(scenario.repair_rate)
         .build();
 
+    let stalls = Stalls::default();
     let users = oracle.users.clone();
-    sim.host("user", move || serve(UserServer::new(users.clone())));
+    let user_stall = stalls.user.clone();
+    sim.host("user", move || {
+        serve(Stalled {
+            inner: UserServer::new(users.clone()),
+            delay_ms: user_stall.clone(),
+        })
+    });
     let ledger = oracle.ledger.clone();
-    sim.host("payment", move || serve(PaymentServer::new(ledger.clone())));
+    let payment_stall = stalls.payment.clone();
+    sim.host("payment", move || {
+        serve(Stalled {
+            inner: PaymentServer::new(ledger.clone()),
+            delay_ms: payment_stall.clone(),
+        })
+    });
 
     let records = Arc::new(Mutex::new(Vec::new()));
     let client_records = records.clone();
@@ -168,7 +186,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     });
 
     let mut schedule = schedule(&scenario.faults);
-    let mut trace = String::new();
+    // (time, line), merged into one time-ordered trace at the end.
+    let mut events: Vec<(Duration, String)> = Vec::new();
     let mut faults_applied = 0;
     loop {
         let now = sim.elapsed();
@@ -176,8 +195,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             if *at > now {
                 break;
             }
-            apply(&mut sim, action);
-            let _ = writeln!(trace, "{:>8} ms  {}", at.as_millis(), describe(action));
+            apply(&mut sim, &stalls, action);
+            events.push((*at, describe(action)));
             if matches!(action, Action::Start(_)) {
                 faults_applied += 1;
             }
@@ -204,13 +223,20 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             Outcome::Error(e) => format!("error: {e}"),
             Outcome::Wrong { got, .. } => format!("WRONG: {got:?}"),
         };
-        let _ = writeln!(
-            trace,
-            "{:>8} ms  query {i}: {outcome} ({} ms, {} attempt(s))",
-            q.start.as_millis(),
-            q.latency.as_millis(),
-            q.attempts
-        );
+        events.push((
+            q.start,
+            format!(
+                "query {i}: {outcome} ({} ms, {} attempt(s))",
+                q.latency.as_millis(),
+                q.attempts
+            ),
+        ));
+    }
+    // Stable: at equal times, faults (pushed first) come before queries.
+    events.sort_by_key(|(at, _)| *at);
+    let mut trace = String::new();
+    for (at, line) in &events {
+        let _ = writeln!(trace, "{:>8} ms  {line}", at.as_millis());
     }
     let wire = std::mem::take(&mut *wire_log.lock().expect("wire log"));
     let verdicts = check(scenario, &queries);
@@ -302,7 +328,7 @@ fn schedule(faults: &[Fault]) -> Vec<(Duration, Action<'_>)> {
     events
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, action: &Action<'_>) {
+fn apply(sim: &mut turmoil::Sim<'_>, stalls: &Stalls, action: &Action<'_>) {
     match action {
         Action::Start(fault) => match &fault.kind {
             FaultKind::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
@@ -314,6 +340,11 @@ fn apply(sim: &mut turmoil::Sim<'_>, action: &Action<'_>) {
             FaultKind::LinkFailure { a, b, fail_rate } => {
                 sim.set_link_fail_rate(a.as_str(), b.as_str(), *fail_rate)
             }
+            FaultKind::Hold { a, b } => sim.hold(a.as_str(), b.as_str()),
+            FaultKind::Stall { host, delay } => stalls.of(host).store(
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            ),
         },
         Action::Heal(fault) => match &fault.kind {
             FaultKind::Partition { a, b } => sim.repair(a.as_str(), b.as_str()),
@@ -326,6 +357,8 @@ fn apply(sim: &mut turmoil::Sim<'_>, action: &Action<'_>) {
                 sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
                 sim.repair(a.as_str(), b.as_str());
             }
+            FaultKind::Hold { a, b } => sim.release(a.as_str(), b.as_str()),
+            FaultKind::Stall { host, .. } => stalls.of(host).store(0, Ordering::Relaxed),
         },
     }
 }
@@ -343,13 +376,65 @@ fn describe(action: &Action<'_>) -> String {
         FaultKind::LinkFailure { a, b, fail_rate } => {
             format!("link failure {a} <-> {b} at {fail_rate}")
         }
+        FaultKind::Hold { a, b } => format!("hold {a} <-> {b}"),
+        FaultKind::Stall { host, delay } => format!("stall {host} by {} ms", delay.as_millis()),
     };
     format!("{verb} {what}")
 }
 
+/// Per-server response delay in ms, set by stall faults from the outer loop.
+#[derive(Debug, Default)]
+struct Stalls {
+    user: Arc<AtomicU64>,
+    payment: Arc<AtomicU64>,
+}
+
+impl Stalls {
+    fn of(&self, host: &str) -> &AtomicU64 {
+        match host {
+            "user" => &self.user,
+            _ => &self.payment,
+        }
+    }
+}
+
+/// A server handler whose requests wait `delay_ms` first: a slow server,
+/// made in the harness so the server code stays unaware of faults.
+#[derive(Clone)]
+struct Stalled<S> {
+    inner: S,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl<S: ServerHandler> Service<RoleServer> for Stalled<S> {
+    async fn handle_request(
+        &self,
+        request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let delay = self.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Service::handle_request(&self.inner, request, context).await
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ClientNotification,
+        context: NotificationContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Service::handle_notification(&self.inner, notification, context).await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        Service::get_info(&self.inner)
+    }
+}
+
 /// A reference server on a turmoil host: one MCP session per connection,
 /// exactly as `serve_tcp` frames them.
-async fn serve<S: ServerHandler + Clone>(handler: S) -> turmoil::Result {
+async fn serve<S: Service<RoleServer> + Clone>(handler: S) -> turmoil::Result {
     let listener =
         turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
     loop {

@@ -75,7 +75,7 @@ pub async fn serve_connection<S, R, W>(
     shutdown: CancellationToken,
 ) -> Result<(), String>
 where
-    S: ServerHandler,
+    S: rmcp::Service<rmcp::RoleServer>,
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
