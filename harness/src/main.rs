@@ -226,17 +226,23 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
             .copied()
             .unwrap_or(0)
     };
-    let attempts: u32 = report.queries.iter().map(|q| q.attempts).sum();
     let verdict = if report.as_expected { "ok  " } else { "FAIL" };
+    let reconnects: u64 = report
+        .stats
+        .connections
+        .iter()
+        .map(|(_, n)| n.saturating_sub(1))
+        .sum();
     say!(
         "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
-         p50 {} ms, p99 {} ms (simulated) · {} faults · {attempts} attempts · trace {:016x}",
+         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {reconnects} reconnects · trace {:016x}",
         scenario.name,
         report.seed,
         report.queries.len(),
         pick(0.50),
         pick(0.99),
         report.faults_applied,
+        report.stats.retries,
         report.trace_hash
     );
     for v in &report.verdicts {
@@ -278,6 +284,8 @@ fn report_json(scenario: &Scenario, report: &RunReport) -> serde_json::Value {
         "typed_errors": count(report, |o| matches!(o, Outcome::Error(_))),
         "wrong": count(report, |o| matches!(o, Outcome::Wrong { .. })),
         "attempts": report.queries.iter().map(|q| q.attempts).sum::<u32>(),
+        "retries": report.stats.retries,
+        "connections": report.stats.connections.iter().map(|(s, n)| (s.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "faults": report.faults_applied,
         "simulated_ms": report.simulated.as_millis() as u64,
         "trace_hash": format!("{:016x}", report.trace_hash),

@@ -16,7 +16,9 @@ use std::{
 
 use futures::future::BoxFuture;
 use mcp_server_kit::Limits;
-use orchestrator::{ConnectError, Connector, McpClient, Orchestrator, connector::handshake_lines};
+use orchestrator::{
+    ConnectError, Connector, McpClient, Orchestrator, Stats, connector::handshake_lines,
+};
 use payment_server::PaymentServer;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler, Service,
@@ -79,6 +81,8 @@ pub struct RunReport {
     /// Every chunk the client sent (`<`) to and received (`>`) from each
     /// server, with simulated times.
     pub wire: String,
+    /// Retries and (re)connections the orchestrator made.
+    pub stats: Stats,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
@@ -134,6 +138,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .collect();
     let wire_log = Arc::new(Mutex::new(String::new()));
     let client_wire = wire_log.clone();
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let client_stats = stats.clone();
     sim.client("client", async move {
         let wire = Wire {
             log: client_wire,
@@ -181,6 +187,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             });
             tokio::time::sleep(workload.interval).await;
         }
+        *client_stats.lock().expect("stats") = orchestrator.stats();
         orchestrator.shutdown().await;
         Ok(())
     });
@@ -239,6 +246,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         let _ = writeln!(trace, "{:>8} ms  {line}", at.as_millis());
     }
     let wire = std::mem::take(&mut *wire_log.lock().expect("wire log"));
+    let stats = std::mem::take(&mut *stats.lock().expect("stats"));
+    let _ = writeln!(
+        trace,
+        "orchestrator: {} retries; connections {}",
+        stats.retries,
+        stats
+            .connections
+            .iter()
+            .map(|(server, n)| format!("{server} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let verdicts = check(scenario, &queries);
     let as_expected = match scenario.expect_fail {
         None => verdicts.iter().all(|v| v.held),
@@ -252,6 +271,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         trace_hash: fnv1a(trace.as_bytes()) ^ fnv1a(wire.as_bytes()).rotate_left(1),
         trace,
         wire,
+        stats,
         simulated,
         as_expected,
     })

@@ -33,6 +33,18 @@ pub struct Orchestrator {
     /// Seeded: backoff jitter replays exactly under simulation.
     rng: Mutex<SmallRng>,
     budget: RetryBudget,
+    /// Retries made (attempts after the first), across all calls.
+    retries: std::sync::atomic::AtomicU64,
+}
+
+/// What the orchestrator has done so far: the evidence of how it coped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Connections opened per server, in configuration order; more than one
+    /// means reconnects.
+    pub connections: Vec<(String, u64)>,
+    /// Attempts beyond the first, across all calls.
+    pub retries: u64,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -199,6 +211,7 @@ impl Orchestrator {
             policy,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             budget: RetryBudget::default(),
+            retries: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -214,6 +227,19 @@ impl Orchestrator {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Connections and retries so far.
+    pub fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        Stats {
+            connections: self
+                .servers
+                .iter()
+                .map(|s| (s.name.clone(), s.connections.load(Relaxed)))
+                .collect(),
+            retries: self.retries.load(Relaxed),
+        }
     }
 
     /// Answers `question`, recording each step in `trace`.
@@ -487,6 +513,8 @@ impl Orchestrator {
                 });
             }
             tracing::debug!(attempt, ?pause, %error, "retrying");
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
     }

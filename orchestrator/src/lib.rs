@@ -34,6 +34,6 @@ pub mod policy;
 pub use answer::Answer;
 pub use config::{Config, ConfigError};
 pub use connector::{ConnectError, Connector, McpClient};
-pub use engine::{AskError, CallError, Orchestrator, StepTrace};
+pub use engine::{AskError, CallError, Orchestrator, Stats, StepTrace};
 pub use planner::{Plan, PlanError, Question};
 pub use policy::{Policy, PolicyError};
