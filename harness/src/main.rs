@@ -233,9 +233,10 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
         .iter()
         .map(|(_, n)| n.saturating_sub(1))
         .sum();
+    let trips: u64 = report.stats.breaker_trips.iter().map(|(_, n)| n).sum();
     say!(
         "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
-         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {reconnects} reconnects · trace {:016x}",
+         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {reconnects} reconnects, {trips} breaker trips · trace {:016x}",
         scenario.name,
         report.seed,
         report.queries.len(),
@@ -285,6 +286,7 @@ fn report_json(scenario: &Scenario, report: &RunReport) -> serde_json::Value {
         "wrong": count(report, |o| matches!(o, Outcome::Wrong { .. })),
         "attempts": report.queries.iter().map(|q| q.attempts).sum::<u32>(),
         "retries": report.stats.retries,
+        "breaker_trips": report.stats.breaker_trips.iter().map(|(_, n)| n).sum::<u64>(),
         "connections": report.stats.connections.iter().map(|(s, n)| (s.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "faults": report.faults_applied,
         "simulated_ms": report.simulated.as_millis() as u64,

@@ -39,6 +39,9 @@ pub struct Scenario {
     pub liveness_after: Duration,
     /// If set, at least this fraction of all queries must be right.
     pub availability_min: Option<f64>,
+    /// If set, the circuit breakers must open at least this many times (and,
+    /// with liveness, close again after the heal).
+    pub breaker_trips_min: Option<u64>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
 }
@@ -97,6 +100,8 @@ pub enum Invariant {
     Liveness,
     /// At least `availability_min` of all queries are right, faults or not.
     Availability,
+    /// The breakers opened at least `breaker_trips_min` times.
+    Breaker,
 }
 
 impl Invariant {
@@ -105,6 +110,7 @@ impl Invariant {
             Invariant::Safety => "safety",
             Invariant::Liveness => "liveness",
             Invariant::Availability => "availability",
+            Invariant::Breaker => "breaker",
         }
     }
 }
@@ -321,11 +327,12 @@ impl Scenario {
                 Some("safety") => Invariant::Safety,
                 Some("liveness") => Invariant::Liveness,
                 Some("availability") => Invariant::Availability,
+                Some("breaker") => Invariant::Breaker,
                 other => {
                     return Err(invalid(
                         0,
                         format!(
-                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\" or \"availability\", got {other:?}"
+                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\" or \"breaker\", got {other:?}"
                         ),
                     ));
                 }
@@ -370,6 +377,7 @@ impl Scenario {
             faults,
             liveness_after,
             availability_min: invariants.availability_min,
+            breaker_trips_min: invariants.breaker_trips_min,
             expect_fail,
         })
     }
@@ -453,6 +461,7 @@ struct RawInvariants {
     #[serde(default)]
     liveness_after_ms: u64,
     availability_min: Option<f64>,
+    breaker_trips_min: Option<u64>,
     expected_to_break: Option<String>,
 }
 

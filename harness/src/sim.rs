@@ -258,7 +258,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let verdicts = check(scenario, &queries);
+    let verdicts = check(scenario, &queries, &stats);
     let as_expected = match scenario.expect_fail {
         None => verdicts.iter().all(|v| v.held),
         Some(invariant) => verdicts.iter().any(|v| v.invariant == invariant && !v.held),
@@ -279,7 +279,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
 
 /// Safety: no wrong answer, ever. Liveness: once every fault has healed and
 /// `liveness_after` has passed, every query is right.
-fn check(scenario: &Scenario, queries: &[QueryRecord]) -> Vec<Verdict> {
+fn check(scenario: &Scenario, queries: &[QueryRecord], stats: &Stats) -> Vec<Verdict> {
     let wrong = queries
         .iter()
         .filter(|q| matches!(q.outcome, Outcome::Wrong { .. }))
@@ -324,6 +324,14 @@ fn check(scenario: &Scenario, queries: &[QueryRecord]) -> Vec<Verdict> {
                 ratio * 100.0,
                 min * 100.0
             ),
+        });
+    }
+    if let Some(min) = scenario.breaker_trips_min {
+        let trips: u64 = stats.breaker_trips.iter().map(|(_, n)| n).sum();
+        verdicts.push(Verdict {
+            invariant: Invariant::Breaker,
+            held: trips >= min,
+            detail: format!("{trips} breaker trip(s), at least {min} required"),
         });
     }
     verdicts

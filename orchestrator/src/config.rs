@@ -241,6 +241,8 @@ pub struct PolicyToml {
     backoff_max_ms: Option<u64>,
     retry_budget_ratio: Option<f64>,
     retry_budget_min: Option<u32>,
+    breaker_failures: Option<u32>,
+    breaker_open_ms: Option<u64>,
 }
 
 impl PolicyToml {
@@ -257,6 +259,8 @@ impl PolicyToml {
             backoff_max: ms(self.backoff_max_ms, d.backoff_max),
             retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
             retry_budget_min: self.retry_budget_min.unwrap_or(d.retry_budget_min),
+            breaker_failures: self.breaker_failures.unwrap_or(d.breaker_failures),
+            breaker_open: ms(self.breaker_open_ms, d.breaker_open),
         }
         .validated()
     }

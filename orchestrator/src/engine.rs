@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::{
     answer::{self, Answer, ReplyError},
+    breaker::Breaker,
     catalog::Catalog,
     config::Config,
     connector::{self, ConnectError, Connector, McpClient},
@@ -45,6 +46,8 @@ pub struct Stats {
     pub connections: Vec<(String, u64)>,
     /// Attempts beyond the first, across all calls.
     pub retries: u64,
+    /// Times a server's circuit breaker opened, per server.
+    pub breaker_trips: Vec<(String, u64)>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -67,6 +70,31 @@ struct Server {
     live: tokio::sync::Mutex<Option<Live>>,
     /// Connections made so far; the next one gets this plus one.
     connections: std::sync::atomic::AtomicU64,
+    breaker: Mutex<Breaker>,
+}
+
+impl Server {
+    fn admit(&self) -> Result<(), CallError> {
+        let mut breaker = self.breaker.lock().expect("breaker lock");
+        breaker
+            .admit(Instant::now())
+            .map_err(|wait| CallError::CircuitOpen {
+                retry_after_ms: wait.as_millis(),
+            })
+    }
+
+    fn report(&self, healthy: bool) {
+        let mut breaker = self.breaker.lock().expect("breaker lock");
+        let was_open = breaker.trips();
+        if healthy {
+            breaker.succeeded();
+        } else {
+            breaker.failed(Instant::now());
+        }
+        if breaker.trips() > was_open {
+            tracing::warn!(server = %self.name, "circuit breaker opened");
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -119,6 +147,10 @@ pub enum CallError {
     /// The question's deadline passed.
     #[error("deadline of {deadline_ms} ms passed after {attempts} attempt(s)")]
     Deadline { attempts: u32, deadline_ms: u128 },
+    /// The server's circuit breaker is open: it failed repeatedly, so calls
+    /// fail at once for a while instead of waiting on it.
+    #[error("circuit breaker open; next probe in {retry_after_ms} ms")]
+    CircuitOpen { retry_after_ms: u128 },
     /// Retries are paused: too many already failed across all calls.
     #[error("retry budget exhausted after {attempts} attempt(s); last failure: {last}")]
     BudgetExhausted { attempts: u32, last: String },
@@ -206,6 +238,7 @@ impl Orchestrator {
                     connector,
                     live: tokio::sync::Mutex::new(None),
                     connections: std::sync::atomic::AtomicU64::new(0),
+                    breaker: Mutex::new(Breaker::new(policy.breaker_failures, policy.breaker_open)),
                 })
                 .collect(),
             policy,
@@ -239,6 +272,16 @@ impl Orchestrator {
                 .map(|s| (s.name.clone(), s.connections.load(Relaxed)))
                 .collect(),
             retries: self.retries.load(Relaxed),
+            breaker_trips: self
+                .servers
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.breaker.lock().expect("breaker lock").trips(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -344,10 +387,14 @@ impl Orchestrator {
             {
                 return (server, Ok(live));
             }
+            if let Err(open) = server.admit() {
+                return (server, Err(open));
+            }
             let result = self
                 .retrying(deadline, true, move |_| self.live(server, deadline))
                 .await
                 .map(|(live, _attempts)| live);
+            server.report(result.is_ok());
             (server, result)
         }))
         .await;
@@ -423,6 +470,27 @@ impl Orchestrator {
 
     /// One attempt at a call: get a live session, call, classify the result.
     async fn attempt_call(
+        &self,
+        server: &Server,
+        tool: &ToolRef,
+        arguments: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Attempt<CallToolResult> {
+        if let Err(open) = server.admit() {
+            return Attempt::Fail(open);
+        }
+        let attempt = self
+            .attempt_call_admitted(server, tool, arguments, deadline)
+            .await;
+        // A JSON-RPC error still proves the server is alive.
+        server.report(matches!(
+            attempt,
+            Attempt::Done(_) | Attempt::Fail(CallError::Refused { .. })
+        ));
+        attempt
+    }
+
+    async fn attempt_call_admitted(
         &self,
         server: &Server,
         tool: &ToolRef,
@@ -618,7 +686,7 @@ fn with_attempts(mut error: CallError, n: u32) -> CallError {
         | CallError::Transport { attempts, .. }
         | CallError::Deadline { attempts, .. }
         | CallError::BudgetExhausted { attempts, .. } => *attempts = n,
-        CallError::Refused { .. } => {}
+        CallError::Refused { .. } | CallError::CircuitOpen { .. } => {}
     }
     error
 }
@@ -630,7 +698,7 @@ fn attempts_of(error: &CallError) -> u32 {
         | CallError::Transport { attempts, .. }
         | CallError::Deadline { attempts, .. }
         | CallError::BudgetExhausted { attempts, .. } => *attempts,
-        CallError::Refused { .. } => 1,
+        CallError::Refused { .. } | CallError::CircuitOpen { .. } => 1,
     }
 }
 

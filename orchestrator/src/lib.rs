@@ -12,7 +12,9 @@
 //!   HTTP, or the simulation's own);
 //! - [`catalog`]: every server's tools, namespaced `server/tool`;
 //! - [`planner`]: deterministic planning by tool schema; no LLM, no server names;
-//! - [`policy`]: timeouts, attempts, backoff with full jitter, retry budget;
+//! - [`policy`]: timeouts, attempts, backoff with full jitter, retry budget,
+//!   circuit breaker settings;
+//! - [`breaker`]: the per-server circuit breaker (closed, open, half-open);
 //! - [`Orchestrator`]: connections, reconnects and the retry loop;
 //! - [`answer`]: reading replies and rendering the answer.
 //!
@@ -24,6 +26,7 @@
 //! them only through MCP.
 
 pub mod answer;
+pub mod breaker;
 pub mod catalog;
 pub mod config;
 pub mod connector;

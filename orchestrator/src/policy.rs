@@ -33,6 +33,11 @@ pub struct Policy {
     pub retry_budget_ratio: f64,
     /// …plus this many, so a quiet client can still retry.
     pub retry_budget_min: u32,
+    /// Transient failures in a row that open a server's circuit breaker
+    /// (0: no breaker).
+    pub breaker_failures: u32,
+    /// How long an open breaker fails calls at once before one probe.
+    pub breaker_open: Duration,
 }
 
 /// A setting out of range; the message names it.
@@ -52,6 +57,8 @@ impl Policy {
         backoff_max: Duration::from_secs(1),
         retry_budget_ratio: 0.2,
         retry_budget_min: 10,
+        breaker_failures: 5,
+        breaker_open: Duration::from_secs(2),
     };
 
     /// Returns this policy if its settings are consistent, or names the
@@ -99,6 +106,13 @@ impl Policy {
                 "backoff_max_ms ({}) must not exceed deadline_ms ({})",
                 ms(s.backoff_max),
                 ms(s.deadline)
+            ));
+        }
+        if s.breaker_open > DEADLINE_LIMIT {
+            return err(format!(
+                "breaker_open_ms must be at most {}, got {}",
+                ms(DEADLINE_LIMIT),
+                ms(s.breaker_open)
             ));
         }
         if !(0.0..=1.0).contains(&s.retry_budget_ratio) {

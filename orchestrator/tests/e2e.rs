@@ -252,6 +252,8 @@ fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
         backoff_max: Duration::from_millis(20),
         retry_budget_ratio: 0.2,
         retry_budget_min: 10,
+        breaker_failures: 5,
+        breaker_open: Duration::from_secs(1),
     }
     .validated()
     .unwrap()

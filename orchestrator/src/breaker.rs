@@ -1,0 +1,160 @@
+//! A per-server circuit breaker: after `failures_max` transient failures in a
+//! row, calls to that server fail at once for `open_for`, then one probe is
+//! let through (half-open); its success closes the breaker, its failure
+//! opens it again. Time is passed in, so the state machine is pure.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Where a breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is in flight; everyone else is refused until it reports,
+    /// or until `probe_until`, when another probe may go (the first one's
+    /// caller may have given up without reporting).
+    HalfOpen {
+        probe_until: Instant,
+    },
+}
+
+/// The breaker of one server.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    state: State,
+    /// 0 disables the breaker.
+    failures_max: u32,
+    open_for: Duration,
+    trips: u64,
+}
+
+impl Breaker {
+    pub fn new(failures_max: u32, open_for: Duration) -> Self {
+        Self {
+            state: State::Closed { failures: 0 },
+            failures_max,
+            open_for,
+            trips: 0,
+        }
+    }
+
+    /// May a call go out now? `Err` carries how long the breaker stays open.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until } | State::HalfOpen { probe_until: until } if now >= until => {
+                self.state = State::HalfOpen {
+                    probe_until: now + self.open_for,
+                };
+                Ok(())
+            }
+            State::Open { until } | State::HalfOpen { probe_until: until } => Err(until - now),
+        }
+    }
+
+    /// The server answered (even with a tool error: it is alive).
+    pub fn succeeded(&mut self) {
+        self.state = State::Closed { failures: 0 };
+    }
+
+    /// A transient failure: timeout, broken connection, refused connect.
+    pub fn failed(&mut self, now: Instant) {
+        if self.failures_max == 0 {
+            return;
+        }
+        let failures = match self.state {
+            State::Closed { failures } => failures + 1,
+            State::HalfOpen { .. } | State::Open { .. } => self.failures_max,
+        };
+        if failures >= self.failures_max {
+            if !matches!(self.state, State::Open { .. }) {
+                self.trips += 1;
+            }
+            self.state = State::Open {
+                until: now + self.open_for,
+            };
+        } else {
+            self.state = State::Closed { failures };
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Times the breaker has opened.
+    pub fn trips(&self) -> u64 {
+        self.trips
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_consecutive_failures_probes_and_closes() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(3, Duration::from_secs(1));
+        breaker.failed(start);
+        breaker.failed(start);
+        breaker.succeeded(); // a success resets the count
+        breaker.failed(start);
+        breaker.failed(start);
+        assert_eq!(breaker.admit(start), Ok(()));
+        breaker.failed(start);
+        assert_eq!(breaker.trips(), 1);
+        assert_eq!(
+            breaker.admit(start + Duration::from_millis(400)),
+            Err(Duration::from_millis(600))
+        );
+
+        let later = start + Duration::from_secs(1);
+        assert_eq!(
+            breaker.admit(later),
+            Ok(()),
+            "one probe after the cool-down"
+        );
+        assert_eq!(
+            breaker.admit(later),
+            Err(Duration::from_secs(1)),
+            "only one probe"
+        );
+        assert_eq!(
+            breaker.admit(later + Duration::from_secs(1)),
+            Ok(()),
+            "a probe that never reported is replaced"
+        );
+        let later = later + Duration::from_secs(1);
+        breaker.failed(later);
+        assert_eq!(
+            breaker.state(),
+            State::Open {
+                until: later + Duration::from_secs(1)
+            }
+        );
+        assert_eq!(breaker.trips(), 2);
+
+        let much_later = later + Duration::from_secs(1);
+        assert_eq!(breaker.admit(much_later), Ok(()));
+        breaker.succeeded();
+        assert_eq!(breaker.state(), State::Closed { failures: 0 });
+    }
+
+    #[test]
+    fn zero_disables_it() {
+        let now = Instant::now();
+        let mut breaker = Breaker::new(0, Duration::from_secs(1));
+        for _ in 0..100 {
+            breaker.failed(now);
+        }
+        assert_eq!(breaker.admit(now), Ok(()));
+        assert_eq!(breaker.trips(), 0);
+    }
+}
