@@ -523,3 +523,39 @@ async fn attempts_are_capped_and_the_failure_names_server_and_step() {
     );
     token.cancel();
 }
+
+#[test]
+fn a_server_stops_cleanly_on_sigterm_and_sigint() {
+    use std::io::{BufRead, BufReader};
+    for signal in ["-TERM", "-INT"] {
+        let mut child = orchestrator_bin()
+            .args(["serve-embedded", "payment"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("serving MCP on stdio") {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the server exited early"
+            );
+        }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        assert!(exit.success(), "{signal}: {exit:?}, stderr: {rest}");
+        assert!(
+            rest.contains("shutting down") && rest.contains("stopped"),
+            "{signal}: {rest}"
+        );
+    }
+}

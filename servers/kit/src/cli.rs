@@ -161,7 +161,12 @@ pub fn run<S: ServerHandler + Clone>(
     };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve::cancel_on_signal(shutdown.clone()));
+        let on_signal =
+            serve::cancel_on_signal(shutdown.clone()).map_err(|source| ServeError::Listener {
+                addr: "signal handlers".into(),
+                source,
+            })?;
+        tokio::spawn(on_signal);
         let result = match listen {
             Listen::Stdio => {
                 tracing::info!("{name}: serving MCP on stdio");

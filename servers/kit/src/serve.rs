@@ -83,6 +83,8 @@ where
     let init = handler.serve_with_ct(transport, shutdown.child_token());
     let service = match tokio::time::timeout(limits.initialize_timeout, init).await {
         Ok(Ok(service)) => service,
+        // Asked to stop before the client initialized: a clean stop.
+        Ok(Err(_)) if shutdown.is_cancelled() => return Ok(()),
         Ok(Err(error)) => return Err(format!("initialize failed: {error}")),
         Err(_) => {
             return Err(format!(
@@ -217,24 +219,36 @@ fn is_transient_accept_error(error: &std::io::Error) -> bool {
     ) || error.raw_os_error() == Some(24) // EMFILE: out of file descriptors, may recover
 }
 
-/// Resolves on SIGINT or SIGTERM, then cancels `shutdown`.
-pub async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Installs SIGINT and SIGTERM handlers now (so a signal that arrives the
+/// moment after this returns is already caught) and returns a future that
+/// cancels `shutdown` when one arrives. Must be called inside a runtime.
+#[cfg(unix)]
+pub fn cancel_on_signal(
+    shutdown: CancellationToken,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            () = shutdown.cancelled() => return,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
-        () = shutdown.cancelled() => return,
-    }
-    shutdown.cancel();
+        shutdown.cancel();
+    })
+}
+
+/// Returns a future that cancels `shutdown` on Ctrl-C.
+#[cfg(not(unix))]
+pub fn cancel_on_signal(
+    shutdown: CancellationToken,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+            () = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    })
 }
