@@ -535,6 +535,9 @@ fn a_server_stops_cleanly_on_sigterm_and_sigint() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // Held open until the end: `Child::wait` would close it, and EOF is
+        // a different way for a stdio session to end.
+        let stdin = child.stdin.take();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         while !line.contains("serving MCP on stdio") {
@@ -550,6 +553,7 @@ fn a_server_stops_cleanly_on_sigterm_and_sigint() {
             .unwrap();
         assert!(status.success());
         let exit = child.wait().unwrap();
+        drop(stdin);
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
         assert!(exit.success(), "{signal}: {exit:?}, stderr: {rest}");

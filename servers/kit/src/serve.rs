@@ -85,6 +85,12 @@ where
         Ok(Ok(service)) => service,
         // Asked to stop before the client initialized: a clean stop.
         Ok(Err(_)) if shutdown.is_cancelled() => return Ok(()),
+        // The client left before initializing (closed stdin, hung up):
+        // the end of a session, not a failure of the server.
+        Ok(Err(rmcp::service::ServerInitializeError::ConnectionClosed(_))) => {
+            tracing::debug!("the client left before initializing");
+            return Ok(());
+        }
         Ok(Err(error)) => return Err(format!("initialize failed: {error}")),
         Err(_) => {
             return Err(format!(
