@@ -26,7 +26,7 @@ $TEST_COMMAND
 
 step "chaos harness: flaky.toml over more seeds, and replay"
 ./target/debug/harness run scenarios/flaky.toml --seeds 1..100
-./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..3
+./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..10
 
 step "architecture boundaries"
 bash ci/check-boundaries.sh

@@ -187,18 +187,37 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(failed.is_empty())
         }
         Command::CheckDeterminism { file, seeds } => {
-            let scenario = Scenario::from_file(&file)?;
+            // Every run in a fresh process, as a replay would be: two runs
+            // inside one process can diverge (see scenarios/README.md).
+            Scenario::from_file(&file)?;
+            let exe = std::env::current_exe().context("cannot find this executable")?;
+            let run_once = |seed: u64| -> anyhow::Result<String> {
+                let output = std::process::Command::new(&exe)
+                    .args([
+                        "run",
+                        &file.to_string_lossy(),
+                        "--seed",
+                        &seed.to_string(),
+                        "--json",
+                    ])
+                    .output()
+                    .context("cannot run the harness")?;
+                let line = String::from_utf8_lossy(&output.stdout);
+                let report: serde_json::Value = serde_json::from_str(line.trim())
+                    .with_context(|| format!("seed {seed}: unreadable run output: {line}"))?;
+                Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
+            };
             let mut differing = Vec::new();
             for seed in seeds.clone() {
-                let first = harness::run(&scenario, seed)?;
-                let second = harness::run(&scenario, seed)?;
-                if first.trace != second.trace || first.wire != second.wire {
+                let (first, second) = (run_once(seed)?, run_once(seed)?);
+                if first != second {
+                    say!("seed {seed}: trace {first} then {second}");
                     differing.push(seed);
                 }
             }
             if differing.is_empty() {
                 say!(
-                    "deterministic: seeds {}..={} gave identical traces twice",
+                    "deterministic: seeds {}..={} gave identical traces in two separate processes",
                     seeds.start(),
                     seeds.end()
                 );
