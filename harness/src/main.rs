@@ -3,18 +3,7 @@
 //! Exit codes: 0 every run met its scenario's expectation, 1 one did not
 //! (the replay command is printed), 2 bad usage or scenario file.
 
-/// `println!` that ends the process quietly when stdout is closed (as by
-/// `| head`), instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
-            if error.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
+use mcp_server_kit::say;
 
 use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode, time::Instant};
 

@@ -146,11 +146,7 @@ impl Scenario {
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let invalid = |offset: usize, message: String| ScenarioError::Invalid {
             path: path.to_owned(),
-            line: text.as_bytes()[..offset.min(text.len())]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1,
+            line: orchestrator::config::line_of(text, offset),
             message,
         };
         let raw: RawScenario = toml::from_str(text).map_err(|error| {

@@ -11,6 +11,7 @@ use orchestrator::{Orchestrator, policy::Policy};
 use tokio::time::{Duration, Instant};
 
 use crate::embedded::{self, Transport};
+use mcp_server_kit::say;
 
 /// The question every bench query asks: the 2-hop demo.
 const DEMO_QUESTION: &str = "What are the recent transactions for bob@example.com?";

@@ -202,7 +202,8 @@ fn resolve_program(config_path: &Path, program: &str) -> PathBuf {
     program_path.to_owned()
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`, for error messages.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|b| **b == b'\n')

@@ -4,18 +4,7 @@
 //! (servers failed or replied badly), 2 bad usage, config or question
 //! (including one a tool refused, such as a malformed email).
 
-/// `println!` that ends the process quietly when stdout is closed (as by
-/// `| head`), instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
-            if error.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
+use mcp_server_kit::say;
 
 mod bench;
 mod embedded;

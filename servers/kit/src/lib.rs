@@ -25,3 +25,17 @@ pub use serve::{
     HttpOptions, Limits, ServeError, cancel_on_signal, serve_connection, serve_http, serve_stdio,
     serve_tcp,
 };
+
+/// `println!` for binaries: ends the process quietly (exit 0) when stdout
+/// is closed, as by `| head`, instead of panicking.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
