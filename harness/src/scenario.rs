@@ -42,6 +42,8 @@ pub struct Scenario {
     /// If set, the circuit breakers must open at least this many times (and,
     /// with liveness, close again after the heal).
     pub breaker_trips_min: Option<u64>,
+    /// If set, the p99 query latency (simulated) must not exceed it.
+    pub p99_max: Option<Duration>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
 }
@@ -89,6 +91,13 @@ pub enum FaultKind {
     /// The server answers every request `delay` late (its handler is
     /// wrapped inside the harness; the server itself knows nothing).
     Stall { host: String, delay: Duration },
+    /// Messages between the two hosts take between `min` and `max`.
+    Latency {
+        a: String,
+        b: String,
+        min: Duration,
+        max: Duration,
+    },
 }
 
 /// A property a run is checked for.
@@ -102,6 +111,9 @@ pub enum Invariant {
     Availability,
     /// The breakers opened at least `breaker_trips_min` times.
     Breaker,
+    /// The 99th percentile of query latency, in simulated time, is at most
+    /// `p99_max`.
+    Latency,
 }
 
 impl Invariant {
@@ -111,6 +123,7 @@ impl Invariant {
             Invariant::Liveness => "liveness",
             Invariant::Availability => "availability",
             Invariant::Breaker => "breaker",
+            Invariant::Latency => "latency",
         }
     }
 }
@@ -287,9 +300,25 @@ impl Scenario {
                         delay: Duration::from_millis(delay),
                     }
                 }
+                "latency" => {
+                    let (a, b) = pair(fault.between.clone())?;
+                    let (Some(min), Some(max)) = (fault.latency_min_ms, fault.latency_max_ms)
+                    else {
+                        return Err(bad("latency needs latency_min_ms and latency_max_ms".into()));
+                    };
+                    if min > max {
+                        return Err(bad("latency_min_ms must not exceed latency_max_ms".into()));
+                    }
+                    FaultKind::Latency {
+                        a,
+                        b,
+                        min: Duration::from_millis(min),
+                        max: Duration::from_millis(max),
+                    }
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce, link_failure, hold or stall"
+                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall or latency"
                     )));
                 }
             };
@@ -324,11 +353,12 @@ impl Scenario {
                 Some("liveness") => Invariant::Liveness,
                 Some("availability") => Invariant::Availability,
                 Some("breaker") => Invariant::Breaker,
+                Some("latency") => Invariant::Latency,
                 other => {
                     return Err(invalid(
                         0,
                         format!(
-                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\" or \"breaker\", got {other:?}"
+                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\", \"breaker\" or \"latency\", got {other:?}"
                         ),
                     ));
                 }
@@ -374,6 +404,7 @@ impl Scenario {
             liveness_after,
             availability_min: invariants.availability_min,
             breaker_trips_min: invariants.breaker_trips_min,
+            p99_max: invariants.p99_ms_max.map(Duration::from_millis),
             expect_fail,
         })
     }
@@ -449,6 +480,8 @@ struct RawFault {
     between: Option<[String; 2]>,
     fail_rate: Option<f64>,
     delay_ms: Option<u64>,
+    latency_min_ms: Option<u64>,
+    latency_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -458,6 +491,7 @@ struct RawInvariants {
     liveness_after_ms: u64,
     availability_min: Option<f64>,
     breaker_trips_min: Option<u64>,
+    p99_ms_max: Option<u64>,
     expected_to_break: Option<String>,
 }
 
@@ -515,7 +549,7 @@ host = "user"
             ),
             (
                 "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"explode\"\nhost = \"user\"\n",
-                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce, link_failure, hold or stall",
+                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall or latency",
             ),
             (
                 "[[faults]]\nat_ms = 1\nkind = \"crash\"\nhost = \"user\"\n",

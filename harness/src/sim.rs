@@ -202,7 +202,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             if *at > now {
                 break;
             }
-            apply(&mut sim, &stalls, action);
+            apply(&mut sim, scenario, &stalls, action);
             events.push((*at, describe(action)));
             if matches!(action, Action::Start(_)) {
                 faults_applied += 1;
@@ -326,6 +326,22 @@ fn check(scenario: &Scenario, queries: &[QueryRecord], stats: &Stats) -> Vec<Ver
             ),
         });
     }
+    if let Some(max) = scenario.p99_max {
+        let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
+        latencies.sort_unstable();
+        let rank =
+            ((0.99 * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
+        let p99 = latencies.get(rank - 1).copied().unwrap_or_default();
+        verdicts.push(Verdict {
+            invariant: Invariant::Latency,
+            held: p99 <= max,
+            detail: format!(
+                "p99 {} ms, at most {} ms allowed",
+                p99.as_millis(),
+                max.as_millis()
+            ),
+        });
+    }
     if let Some(min) = scenario.breaker_trips_min {
         let trips: u64 = stats.breaker_trips.iter().map(|(_, n)| n).sum();
         verdicts.push(Verdict {
@@ -356,7 +372,7 @@ fn schedule(faults: &[Fault]) -> Vec<(Duration, Action<'_>)> {
     events
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, stalls: &Stalls, action: &Action<'_>) {
+fn apply(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, stalls: &Stalls, action: &Action<'_>) {
     match action {
         Action::Start(fault) => match &fault.kind {
             FaultKind::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
@@ -369,6 +385,10 @@ fn apply(sim: &mut turmoil::Sim<'_>, stalls: &Stalls, action: &Action<'_>) {
                 sim.set_link_fail_rate(a.as_str(), b.as_str(), *fail_rate)
             }
             FaultKind::Hold { a, b } => sim.hold(a.as_str(), b.as_str()),
+            FaultKind::Latency { a, b, min, max } => {
+                sim.set_link_latency(a.as_str(), b.as_str(), *min);
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), *max);
+            }
             FaultKind::Stall { host, delay } => stalls.of(host).store(
                 u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
@@ -386,6 +406,10 @@ fn apply(sim: &mut turmoil::Sim<'_>, stalls: &Stalls, action: &Action<'_>) {
                 sim.repair(a.as_str(), b.as_str());
             }
             FaultKind::Hold { a, b } => sim.release(a.as_str(), b.as_str()),
+            FaultKind::Latency { a, b, .. } => {
+                sim.set_link_latency(a.as_str(), b.as_str(), scenario.latency_min);
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), scenario.latency_max);
+            }
             FaultKind::Stall { host, .. } => stalls.of(host).store(0, Ordering::Relaxed),
         },
     }
@@ -405,6 +429,11 @@ fn describe(action: &Action<'_>) -> String {
             format!("link failure {a} <-> {b} at {fail_rate}")
         }
         FaultKind::Hold { a, b } => format!("hold {a} <-> {b}"),
+        FaultKind::Latency { a, b, min, max } => format!(
+            "latency {a} <-> {b} {}..{} ms",
+            min.as_millis(),
+            max.as_millis()
+        ),
         FaultKind::Stall { host, delay } => format!("stall {host} by {} ms", delay.as_millis()),
     };
     format!("{verb} {what}")
