@@ -18,6 +18,8 @@ pub const HOSTS: [&str; 3] = ["client", "user", "payment"];
 pub const DURATION_LIMIT: Duration = Duration::from_secs(3600);
 /// Most queries one run may issue.
 pub const QUERIES_MAX: u32 = 10_000;
+/// Most queries one run may have in flight at once.
+pub const CONCURRENCY_MAX: u32 = 64;
 
 /// A validated scenario.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct Scenario {
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub queries: u32,
+    /// Queries in flight at once through the one orchestrator.
+    pub concurrency: u32,
     /// Pause between the end of one query and the start of the next.
     pub interval: Duration,
     /// Asked in turn.
@@ -210,6 +214,12 @@ impl Scenario {
             return Err(invalid(
                 workload_at,
                 format!("[workload]: queries must be between 1 and {QUERIES_MAX}"),
+            ));
+        }
+        if !(1..=CONCURRENCY_MAX).contains(&workload.concurrency) {
+            return Err(invalid(
+                workload_at,
+                format!("[workload]: concurrency must be between 1 and {CONCURRENCY_MAX}"),
             ));
         }
         if workload.questions.is_empty() {
@@ -396,6 +406,7 @@ impl Scenario {
             repair_rate: network.repair_rate,
             workload: Workload {
                 queries: workload.queries,
+                concurrency: workload.concurrency,
                 interval: Duration::from_millis(workload.interval_ms),
                 questions: workload.questions,
             },
@@ -451,6 +462,10 @@ fn default_seed() -> u64 {
     1
 }
 
+fn one() -> u32 {
+    1
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
@@ -466,6 +481,8 @@ struct RawNetwork {
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
     queries: u32,
+    #[serde(default = "one")]
+    concurrency: u32,
     interval_ms: u64,
     questions: Vec<String>,
 }

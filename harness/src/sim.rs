@@ -52,6 +52,8 @@ pub enum Outcome {
 /// One query of a run.
 #[derive(Debug, Clone)]
 pub struct QueryRecord {
+    /// Its number in the workload (queries from concurrent loops interleave).
+    pub index: usize,
     /// Simulated time since the run started.
     pub start: Duration,
     pub latency: Duration,
@@ -160,33 +162,46 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             seed,
         );
         let started = tokio::time::Instant::now();
-        for i in 0..workload.queries as usize {
-            let which = i % workload.questions.len();
-            let begun = tokio::time::Instant::now();
-            let mut trace = Vec::new();
-            let result = orchestrator
-                .ask(&workload.questions[which], &mut trace)
-                .await;
-            let outcome = match (&result, &expected[which]) {
-                (Ok(got), Ok(want)) if got == want => Outcome::Right,
-                (Ok(got), Ok(want)) => Outcome::Wrong {
-                    got: got.render(),
-                    expected: want.render(),
-                },
-                (Ok(got), Err(why)) => Outcome::Wrong {
-                    got: got.render(),
-                    expected: format!("an error: {why}"),
-                },
-                (Err(error), _) => Outcome::Error(error.to_string()),
-            };
-            client_records.lock().expect("records").push(QueryRecord {
-                start: begun - started,
-                latency: begun.elapsed(),
-                attempts: trace.iter().map(|s| s.attempts).sum(),
-                outcome,
-            });
-            tokio::time::sleep(workload.interval).await;
-        }
+        // `concurrency` loops share one orchestrator (and so its connections,
+        // breakers and retry budget), taking query numbers from one counter.
+        // join_all polls them in one task: the interleaving is the simulation's.
+        let next = std::cell::Cell::new(0usize);
+        let worker = || async {
+            loop {
+                let i = next.get();
+                if i >= workload.queries as usize {
+                    return;
+                }
+                next.set(i + 1);
+                let which = i % workload.questions.len();
+                let begun = tokio::time::Instant::now();
+                let mut trace = Vec::new();
+                let result = orchestrator
+                    .ask(&workload.questions[which], &mut trace)
+                    .await;
+                let outcome = match (&result, &expected[which]) {
+                    (Ok(got), Ok(want)) if got == want => Outcome::Right,
+                    (Ok(got), Ok(want)) => Outcome::Wrong {
+                        got: got.render(),
+                        expected: want.render(),
+                    },
+                    (Ok(got), Err(why)) => Outcome::Wrong {
+                        got: got.render(),
+                        expected: format!("an error: {why}"),
+                    },
+                    (Err(error), _) => Outcome::Error(error.to_string()),
+                };
+                client_records.lock().expect("records").push(QueryRecord {
+                    index: i,
+                    start: begun - started,
+                    latency: begun.elapsed(),
+                    attempts: trace.iter().map(|s| s.attempts).sum(),
+                    outcome,
+                });
+                tokio::time::sleep(workload.interval).await;
+            }
+        };
+        futures::future::join_all((0..workload.concurrency).map(|_| worker())).await;
         *client_stats.lock().expect("stats") = orchestrator.stats();
         orchestrator.shutdown().await;
         Ok(())
@@ -224,7 +239,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     drop(sim);
 
     let queries = std::mem::take(&mut *records.lock().expect("records"));
-    for (i, q) in queries.iter().enumerate() {
+    for q in &queries {
+        let i = q.index;
         let outcome = match &q.outcome {
             Outcome::Right => "right".to_owned(),
             Outcome::Error(e) => format!("error: {e}"),
