@@ -11,7 +11,8 @@
 //!
 //! - [`scenario`]: the TOML format, validated with file:line errors;
 //! - [`oracle`]: the expected answer, computed without a network;
-//! - [`sim`]: one seeded run: hosts, the fault loop, the invariant checks.
+//! - [`sim`]: one seeded run: hosts, the fault loop, the invariant checks;
+//! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics.
 //!
 //! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
 //! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
@@ -20,9 +21,12 @@
 //! gives the same trace, byte for byte.
 
 pub mod oracle;
+pub mod proxy;
 pub mod scenario;
 pub mod sim;
 
 pub use oracle::Oracle;
-pub use scenario::{Fault, FaultKind, Invariant, Scenario, ScenarioError};
+pub use scenario::{
+    Fault, FaultKind, Invariant, Scenario, ScenarioError, Stream, Toxic, ToxicKind,
+};
 pub use sim::{Outcome, QueryRecord, RunError, RunReport, Verdict, run};

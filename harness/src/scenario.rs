@@ -65,6 +65,8 @@ pub struct Workload {
 /// One injected fault.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
+    /// Its position in time order; names it in the trace and the proxy.
+    pub id: usize,
     pub at: Duration,
     /// How long until it heals; `None` for instant faults (bounce).
     pub lasts: Option<Duration>,
@@ -95,6 +97,8 @@ pub enum FaultKind {
     /// The server answers every request `delay` late (its handler is
     /// wrapped inside the harness; the server itself knows nothing).
     Stall { host: String, delay: Duration },
+    /// A Toxiproxy-style toxic on the proxy in front of a server.
+    Toxic(Toxic),
     /// Messages between the two hosts take between `min` and `max`.
     Latency {
         a: String,
@@ -102,6 +106,52 @@ pub enum FaultKind {
         min: Duration,
         max: Duration,
     },
+}
+
+/// Which way through the proxy a toxic acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Client to server.
+    Upstream,
+    /// Server to client.
+    Downstream,
+}
+
+/// A toxic: what it does, to which server's traffic, which way, and on what
+/// share of connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toxic {
+    pub server: String,
+    pub stream: Stream,
+    /// Probability that a connection is affected, drawn once per connection.
+    pub toxicity: f64,
+    pub kind: ToxicKind,
+}
+
+/// Toxiproxy's toxics, plus `drop`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ToxicKind {
+    /// Every chunk waits `latency` ± `jitter`.
+    Latency { latency: Duration, jitter: Duration },
+    /// At most `rate_kbps` kilobits per second.
+    Bandwidth { rate_kbps: u64 },
+    /// Writes split into pieces of `average_size` ± `size_variation` bytes,
+    /// `delay` apart.
+    Slicer {
+        average_size: usize,
+        size_variation: usize,
+        delay: Duration,
+    },
+    /// When the sender closes, wait `delay` before passing the close on.
+    SlowClose { delay: Duration },
+    /// Stop passing data; close after `timeout` (never, if zero).
+    Timeout { timeout: Duration },
+    /// After `timeout`, cut the connection.
+    ResetPeer { timeout: Duration },
+    /// Close the connection once `bytes` have passed.
+    LimitData { bytes: u64 },
+    /// Stop passing data and never close: a segment lost for good.
+    Drop,
 }
 
 /// A property a run is checked for.
@@ -310,6 +360,7 @@ impl Scenario {
                         delay: Duration::from_millis(delay),
                     }
                 }
+                "toxic" => FaultKind::Toxic(toxic(&fault).map_err(&bad)?),
                 "latency" => {
                     let (a, b) = pair(fault.between.clone())?;
                     let (Some(min), Some(max)) = (fault.latency_min_ms, fault.latency_max_ms)
@@ -328,7 +379,7 @@ impl Scenario {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall or latency"
+                        "unknown kind {other:?}; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall, latency or toxic"
                     )));
                 }
             };
@@ -343,6 +394,7 @@ impl Scenario {
                 _ => {}
             }
             let fault = Fault {
+                id: 0,
                 at: Duration::from_millis(fault.at_ms),
                 lasts,
                 kind,
@@ -353,6 +405,9 @@ impl Scenario {
             faults.push(fault);
         }
         faults.sort_by_key(|f| f.at);
+        for (id, fault) in faults.iter_mut().enumerate() {
+            fault.id = id;
+        }
 
         let invariants = raw.invariants.unwrap_or_default();
         let liveness_after = Duration::from_millis(invariants.liveness_after_ms);
@@ -499,6 +554,99 @@ struct RawFault {
     delay_ms: Option<u64>,
     latency_min_ms: Option<u64>,
     latency_max_ms: Option<u64>,
+    // toxics
+    server: Option<String>,
+    toxic: Option<String>,
+    stream: Option<String>,
+    toxicity: Option<f64>,
+    latency_ms: Option<u64>,
+    jitter_ms: Option<u64>,
+    rate_kbps: Option<u64>,
+    average_size: Option<usize>,
+    size_variation: Option<usize>,
+    delay_us: Option<u64>,
+    timeout_ms: Option<u64>,
+    bytes: Option<u64>,
+}
+
+/// Validates the toxic a `kind = "toxic"` fault describes.
+fn toxic(fault: &RawFault) -> Result<Toxic, String> {
+    let server = fault
+        .server
+        .clone()
+        .ok_or("toxic needs server = \"user\" or \"payment\"")?;
+    if server != "user" && server != "payment" {
+        return Err(format!(
+            "toxic server {server:?} must be \"user\" or \"payment\""
+        ));
+    }
+    let stream = match fault.stream.as_deref() {
+        None | Some("downstream") => Stream::Downstream,
+        Some("upstream") => Stream::Upstream,
+        Some(other) => {
+            return Err(format!(
+                "stream {other:?} must be \"upstream\" or \"downstream\""
+            ));
+        }
+    };
+    let toxicity = fault.toxicity.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&toxicity) {
+        return Err("toxicity must be between 0 and 1".into());
+    }
+    let need = |v: Option<u64>, name: &str| v.ok_or_else(|| format!("this toxic needs {name}"));
+    let ms = |v: u64| Duration::from_millis(v);
+    let name = fault
+        .toxic
+        .as_deref()
+        .ok_or("toxic needs toxic = \"latency\", \"drop\", …")?;
+    let kind = match name {
+        "latency" => ToxicKind::Latency {
+            latency: ms(need(fault.latency_ms, "latency_ms")?),
+            jitter: ms(fault.jitter_ms.unwrap_or(0)),
+        },
+        "bandwidth" => {
+            let rate_kbps = need(fault.rate_kbps, "rate_kbps")?;
+            if rate_kbps == 0 {
+                return Err("rate_kbps must be positive".into());
+            }
+            ToxicKind::Bandwidth { rate_kbps }
+        }
+        "slicer" => {
+            let average_size = fault.average_size.ok_or("slicer needs average_size")?;
+            if average_size == 0 {
+                return Err("average_size must be positive".into());
+            }
+            ToxicKind::Slicer {
+                average_size,
+                size_variation: fault.size_variation.unwrap_or(0),
+                delay: Duration::from_micros(fault.delay_us.unwrap_or(0)),
+            }
+        }
+        "slow_close" => ToxicKind::SlowClose {
+            delay: ms(need(fault.delay_ms, "delay_ms")?),
+        },
+        "timeout" => ToxicKind::Timeout {
+            timeout: ms(need(fault.timeout_ms, "timeout_ms")?),
+        },
+        "reset_peer" => ToxicKind::ResetPeer {
+            timeout: ms(fault.timeout_ms.unwrap_or(0)),
+        },
+        "limit_data" => ToxicKind::LimitData {
+            bytes: need(fault.bytes, "bytes")?,
+        },
+        "drop" => ToxicKind::Drop,
+        other => {
+            return Err(format!(
+                "unknown toxic {other:?}; expected latency, bandwidth, slicer, slow_close, timeout, reset_peer, limit_data or drop"
+            ));
+        }
+    };
+    Ok(Toxic {
+        server,
+        stream,
+        toxicity,
+        kind,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -566,7 +714,7 @@ host = "user"
             ),
             (
                 "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"explode\"\nhost = \"user\"\n",
-                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall or latency",
+                "s.toml:9: faults[0]: unknown kind \"explode\"; expected partition, partition_oneway, crash, bounce, link_failure, hold, stall, latency or toxic",
             ),
             (
                 "[[faults]]\nat_ms = 1\nkind = \"crash\"\nhost = \"user\"\n",
@@ -579,6 +727,18 @@ host = "user"
             (
                 "[policy]\nattempts_max = 0\n",
                 "s.toml:9: [policy]: attempts_max must be between 1 and 10, got 0",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"toxic\"\nserver = \"payment\"\ntoxic = \"gremlin\"\n",
+                "s.toml:9: faults[0]: unknown toxic \"gremlin\"; expected latency, bandwidth, slicer, slow_close, timeout, reset_peer, limit_data or drop",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"toxic\"\nserver = \"payment\"\ntoxic = \"latency\"\n",
+                "s.toml:9: faults[0]: this toxic needs latency_ms",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"toxic\"\nserver = \"client\"\ntoxic = \"drop\"\n",
+                "s.toml:9: faults[0]: toxic server \"client\" must be \"user\" or \"payment\"",
             ),
         ];
         for (extra, expected) in cases {

@@ -32,6 +32,7 @@ use user_server::UserServer;
 
 use crate::{
     oracle::Oracle,
+    proxy::{self, Toxics},
     scenario::{Fault, FaultKind, Invariant, Scenario},
 };
 
@@ -129,6 +130,38 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         })
     });
 
+    // Servers with toxics are reached through the proxy host.
+    let mut proxied: Vec<&'static str> = Vec::new();
+    for fault in &scenario.faults {
+        if let FaultKind::Toxic(toxic) = &fault.kind {
+            let server: &'static str = if toxic.server == "user" {
+                "user"
+            } else {
+                "payment"
+            };
+            if !proxied.contains(&server) {
+                proxied.push(server);
+            }
+        }
+    }
+    proxied.sort_unstable();
+    let toxics = Toxics::default();
+    if !proxied.is_empty() {
+        let (servers, toxics) = (
+            proxied.iter().map(|s| (*s, PORT)).collect::<Vec<_>>(),
+            toxics.clone(),
+        );
+        sim.host("proxy", move || {
+            proxy::run(servers.clone(), toxics.clone(), seed)
+        });
+    }
+    let route = move |server: &'static str| -> (&'static str, u16) {
+        match proxied.iter().position(|s| *s == server) {
+            Some(i) => ("proxy", proxy::PROXY_PORT_BASE + i as u16),
+            None => (server, PORT),
+        }
+    };
+
     let records = Arc::new(Mutex::new(Vec::new()));
     let client_records = records.clone();
     let workload = scenario.workload.clone();
@@ -147,9 +180,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             log: client_wire,
             start: tokio::time::Instant::now(),
         };
-        let connector = |host: &'static str| -> Arc<dyn Connector> {
+        let connector = |server: &'static str| -> Arc<dyn Connector> {
+            let (host, port) = route(server);
             Arc::new(SimConnector {
+                server,
                 host,
+                port,
                 wire: wire.clone(),
             })
         };
@@ -217,7 +253,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             if *at > now {
                 break;
             }
-            apply(&mut sim, scenario, &stalls, action);
+            apply(&mut sim, scenario, &stalls, &toxics, action);
             events.push((*at, describe(action)));
             if matches!(action, Action::Start(_)) {
                 faults_applied += 1;
@@ -388,7 +424,13 @@ fn schedule(faults: &[Fault]) -> Vec<(Duration, Action<'_>)> {
     events
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, stalls: &Stalls, action: &Action<'_>) {
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    stalls: &Stalls,
+    toxics: &Toxics,
+    action: &Action<'_>,
+) {
     match action {
         Action::Start(fault) => match &fault.kind {
             FaultKind::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
@@ -409,6 +451,7 @@ fn apply(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, stalls: &Stalls, actio
                 u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             ),
+            FaultKind::Toxic(toxic) => toxics.add(fault.id, toxic.clone()),
         },
         Action::Heal(fault) => match &fault.kind {
             FaultKind::Partition { a, b } => sim.repair(a.as_str(), b.as_str()),
@@ -427,6 +470,7 @@ fn apply(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, stalls: &Stalls, actio
                 sim.set_link_max_message_latency(a.as_str(), b.as_str(), scenario.latency_max);
             }
             FaultKind::Stall { host, .. } => stalls.of(host).store(0, Ordering::Relaxed),
+            FaultKind::Toxic(_) => toxics.remove(fault.id),
         },
     }
 }
@@ -451,6 +495,11 @@ fn describe(action: &Action<'_>) -> String {
             max.as_millis()
         ),
         FaultKind::Stall { host, delay } => format!("stall {host} by {} ms", delay.as_millis()),
+        FaultKind::Toxic(toxic) => format!(
+            "toxic {:?} on {} {:?} (toxicity {})",
+            toxic.kind, toxic.server, toxic.stream, toxic.toxicity
+        )
+        .to_lowercase(),
     };
     format!("{verb} {what}")
 }
@@ -531,26 +580,30 @@ async fn serve<S: Service<RoleServer> + Clone>(handler: S) -> turmoil::Result {
 /// client sends and receives, with its simulated time, in `wire`.
 #[derive(Debug)]
 struct SimConnector {
+    /// The server this reaches (names the wire log's lines).
+    server: &'static str,
+    /// Where it connects: the server's host, or the proxy in front of it.
     host: &'static str,
+    port: u16,
     wire: Wire,
 }
 
 impl Connector for SimConnector {
     fn target(&self) -> String {
-        format!("sim://{}:{PORT}", self.host)
+        format!("sim://{}:{}", self.host, self.port)
     }
 
     fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
         Box::pin(async move {
-            let stream = turmoil::net::TcpStream::connect((self.host, PORT))
+            let stream = turmoil::net::TcpStream::connect((self.host, self.port))
                 .await
                 .map_err(|source| ConnectError::Io {
                     target: self.target(),
                     source,
                 })?;
             let (read, write) = stream.into_split();
-            let read = Recorded::new(read, self.wire.clone(), format!("{} >", self.host));
-            let write = Recorded::new(write, self.wire.clone(), format!("{} <", self.host));
+            let read = Recorded::new(read, self.wire.clone(), format!("{} >", self.server));
+            let write = Recorded::new(write, self.wire.clone(), format!("{} <", self.server));
             handshake_lines(read, write, &self.target()).await
         })
     }

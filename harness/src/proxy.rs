@@ -1,0 +1,224 @@
+//! A Toxiproxy-style proxy host inside the simulation, between the client
+//! and a server, for the faults turmoil's links cannot make: per-connection
+//! latency with jitter, bandwidth limits, sliced writes, slow closes,
+//! stalls, resets, data limits and silent drops. Seeded, so a run replays.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::scenario::{Stream, Toxic, ToxicKind};
+
+/// The proxy listens on `PROXY_PORT_BASE + n` for the n-th server.
+pub const PROXY_PORT_BASE: u16 = 9100;
+/// Largest chunk the proxy reads at once.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+/// The toxics in force, shared between the fault loop and the proxy host.
+#[derive(Debug, Clone, Default)]
+pub struct Toxics {
+    active: Arc<Mutex<Vec<(usize, Toxic)>>>,
+}
+
+impl Toxics {
+    /// Puts toxic number `id` in force.
+    pub fn add(&self, id: usize, toxic: Toxic) {
+        self.active.lock().expect("toxics").push((id, toxic));
+    }
+
+    /// Takes toxic number `id` out of force.
+    pub fn remove(&self, id: usize) {
+        self.active
+            .lock()
+            .expect("toxics")
+            .retain(|(i, _)| *i != id);
+    }
+
+    fn current(&self, server: &str, stream: Stream) -> Vec<(usize, Toxic)> {
+        self.active
+            .lock()
+            .expect("toxics")
+            .iter()
+            .filter(|(_, t)| t.server == server && t.stream == stream)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The proxy host's software: one listener per proxied server.
+pub async fn run(servers: Vec<(&'static str, u16)>, toxics: Toxics, seed: u64) -> turmoil::Result {
+    let mut listeners = Vec::new();
+    for (index, (server, port)) in servers.into_iter().enumerate() {
+        let listen_port = PROXY_PORT_BASE + index as u16;
+        let listener =
+            turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), listen_port))
+                .await?;
+        listeners.push((server, port, listener));
+    }
+    // One RNG per proxy: connections draw their toxicity from it in accept
+    // order, which the simulation makes deterministic.
+    let rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed ^ 0x0070_726f_7879)));
+    let mut tasks = Vec::new();
+    for (server, port, listener) in listeners {
+        let (toxics, rng) = (toxics.clone(), rng.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(upstream) = turmoil::net::TcpStream::connect((server, port)).await else {
+                    continue; // the client sees its connection close
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                let up_rng = SmallRng::seed_from_u64(rng.lock().expect("rng").random());
+                let down_rng = SmallRng::seed_from_u64(rng.lock().expect("rng").random());
+                let up = pump(
+                    client_read,
+                    server_write,
+                    server,
+                    Stream::Upstream,
+                    toxics.clone(),
+                    up_rng,
+                );
+                let down = pump(
+                    server_read,
+                    client_write,
+                    server,
+                    Stream::Downstream,
+                    toxics.clone(),
+                    down_rng,
+                );
+                tokio::spawn(async move {
+                    // Either direction ending ends the connection, as a socket would.
+                    tokio::select! {
+                        () = up => {}
+                        () = down => {}
+                    }
+                });
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Copies one direction of a connection through the toxics in force.
+async fn pump(
+    mut from: turmoil::net::tcp::OwnedReadHalf,
+    mut to: turmoil::net::tcp::OwnedWriteHalf,
+    server: &'static str,
+    stream: Stream,
+    toxics: Toxics,
+    mut rng: SmallRng,
+) {
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut sent: u64 = 0;
+    // Per connection, each toxic applies with probability `toxicity`,
+    // decided once, the first time the toxic is seen.
+    let mut decided: Vec<(usize, bool)> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                for (_, toxic) in toxics.current(server, stream) {
+                    if let ToxicKind::SlowClose { delay } = toxic.kind {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(n) => n,
+        };
+        let mut applying = Vec::new();
+        for (id, toxic) in toxics.current(server, stream) {
+            let applies = match decided.iter().find(|(i, _)| *i == id) {
+                Some((_, applies)) => *applies,
+                None => {
+                    let applies = rng.random_bool(toxic.toxicity);
+                    decided.push((id, applies));
+                    applies
+                }
+            };
+            if applies {
+                applying.push(toxic.kind);
+            }
+        }
+        let mut pieces: Vec<&[u8]> = vec![&buf[..n]];
+        for kind in &applying {
+            match *kind {
+                ToxicKind::Latency { latency, jitter } => {
+                    let jitter_ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+                    let extra = if jitter_ms == 0 {
+                        0
+                    } else {
+                        rng.random_range(0..=2 * jitter_ms)
+                    };
+                    let pause = (latency + Duration::from_millis(extra)).saturating_sub(jitter);
+                    tokio::time::sleep(pause).await;
+                }
+                ToxicKind::Bandwidth { rate_kbps } => {
+                    let micros = (n as u64 * 8_000) / rate_kbps.max(1);
+                    tokio::time::sleep(Duration::from_micros(micros)).await;
+                }
+                ToxicKind::Slicer {
+                    average_size,
+                    size_variation,
+                    ..
+                } => {
+                    let mut sliced = Vec::new();
+                    let mut rest = &buf[..n];
+                    while !rest.is_empty() {
+                        let low = average_size.saturating_sub(size_variation).max(1);
+                        let high = (average_size + size_variation).max(low);
+                        let size = rng.random_range(low..=high).min(rest.len());
+                        let (piece, tail) = rest.split_at(size);
+                        sliced.push(piece);
+                        rest = tail;
+                    }
+                    pieces = sliced;
+                }
+                ToxicKind::Timeout { timeout } => {
+                    if timeout.is_zero() {
+                        std::future::pending::<()>().await;
+                    }
+                    tokio::time::sleep(timeout).await;
+                    return;
+                }
+                ToxicKind::ResetPeer { timeout } => {
+                    tokio::time::sleep(timeout).await;
+                    return;
+                }
+                ToxicKind::LimitData { bytes } if sent + n as u64 > bytes => {
+                    let allowed = usize::try_from(bytes.saturating_sub(sent)).unwrap_or(0);
+                    let _ = to.write_all(&buf[..allowed]).await;
+                    return;
+                }
+                ToxicKind::Drop => std::future::pending::<()>().await,
+                ToxicKind::LimitData { .. } | ToxicKind::SlowClose { .. } => {}
+            }
+        }
+        let slice_delay = applying.iter().find_map(|k| match k {
+            ToxicKind::Slicer { delay, .. } => Some(*delay),
+            _ => None,
+        });
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0
+                && let Some(delay) = slice_delay
+            {
+                tokio::time::sleep(delay).await;
+            }
+            if to.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        sent += n as u64;
+    }
+}
