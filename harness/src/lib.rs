@@ -10,6 +10,9 @@
 //! ```
 //!
 //! - [`scenario`]: the TOML format, validated with file:line errors;
+//! - [`dataset`]: what the servers serve, in their dataset-file format;
+//! - [`strategies`]: proptest strategies for awkward datasets and questions,
+//!   shared with the property tests;
 //! - [`oracle`]: the expected answer, computed without a network;
 //! - [`sim`]: one seeded run: hosts, the fault loop, the invariant checks;
 //! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics.
@@ -20,13 +23,17 @@
 //! so that tokio's `select!` draws from turmoil's seeded RNG. The same seed
 //! gives the same trace, byte for byte.
 
+pub mod dataset;
 pub mod oracle;
 pub mod proxy;
 pub mod scenario;
 pub mod sim;
+pub mod strategies;
 
+pub use dataset::Dataset;
 pub use oracle::Oracle;
 pub use scenario::{
-    Fault, FaultKind, Invariant, Scenario, ScenarioError, Stream, Toxic, ToxicKind,
+    DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, ScenarioError, Stream, Toxic,
+    ToxicKind,
 };
-pub use sim::{Outcome, QueryRecord, RunError, RunReport, Verdict, run};
+pub use sim::{Outcome, QueryRecord, RunError, RunReport, Verdict, dataset_for, run};

@@ -262,7 +262,7 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
             (true, true) => "HELD, expected to break",
             (false, false) => "BROKE",
         };
-        say!("       {:9} {state}: {}", v.invariant.name(), v.detail);
+        say!("       {:12} {state}: {}", v.invariant.name(), v.detail);
     }
     if trace || !report.as_expected {
         for line in report.trace.lines() {
@@ -272,8 +272,9 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
     for q in &report.queries {
         if let Outcome::Wrong { got, expected } = &q.outcome {
             say!(
-                "       wrong at {} ms:\n         got {got:?}\n         expected {expected:?}",
-                q.start.as_millis()
+                "       wrong at {} ms: {:?}\n         got {got:?}\n         expected {expected:?}",
+                q.start.as_millis(),
+                q.question
             );
         }
     }

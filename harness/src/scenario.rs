@@ -8,12 +8,23 @@ use std::{
 };
 
 use orchestrator::{config::PolicyToml, policy::Policy};
+use payment_server::TransactionRecord;
 use serde::Deserialize;
 use toml::Spanned;
+use user_server::UserRecord;
 
-/// Hosts every scenario has: one per server, and the client running the
-/// orchestrator.
-pub const HOSTS: [&str; 3] = ["client", "user", "payment"];
+use crate::dataset::Dataset;
+
+/// The server hosts every scenario has. Client hosts, each running its own
+/// orchestrator, are `client`, `client2`, … up to `[workload] clients`.
+pub const SERVERS: [&str; 2] = ["user", "payment"];
+/// Most client hosts a scenario may have.
+pub const CLIENTS_MAX: u32 = 8;
+/// Largest generated or inline dataset.
+pub const USERS_MAX: u32 = 10_000;
+pub const TRANSACTIONS_MAX: u32 = 100_000;
+/// Most distinct generated questions.
+pub const QUESTION_POOL_MAX: u32 = 1000;
 /// Longest simulated run a scenario may ask for.
 pub const DURATION_LIMIT: Duration = Duration::from_secs(3600);
 /// Most queries one run may issue.
@@ -33,6 +44,7 @@ pub struct Scenario {
     pub latency_max: Duration,
     /// Chance per tick that a failed link (see [`FaultKind::LinkFailure`]) heals.
     pub repair_rate: f64,
+    pub dataset: DatasetSource,
     pub workload: Workload,
     pub policy: Policy,
     /// Sorted by start time.
@@ -50,16 +62,45 @@ pub struct Scenario {
     pub expect_fail: Option<Invariant>,
 }
 
-/// The client's questions.
+/// What the servers are loaded with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatasetSource {
+    /// The original demo's three users and six transactions.
+    Demo,
+    /// Drawn from the generators in [`crate::strategies`] with the run's seed:
+    /// `users` addresses (fewer if some collide) and `transactions`.
+    Generated { users: u32, transactions: u32 },
+    /// Written out in the scenario file.
+    Inline(Dataset),
+}
+
+/// The clients' questions.
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub queries: u32,
-    /// Queries in flight at once through the one orchestrator.
+    /// Client hosts, each with its own orchestrator (connections, breakers,
+    /// retry budget); they take queries from one shared sequence.
+    pub clients: u32,
+    /// Queries in flight at once through each orchestrator.
     pub concurrency: u32,
     /// Pause between the end of one query and the start of the next.
     pub interval: Duration,
-    /// Asked in turn.
-    pub questions: Vec<String>,
+    /// Open loop: query n starts no earlier than n / rate after the start.
+    pub rate_per_s: Option<f64>,
+    pub questions: Questions,
+}
+
+/// Which questions the workload asks, in turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Questions {
+    Listed(Vec<String>),
+    /// `pool` questions drawn with the run's seed from the dataset: every
+    /// form the planner supports, emails in other cases, and a share of
+    /// unknown addresses.
+    Generated {
+        pool: u32,
+        unknown_share: f64,
+    },
 }
 
 /// One injected fault.
@@ -258,8 +299,71 @@ impl Scenario {
             ));
         }
 
+        let dataset = match raw.dataset {
+            None => DatasetSource::Demo,
+            Some(d) => {
+                let at = d.span().start;
+                let d = d.into_inner();
+                let bad = |m: String| invalid(at, format!("[dataset]: {m}"));
+                match (d.generate, d.users, d.transactions) {
+                    (Some(g), None, None) => {
+                        if g.users > USERS_MAX || g.transactions > TRANSACTIONS_MAX {
+                            return Err(bad(format!(
+                                "generate allows at most {USERS_MAX} users and {TRANSACTIONS_MAX} transactions"
+                            )));
+                        }
+                        DatasetSource::Generated {
+                            users: g.users,
+                            transactions: g.transactions,
+                        }
+                    }
+                    (None, users, transactions) => {
+                        let inline = Dataset {
+                            users: users.unwrap_or_default(),
+                            transactions: transactions.unwrap_or_default(),
+                        };
+                        if inline.users.len() > USERS_MAX as usize
+                            || inline.transactions.len() > TRANSACTIONS_MAX as usize
+                        {
+                            return Err(bad(format!(
+                                "at most {USERS_MAX} users and {TRANSACTIONS_MAX} transactions"
+                            )));
+                        }
+                        inline.stores().map_err(|e| bad(e.to_string()))?;
+                        DatasetSource::Inline(inline)
+                    }
+                    (Some(_), _, _) => {
+                        return Err(bad(
+                            "either generate = { … } or users and transactions, not both".into(),
+                        ));
+                    }
+                }
+            }
+        };
+
         let workload_at = raw.workload.span().start;
         let workload = raw.workload.into_inner();
+        if !(1..=CLIENTS_MAX).contains(&workload.clients) {
+            return Err(invalid(
+                workload_at,
+                format!("[workload]: clients must be between 1 and {CLIENTS_MAX}"),
+            ));
+        }
+        let clients = workload.clients;
+        if let Some(rate) = workload.rate_per_s {
+            if !(rate > 0.0 && rate <= 10_000.0) {
+                return Err(invalid(
+                    workload_at,
+                    "[workload]: rate_per_s must be above 0 and at most 10000".into(),
+                ));
+            }
+            if workload.interval_ms > 0 {
+                return Err(invalid(
+                    workload_at,
+                    "[workload]: rate_per_s (open loop) and interval_ms (closed loop) exclude each other".into(),
+                ));
+            }
+        }
         if !(1..=QUERIES_MAX).contains(&workload.queries) {
             return Err(invalid(
                 workload_at,
@@ -272,20 +376,53 @@ impl Scenario {
                 format!("[workload]: concurrency must be between 1 and {CONCURRENCY_MAX}"),
             ));
         }
-        if workload.questions.is_empty() {
-            return Err(invalid(
-                workload_at,
-                "[workload]: questions must list at least one question".into(),
-            ));
-        }
-        for question in &workload.questions {
-            orchestrator::planner::parse_question(question).map_err(|e| {
-                invalid(
-                    workload_at,
-                    format!("[workload]: question {question:?} cannot be planned: {e}"),
-                )
-            })?;
-        }
+        let questions = match workload.questions {
+            Some(listed) => {
+                if workload.question_pool.is_some() || workload.unknown_share.is_some() {
+                    return Err(invalid(
+                        workload_at,
+                        "[workload]: question_pool and unknown_share are for generated questions; drop them or questions".into(),
+                    ));
+                }
+                if listed.is_empty() {
+                    return Err(invalid(
+                        workload_at,
+                        "[workload]: questions must list at least one question".into(),
+                    ));
+                }
+                for question in &listed {
+                    orchestrator::planner::parse_question(question).map_err(|e| {
+                        invalid(
+                            workload_at,
+                            format!("[workload]: question {question:?} cannot be planned: {e}"),
+                        )
+                    })?;
+                }
+                Questions::Listed(listed)
+            }
+            None => {
+                let pool = workload.question_pool.unwrap_or(32);
+                let unknown_share = workload.unknown_share.unwrap_or(0.2);
+                if !(1..=QUESTION_POOL_MAX).contains(&pool) {
+                    return Err(invalid(
+                        workload_at,
+                        format!(
+                            "[workload]: question_pool must be between 1 and {QUESTION_POOL_MAX}"
+                        ),
+                    ));
+                }
+                if !(0.0..=1.0).contains(&unknown_share) {
+                    return Err(invalid(
+                        workload_at,
+                        "[workload]: unknown_share must be between 0 and 1".into(),
+                    ));
+                }
+                Questions::Generated {
+                    pool,
+                    unknown_share,
+                }
+            }
+        };
 
         let policy = raw
             .policy
@@ -305,14 +442,14 @@ impl Scenario {
             let bad = |m: String| invalid(at, format!("faults[{index}]: {m}"));
             let host = |h: Option<String>| -> Result<String, ScenarioError> {
                 let h = h.ok_or_else(|| bad(format!("kind {:?} needs host", fault.kind)))?;
-                known_host(&h).map_err(&bad)?;
+                known_host(&h, clients).map_err(&bad)?;
                 Ok(h)
             };
             let pair = |p: Option<[String; 2]>| -> Result<(String, String), ScenarioError> {
                 let [a, b] =
                     p.ok_or_else(|| bad(format!("kind {:?} needs between = [a, b]", fault.kind)))?;
-                known_host(&a).map_err(&bad)?;
-                known_host(&b).map_err(&bad)?;
+                known_host(&a, clients).map_err(&bad)?;
+                known_host(&b, clients).map_err(&bad)?;
                 if a == b {
                     return Err(bad("between needs two different hosts".into()));
                 }
@@ -349,7 +486,7 @@ impl Scenario {
                 }
                 "stall" => {
                     let host = host(fault.host.clone())?;
-                    if host == "client" {
+                    if !SERVERS.contains(&host.as_str()) {
                         return Err(bad("stall applies to a server host: user or payment".into()));
                     }
                     let delay = fault
@@ -459,11 +596,14 @@ impl Scenario {
             latency_min,
             latency_max,
             repair_rate: network.repair_rate,
+            dataset,
             workload: Workload {
                 queries: workload.queries,
+                clients,
                 concurrency: workload.concurrency,
                 interval: Duration::from_millis(workload.interval_ms),
-                questions: workload.questions,
+                rate_per_s: workload.rate_per_s,
+                questions,
             },
             policy,
             faults,
@@ -485,13 +625,28 @@ impl Scenario {
     }
 }
 
-fn known_host(host: &str) -> Result<(), String> {
-    if HOSTS.contains(&host) {
+/// The client hosts' names: `client`, `client2`, …
+pub fn client_hosts(clients: u32) -> Vec<String> {
+    (1..=clients)
+        .map(|n| {
+            if n == 1 {
+                "client".to_owned()
+            } else {
+                format!("client{n}")
+            }
+        })
+        .collect()
+}
+
+fn known_host(host: &str, clients: u32) -> Result<(), String> {
+    let mut hosts = client_hosts(clients);
+    hosts.extend(SERVERS.iter().map(|s| (*s).to_owned()));
+    if hosts.iter().any(|h| h == host) {
         Ok(())
     } else {
         Err(format!(
             "unknown host {host:?}; hosts are {}",
-            HOSTS.join(", ")
+            hosts.join(", ")
         ))
     }
 }
@@ -505,6 +660,7 @@ struct RawScenario {
     duration_ms: Spanned<u64>,
     tick_ms: Spanned<u64>,
     network: Option<RawNetwork>,
+    dataset: Option<Spanned<RawDataset>>,
     workload: Spanned<RawWorkload>,
     policy: Option<Spanned<PolicyToml>>,
     #[serde(default)]
@@ -537,9 +693,30 @@ struct RawNetwork {
 struct RawWorkload {
     queries: u32,
     #[serde(default = "one")]
+    clients: u32,
+    #[serde(default = "one")]
     concurrency: u32,
+    #[serde(default)]
     interval_ms: u64,
-    questions: Vec<String>,
+    rate_per_s: Option<f64>,
+    questions: Option<Vec<String>>,
+    question_pool: Option<u32>,
+    unknown_share: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    generate: Option<RawGenerate>,
+    users: Option<Vec<UserRecord>>,
+    transactions: Option<Vec<TransactionRecord>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenerate {
+    users: u32,
+    transactions: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -744,6 +921,49 @@ host = "user"
         for (extra, expected) in cases {
             assert_eq!(parse(extra).unwrap_err(), expected, "{extra}");
         }
+        let more = [
+            (
+                "[dataset]\ngenerate = { users = 1, transactions = 1 }\n[[dataset.users]]\nid = \"u\"\nemail = \"a@b.c\"\nname = \"A\"\n",
+                "s.toml:9: [dataset]: either generate = { … } or users and transactions, not both",
+            ),
+            (
+                "[dataset]\n[[dataset.users]]\nid = \"u\"\nemail = \"not-an-email\"\nname = \"A\"\n",
+                "s.toml:9: [dataset]: users[0] (id \"u\"): email \"not-an-email\" is not valid: missing separator character '@'",
+            ),
+            (
+                "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"partition\"\nbetween = [\"client2\", \"user\"]\n",
+                "s.toml:9: faults[0]: unknown host \"client2\"; hosts are client, user, payment",
+            ),
+        ];
+        for (extra, expected) in more {
+            assert_eq!(parse(extra).unwrap_err(), expected, "{extra}");
+        }
+        let generated = Scenario::from_toml(
+            Path::new("g.toml"),
+            "name = \"g\"\nduration_ms = 1000\ntick_ms = 1\n[workload]\nqueries = 1\nclients = 2\nrate_per_s = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            generated.workload.questions,
+            Questions::Generated {
+                pool: 32,
+                unknown_share: 0.2
+            }
+        );
+        assert_eq!(
+            client_hosts(generated.workload.clients),
+            ["client", "client2"]
+        );
+        let both = Scenario::from_toml(
+            Path::new("g.toml"),
+            "name = \"g\"\nduration_ms = 1000\ntick_ms = 1\n[workload]\nqueries = 1\nrate_per_s = 5\ninterval_ms = 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            both,
+            "g.toml:4: [workload]: rate_per_s (open loop) and interval_ms (closed loop) exclude each other"
+        );
         let unknown =
             parse("[[faults]]\nat_ms = 1\nkind = \"bounce\"\nhost = \"user\"\ncolour = 1\n")
                 .unwrap_err();

@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 use user_server::UserServer;
 
 use crate::{
+    dataset::Dataset,
     oracle::Oracle,
     proxy::{self, Toxics},
-    scenario::{Fault, FaultKind, Invariant, Scenario},
+    scenario::{DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, client_hosts},
+    strategies,
 };
 
 /// Every server listens on this port of its host.
@@ -55,6 +57,9 @@ pub enum Outcome {
 pub struct QueryRecord {
     /// Its number in the workload (queries from concurrent loops interleave).
     pub index: usize,
+    /// The client host that asked it (0 for `client`, 1 for `client2`, …).
+    pub client: usize,
+    pub question: String,
     /// Simulated time since the run started.
     pub start: Duration,
     pub latency: Duration,
@@ -97,11 +102,86 @@ pub struct RunReport {
 pub enum RunError {
     #[error("the simulation failed at {at_ms} ms: {message}")]
     Simulation { at_ms: u128, message: String },
+    /// The dataset or the questions could not be generated from the seed.
+    #[error("cannot generate the {what}: {message}")]
+    Generate { what: &'static str, message: String },
+}
+
+/// The dataset a run serves, materialised from the scenario and the seed.
+pub fn dataset_for(scenario: &Scenario, seed: u64) -> Result<Dataset, RunError> {
+    match &scenario.dataset {
+        DatasetSource::Demo => Ok(Dataset::demo()),
+        DatasetSource::Inline(data) => Ok(data.clone()),
+        DatasetSource::Generated {
+            users,
+            transactions,
+        } => {
+            let (users, transactions) = (*users as usize, *transactions as usize);
+            strategies::sample(
+                &strategies::dataset(users..=users, transactions..=transactions),
+                seed,
+            )
+            .map_err(|message| RunError::Generate {
+                what: "dataset",
+                message,
+            })
+        }
+    }
+}
+
+/// A question and the oracle's answer to it (or why there is none).
+type Asked = (String, Result<orchestrator::Answer, String>);
+
+/// The questions a run asks in turn, each with the oracle's answer.
+fn questions_for(
+    scenario: &Scenario,
+    oracle: &Oracle,
+    seed: u64,
+) -> Result<Vec<Asked>, RunError> {
+    match &scenario.workload.questions {
+        Questions::Listed(listed) => Ok(listed
+            .iter()
+            .map(|q| (q.clone(), oracle.answer(q)))
+            .collect()),
+        Questions::Generated {
+            pool,
+            unknown_share,
+        } => {
+            let pool = *pool as usize;
+            let strategy = proptest::collection::vec(
+                strategies::question(oracle.dataset(), *unknown_share),
+                pool..=pool,
+            );
+            // A different stream from the dataset's.
+            let asked =
+                strategies::sample(&strategy, seed ^ 0x5155_4553_5449_4f4e).map_err(|message| {
+                    RunError::Generate {
+                        what: "questions",
+                        message,
+                    }
+                })?;
+            Ok(asked
+                .into_iter()
+                .map(|q| {
+                    let expected = oracle.expect(&q.meaning);
+                    (q.text, expected)
+                })
+                .collect())
+        }
+    }
 }
 
 /// Runs `scenario` once with `seed`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
-    let oracle = Oracle::demo();
+    let oracle = Oracle::new(dataset_for(scenario, seed)?);
+    let (users, ledger) = oracle
+        .dataset()
+        .stores()
+        .map_err(|error| RunError::Generate {
+            what: "dataset",
+            message: error.to_string(),
+        })?;
+    let asked = Arc::new(questions_for(scenario, &oracle, seed)?);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
@@ -113,7 +193,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .build();
 
     let stalls = Stalls::default();
-    let users = oracle.users.clone();
     let user_stall = stalls.user.clone();
     sim.host("user", move || {
         serve(Stalled {
@@ -121,7 +200,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             delay_ms: user_stall.clone(),
         })
     });
-    let ledger = oracle.ledger.clone();
     let payment_stall = stalls.payment.clone();
     sim.host("payment", move || {
         serve(Stalled {
@@ -163,89 +241,118 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     };
 
     let records = Arc::new(Mutex::new(Vec::new()));
-    let client_records = records.clone();
-    let workload = scenario.workload.clone();
-    let policy = scenario.policy;
-    let expected: Vec<Result<orchestrator::Answer, String>> = workload
-        .questions
-        .iter()
-        .map(|q| oracle.answer(q))
-        .collect();
     let wire_log = Arc::new(Mutex::new(String::new()));
-    let client_wire = wire_log.clone();
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    let client_stats = stats.clone();
-    sim.client("client", async move {
-        let wire = Wire {
-            log: client_wire,
-            start: tokio::time::Instant::now(),
-        };
-        let connector = |server: &'static str| -> Arc<dyn Connector> {
-            let (host, port) = route(server);
-            Arc::new(SimConnector {
-                server,
-                host,
-                port,
-                wire: wire.clone(),
-            })
-        };
-        let orchestrator = Orchestrator::new(
-            vec![
-                ("user".into(), connector("user")),
-                ("payment".into(), connector("payment")),
-            ],
-            policy,
-            seed,
-        );
-        let started = tokio::time::Instant::now();
-        // `concurrency` loops share one orchestrator (and so its connections,
-        // breakers and retry budget), taking query numbers from one counter.
-        // join_all polls them in one task: the interleaving is the simulation's.
-        let next = std::cell::Cell::new(0usize);
-        let worker = || async {
-            loop {
-                let i = next.get();
-                if i >= workload.queries as usize {
-                    return;
+    let client_stats = Arc::new(Mutex::new(Vec::new()));
+    // Clients take query numbers from one sequence.
+    let next = Arc::new(AtomicU64::new(0));
+    let hosts = client_hosts(scenario.workload.clients);
+    let labelled = hosts.len() > 1;
+    for (client, host) in hosts.into_iter().enumerate() {
+        let records = records.clone();
+        let workload = scenario.workload.clone();
+        let policy = scenario.policy;
+        let asked = asked.clone();
+        let wire_log = wire_log.clone();
+        let client_stats = client_stats.clone();
+        let next = next.clone();
+        let label = labelled.then(|| host.clone());
+        let route = route.clone();
+        sim.client(host, async move {
+            let wire = Wire {
+                log: wire_log,
+                start: tokio::time::Instant::now(),
+            };
+            let connector = |server: &'static str| -> Arc<dyn Connector> {
+                let (host, port) = route(server);
+                Arc::new(SimConnector {
+                    server: match &label {
+                        Some(client) => format!("{client} {server}"),
+                        None => server.to_owned(),
+                    },
+                    host,
+                    port,
+                    wire: wire.clone(),
+                })
+            };
+            let orchestrator = Orchestrator::new(
+                vec![
+                    ("user".into(), connector("user")),
+                    ("payment".into(), connector("payment")),
+                ],
+                policy,
+                seed.wrapping_add(client as u64),
+            );
+            let started = tokio::time::Instant::now();
+            // `concurrency` loops share this client's orchestrator (and so its
+            // connections, breakers and retry budget). join_all polls them in
+            // one task: the interleaving is the simulation's.
+            let worker = || async {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= workload.queries as usize {
+                        return;
+                    }
+                    if let Some(rate) = workload.rate_per_s {
+                        tokio::time::sleep_until(
+                            started + Duration::from_secs_f64(i as f64 / rate),
+                        )
+                        .await;
+                    }
+                    let (question, expected) = &asked[i % asked.len()];
+                    let begun = tokio::time::Instant::now();
+                    let mut trace = Vec::new();
+                    let result = orchestrator.ask(question, &mut trace).await;
+                    let outcome = match (&result, expected) {
+                        (Ok(got), Ok(want)) if got == want => Outcome::Right,
+                        (Ok(got), Ok(want)) => Outcome::Wrong {
+                            got: got.render(),
+                            expected: want.render(),
+                        },
+                        (Ok(got), Err(why)) => Outcome::Wrong {
+                            got: got.render(),
+                            expected: format!("an error: {why}"),
+                        },
+                        (Err(error), _) => Outcome::Error(error.to_string()),
+                    };
+                    records.lock().expect("records").push(QueryRecord {
+                        index: i,
+                        client,
+                        question: question.clone(),
+                        start: begun - started,
+                        latency: begun.elapsed(),
+                        attempts: trace.iter().map(|s| s.attempts).sum(),
+                        outcome,
+                    });
+                    tokio::time::sleep(workload.interval).await;
                 }
-                next.set(i + 1);
-                let which = i % workload.questions.len();
-                let begun = tokio::time::Instant::now();
-                let mut trace = Vec::new();
-                let result = orchestrator
-                    .ask(&workload.questions[which], &mut trace)
-                    .await;
-                let outcome = match (&result, &expected[which]) {
-                    (Ok(got), Ok(want)) if got == want => Outcome::Right,
-                    (Ok(got), Ok(want)) => Outcome::Wrong {
-                        got: got.render(),
-                        expected: want.render(),
-                    },
-                    (Ok(got), Err(why)) => Outcome::Wrong {
-                        got: got.render(),
-                        expected: format!("an error: {why}"),
-                    },
-                    (Err(error), _) => Outcome::Error(error.to_string()),
-                };
-                client_records.lock().expect("records").push(QueryRecord {
-                    index: i,
-                    start: begun - started,
-                    latency: begun.elapsed(),
-                    attempts: trace.iter().map(|s| s.attempts).sum(),
-                    outcome,
-                });
-                tokio::time::sleep(workload.interval).await;
-            }
-        };
-        futures::future::join_all((0..workload.concurrency).map(|_| worker())).await;
-        *client_stats.lock().expect("stats") = orchestrator.stats();
-        orchestrator.shutdown().await;
-        Ok(())
-    });
+            };
+            futures::future::join_all((0..workload.concurrency).map(|_| worker())).await;
+            client_stats
+                .lock()
+                .expect("stats")
+                .push((client, orchestrator.stats()));
+            orchestrator.shutdown().await;
+            Ok(())
+        });
+    }
 
     let mut schedule = schedule(&scenario.faults);
     // (time, line), merged into one time-ordered trace at the end.
-    let mut events: Vec<(Duration, String)> = Vec::new();
+    let mut events: Vec<(Duration, String)> = vec![(
+        Duration::ZERO,
+        format!(
+            "dataset: {} ({} users, {} transactions); {} distinct question(s) from {} client(s)",
+            match scenario.dataset {
+                DatasetSource::Demo => "the demo's",
+                DatasetSource::Generated { .. } => "generated from the seed",
+                DatasetSource::Inline(_) => "the scenario's own",
+            },
+            oracle.dataset().users.len(),
+            oracle.dataset().transactions.len(),
+            asked.len(),
+            scenario.workload.clients
+        ),
+    )];
     let mut faults_applied = 0;
     loop {
         let now = sim.elapsed();
@@ -277,6 +384,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     let queries = std::mem::take(&mut *records.lock().expect("records"));
     for q in &queries {
         let i = q.index;
+        let by = if labelled {
+            format!(
+                " ({})",
+                client_hosts(q.client as u32 + 1).pop().unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
         let outcome = match &q.outcome {
             Outcome::Right => "right".to_owned(),
             Outcome::Error(e) => format!("error: {e}"),
@@ -285,7 +400,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         events.push((
             q.start,
             format!(
-                "query {i}: {outcome} ({} ms, {} attempt(s))",
+                "query {i}{by}: {outcome} ({} ms, {} attempt(s))",
                 q.latency.as_millis(),
                 q.attempts
             ),
@@ -298,7 +413,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         let _ = writeln!(trace, "{:>8} ms  {line}", at.as_millis());
     }
     let wire = std::mem::take(&mut *wire_log.lock().expect("wire log"));
-    let stats = std::mem::take(&mut *stats.lock().expect("stats"));
+    let mut per_client = std::mem::take(&mut *client_stats.lock().expect("stats"));
+    per_client.sort_by_key(|(client, _)| *client);
+    let stats = Stats::sum(per_client.into_iter().map(|(_, s)| s));
     let _ = writeln!(
         trace,
         "orchestrator: {} retries; connections {}",
@@ -581,7 +698,7 @@ async fn serve<S: Service<RoleServer> + Clone>(handler: S) -> turmoil::Result {
 #[derive(Debug)]
 struct SimConnector {
     /// The server this reaches (names the wire log's lines).
-    server: &'static str,
+    server: String,
     /// Where it connects: the server's host, or the proxy in front of it.
     host: &'static str,
     port: u16,

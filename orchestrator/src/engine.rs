@@ -50,6 +50,28 @@ pub struct Stats {
     pub breaker_trips: Vec<(String, u64)>,
 }
 
+impl Stats {
+    /// The totals of several orchestrators' stats, per server name in order
+    /// of first appearance.
+    pub fn sum(all: impl IntoIterator<Item = Stats>) -> Stats {
+        fn add(into: &mut Vec<(String, u64)>, from: Vec<(String, u64)>) {
+            for (name, n) in from {
+                match into.iter_mut().find(|(have, _)| *have == name) {
+                    Some((_, total)) => *total += n,
+                    None => into.push((name, n)),
+                }
+            }
+        }
+        let mut total = Stats::default();
+        for stats in all {
+            add(&mut total.connections, stats.connections);
+            add(&mut total.breaker_trips, stats.breaker_trips);
+            total.retries += stats.retries;
+        }
+        total
+    }
+}
+
 impl fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Orchestrator")

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest user id accepted, in bytes.
 pub const USER_ID_BYTES_MAX: usize = 128;
@@ -19,7 +19,7 @@ pub struct User {
 }
 
 /// A user record as it appears in a dataset file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UserRecord {
     pub id: String,
