@@ -36,4 +36,4 @@ pub use scenario::{
     DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, ScenarioError, Stream, Toxic,
     ToxicKind,
 };
-pub use sim::{Outcome, QueryRecord, RunError, RunReport, Verdict, dataset_for, run};
+pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};

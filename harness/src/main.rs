@@ -244,7 +244,7 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
     let trips: u64 = report.stats.breaker_trips.iter().map(|(_, n)| n).sum();
     say!(
         "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
-         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {reconnects} reconnects, {trips} breaker trips · trace {:016x}",
+         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {} hedges, {reconnects} reconnects, {trips} breaker trips · trace {:016x}",
         scenario.name,
         report.seed,
         report.queries.len(),
@@ -252,6 +252,7 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
         pick(0.99),
         report.faults_applied,
         report.stats.retries,
+        report.stats.hedges,
         report.trace_hash
     );
     for v in &report.verdicts {
@@ -294,7 +295,12 @@ fn report_json(scenario: &Scenario, report: &RunReport) -> serde_json::Value {
         "typed_errors": count(report, |o| matches!(o, Outcome::Error(_))),
         "wrong": count(report, |o| matches!(o, Outcome::Wrong { .. })),
         "attempts": report.queries.iter().map(|q| q.attempts).sum::<u32>(),
+        "calls": report.stats.calls,
         "retries": report.stats.retries,
+        "hedges": report.stats.hedges,
+        "servers": report.load.iter().map(|l| (l.server.to_owned(), serde_json::json!({
+            "in_flight_peak": l.in_flight_peak, "sessions_peak": l.sessions_peak,
+        }))).collect::<serde_json::Map<_, _>>(),
         "breaker_trips": report.stats.breaker_trips.iter().map(|(_, n)| n).sum::<u64>(),
         "connections": report.stats.connections.iter().map(|(s, n)| (s.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "faults": report.faults_applied,

@@ -23,6 +23,8 @@ pub const CLIENTS_MAX: u32 = 8;
 /// Largest generated or inline dataset.
 pub const USERS_MAX: u32 = 10_000;
 pub const TRANSACTIONS_MAX: u32 = 100_000;
+/// Most repetitions one `every_ms` fault may make.
+pub const REPEATS_MAX: usize = 1000;
 /// Most distinct generated questions.
 pub const QUESTION_POOL_MAX: u32 = 1000;
 /// Longest simulated run a scenario may ask for.
@@ -58,6 +60,15 @@ pub struct Scenario {
     pub breaker_trips_min: Option<u64>,
     /// If set, the p99 query latency (simulated) must not exceed it.
     pub p99_max: Option<Duration>,
+    /// If set, the servers may see at most this many attempts (first,
+    /// retries and hedges) per call the clients made.
+    pub amplification_max: Option<f64>,
+    /// Retries and hedges stay within what the retry budget allows.
+    pub within_budget: bool,
+    /// If set, no server ever handles more requests at once.
+    pub in_flight_max: Option<u64>,
+    /// If set, no server ever has more sessions (connections) open at once.
+    pub sessions_max: Option<u64>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
 }
@@ -209,6 +220,14 @@ pub enum Invariant {
     /// The 99th percentile of query latency, in simulated time, is at most
     /// `p99_max`.
     Latency,
+    /// Attempts per call stay under `amplification_max`: faults do not
+    /// multiply the load on the servers.
+    Amplification,
+    /// Retries and hedges never exceed the retry budget's token bucket.
+    Budget,
+    /// Requests a server handles at once, and sessions it holds open, stay
+    /// bounded.
+    Load,
 }
 
 impl Invariant {
@@ -219,6 +238,9 @@ impl Invariant {
             Invariant::Availability => "availability",
             Invariant::Breaker => "breaker",
             Invariant::Latency => "latency",
+            Invariant::Amplification => "amplification",
+            Invariant::Budget => "budget",
+            Invariant::Load => "load",
         }
     }
 }
@@ -530,16 +552,44 @@ impl Scenario {
                 (_, Some(d)) if d.is_zero() => return Err(bad("for_ms must be positive".into())),
                 _ => {}
             }
-            let fault = Fault {
-                id: 0,
-                at: Duration::from_millis(fault.at_ms),
-                lasts,
-                kind,
+            let starts: Vec<u64> = match (fault.every_ms, fault.until_ms) {
+                (None, None) => vec![fault.at_ms],
+                (Some(every), Some(until)) => {
+                    let lasts_ms = fault.for_ms.unwrap_or(0);
+                    if every <= lasts_ms {
+                        return Err(bad(format!(
+                            "every_ms ({every}) must exceed for_ms ({lasts_ms}): repetitions must not overlap"
+                        )));
+                    }
+                    if until <= fault.at_ms {
+                        return Err(bad("until_ms must be after at_ms".into()));
+                    }
+                    let starts: Vec<u64> = (fault.at_ms..until).step_by(every as usize).collect();
+                    if starts.len() > REPEATS_MAX {
+                        return Err(bad(format!(
+                            "every_ms and until_ms make {} repetitions; at most {REPEATS_MAX}",
+                            starts.len()
+                        )));
+                    }
+                    starts
+                }
+                (Some(_), None) => {
+                    return Err(bad("every_ms needs until_ms (when repetitions stop)".into()));
+                }
+                (None, Some(_)) => return Err(bad("until_ms needs every_ms".into())),
             };
-            if fault.at + fault.lasts.unwrap_or_default() >= duration {
-                return Err(bad("it must heal before duration_ms".into()));
+            for start in starts {
+                let repeat = Fault {
+                    id: 0,
+                    at: Duration::from_millis(start),
+                    lasts,
+                    kind: kind.clone(),
+                };
+                if repeat.at + repeat.lasts.unwrap_or_default() >= duration {
+                    return Err(bad("it must heal before duration_ms".into()));
+                }
+                faults.push(repeat);
             }
-            faults.push(fault);
         }
         faults.sort_by_key(|f| f.at);
         for (id, fault) in faults.iter_mut().enumerate() {
@@ -556,11 +606,14 @@ impl Scenario {
                 Some("availability") => Invariant::Availability,
                 Some("breaker") => Invariant::Breaker,
                 Some("latency") => Invariant::Latency,
+                Some("amplification") => Invariant::Amplification,
+                Some("budget") => Invariant::Budget,
+                Some("load") => Invariant::Load,
                 other => {
                     return Err(invalid(
                         0,
                         format!(
-                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\", \"breaker\" or \"latency\", got {other:?}"
+                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\", \"breaker\", \"latency\", \"amplification\", \"budget\" or \"load\", got {other:?}"
                         ),
                     ));
                 }
@@ -581,10 +634,35 @@ impl Scenario {
                 "[invariants]: availability_min must be between 0 and 1".into(),
             ));
         }
-        if expect_fail == Some(Invariant::Availability) && invariants.availability_min.is_none() {
+        if let Some(max) = invariants.amplification_max
+            && (max.is_nan() || max < 1.0)
+        {
             return Err(invalid(
                 0,
-                "expected_to_break = \"availability\" needs availability_min".into(),
+                "[invariants]: amplification_max must be at least 1 (every call is one attempt)"
+                    .into(),
+            ));
+        }
+        let checked = |i: Invariant| match i {
+            Invariant::Safety | Invariant::Liveness => true,
+            Invariant::Availability => invariants.availability_min.is_some(),
+            Invariant::Breaker => invariants.breaker_trips_min.is_some(),
+            Invariant::Latency => invariants.p99_ms_max.is_some(),
+            Invariant::Amplification => invariants.amplification_max.is_some(),
+            Invariant::Budget => invariants.retries_within_budget,
+            Invariant::Load => {
+                invariants.in_flight_max.is_some() || invariants.sessions_max.is_some()
+            }
+        };
+        if let Some(invariant) = expect_fail
+            && !checked(invariant)
+        {
+            return Err(invalid(
+                0,
+                format!(
+                    "expected_to_break = \"{}\" but [invariants] does not set it up",
+                    invariant.name()
+                ),
             ));
         }
 
@@ -611,6 +689,10 @@ impl Scenario {
             availability_min: invariants.availability_min,
             breaker_trips_min: invariants.breaker_trips_min,
             p99_max: invariants.p99_ms_max.map(Duration::from_millis),
+            amplification_max: invariants.amplification_max,
+            within_budget: invariants.retries_within_budget,
+            in_flight_max: invariants.in_flight_max,
+            sessions_max: invariants.sessions_max,
             expect_fail,
         })
     }
@@ -724,6 +806,8 @@ struct RawGenerate {
 struct RawFault {
     at_ms: u64,
     for_ms: Option<u64>,
+    every_ms: Option<u64>,
+    until_ms: Option<u64>,
     kind: String,
     host: Option<String>,
     between: Option<[String; 2]>,
@@ -834,6 +918,11 @@ struct RawInvariants {
     availability_min: Option<f64>,
     breaker_trips_min: Option<u64>,
     p99_ms_max: Option<u64>,
+    amplification_max: Option<f64>,
+    #[serde(default)]
+    retries_within_budget: bool,
+    in_flight_max: Option<u64>,
+    sessions_max: Option<u64>,
     expected_to_break: Option<String>,
 }
 
@@ -879,6 +968,13 @@ host = "user"
             }
         );
         assert_eq!(s.healed_at(), Duration::from_millis(6000));
+        let repeated = parse(
+            "[[faults]]\nat_ms = 1000\nfor_ms = 500\nevery_ms = 2000\nuntil_ms = 7000\nkind = \"crash\"\nhost = \"user\"\n",
+        )
+        .unwrap();
+        let starts: Vec<u128> = repeated.faults.iter().map(|f| f.at.as_millis()).collect();
+        assert_eq!(starts, [1000, 3000, 5000]);
+        assert_eq!(repeated.healed_at(), Duration::from_millis(5500));
         assert_eq!(s.policy, Policy::DEFAULT);
     }
 
@@ -922,6 +1018,14 @@ host = "user"
             assert_eq!(parse(extra).unwrap_err(), expected, "{extra}");
         }
         let more = [
+            (
+                "[[faults]]\nat_ms = 1000\nfor_ms = 500\nevery_ms = 400\nuntil_ms = 5000\nkind = \"crash\"\nhost = \"user\"\n",
+                "s.toml:9: faults[0]: every_ms (400) must exceed for_ms (500): repetitions must not overlap",
+            ),
+            (
+                "[[faults]]\nat_ms = 1000\nevery_ms = 400\nkind = \"bounce\"\nhost = \"user\"\n",
+                "s.toml:9: faults[0]: every_ms needs until_ms (when repetitions stop)",
+            ),
             (
                 "[dataset]\ngenerate = { users = 1, transactions = 1 }\n[[dataset.users]]\nid = \"u\"\nemail = \"a@b.c\"\nname = \"A\"\n",
                 "s.toml:9: [dataset]: either generate = { … } or users and transactions, not both",

@@ -34,7 +34,10 @@ use crate::{
     dataset::Dataset,
     oracle::Oracle,
     proxy::{self, Toxics},
-    scenario::{DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, client_hosts},
+    scenario::{
+        DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, Stream, ToxicKind,
+        client_hosts,
+    },
     strategies,
 };
 
@@ -89,12 +92,25 @@ pub struct RunReport {
     /// Every chunk the client sent (`<`) to and received (`>`) from each
     /// server, with simulated times.
     pub wire: String,
-    /// Retries and (re)connections the orchestrator made.
+    /// Calls, retries, hedges and (re)connections the orchestrators made,
+    /// summed over the clients.
     pub stats: Stats,
+    /// The most each server handled at once.
+    pub load: Vec<ServerLoad>,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
     pub as_expected: bool,
+}
+
+/// The busiest a server got during a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLoad {
+    pub server: &'static str,
+    /// Most requests handled at once.
+    pub in_flight_peak: u64,
+    /// Most sessions (connections) open at once.
+    pub sessions_peak: u64,
 }
 
 /// A run that could not complete.
@@ -133,11 +149,7 @@ pub fn dataset_for(scenario: &Scenario, seed: u64) -> Result<Dataset, RunError> 
 type Asked = (String, Result<orchestrator::Answer, String>);
 
 /// The questions a run asks in turn, each with the oracle's answer.
-fn questions_for(
-    scenario: &Scenario,
-    oracle: &Oracle,
-    seed: u64,
-) -> Result<Vec<Asked>, RunError> {
+fn questions_for(scenario: &Scenario, oracle: &Oracle, seed: u64) -> Result<Vec<Asked>, RunError> {
     match &scenario.workload.questions {
         Questions::Listed(listed) => Ok(listed
             .iter()
@@ -192,20 +204,26 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .repair_rate(scenario.repair_rate)
         .build();
 
-    let stalls = Stalls::default();
-    let user_stall = stalls.user.clone();
+    let probes = Probes::default();
+    let user_probe = probes.user.clone();
     sim.host("user", move || {
-        serve(Stalled {
-            inner: UserServer::new(users.clone()),
-            delay_ms: user_stall.clone(),
-        })
+        serve(
+            Instrumented {
+                inner: UserServer::new(users.clone()),
+                probe: user_probe.clone(),
+            },
+            user_probe.clone(),
+        )
     });
-    let payment_stall = stalls.payment.clone();
+    let payment_probe = probes.payment.clone();
     sim.host("payment", move || {
-        serve(Stalled {
-            inner: PaymentServer::new(ledger.clone()),
-            delay_ms: payment_stall.clone(),
-        })
+        serve(
+            Instrumented {
+                inner: PaymentServer::new(ledger.clone()),
+                probe: payment_probe.clone(),
+            },
+            payment_probe.clone(),
+        )
     });
 
     // Servers with toxics are reached through the proxy host.
@@ -223,6 +241,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         }
     }
     proxied.sort_unstable();
+    let proxied_servers = proxied.clone();
     let toxics = Toxics::default();
     if !proxied.is_empty() {
         let (servers, toxics) = (
@@ -336,7 +355,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         });
     }
 
-    let mut schedule = schedule(&scenario.faults);
+    let faults = reroute(&scenario.faults, &proxied_servers);
+    let mut schedule = schedule(&faults);
     // (time, line), merged into one time-ordered trace at the end.
     let mut events: Vec<(Duration, String)> = vec![(
         Duration::ZERO,
@@ -360,7 +380,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             if *at > now {
                 break;
             }
-            apply(&mut sim, scenario, &stalls, &toxics, action);
+            apply(&mut sim, scenario, &probes, &toxics, action);
             events.push((*at, describe(action)));
             if matches!(action, Action::Start(_)) {
                 faults_applied += 1;
@@ -418,8 +438,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     let stats = Stats::sum(per_client.into_iter().map(|(_, s)| s));
     let _ = writeln!(
         trace,
-        "orchestrator: {} retries; connections {}",
+        "orchestrator: {} calls, {} retries, {} hedges; connections {}",
+        stats.calls,
         stats.retries,
+        stats.hedges,
         stats
             .connections
             .iter()
@@ -427,7 +449,26 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let verdicts = check(scenario, &queries, &stats);
+    let load: Vec<ServerLoad> = [("user", &probes.user), ("payment", &probes.payment)]
+        .into_iter()
+        .map(|(server, probe)| ServerLoad {
+            server,
+            in_flight_peak: probe.in_flight.peak(),
+            sessions_peak: probe.sessions.peak(),
+        })
+        .collect();
+    let _ = writeln!(
+        trace,
+        "servers: {}",
+        load.iter()
+            .map(|l| format!(
+                "{} at most {} request(s) and {} session(s) at once",
+                l.server, l.in_flight_peak, l.sessions_peak
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let verdicts = check(scenario, &queries, &stats, &load, simulated);
     let as_expected = match scenario.expect_fail {
         None => verdicts.iter().all(|v| v.held),
         Some(invariant) => verdicts.iter().any(|v| v.invariant == invariant && !v.held),
@@ -441,6 +482,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         trace,
         wire,
         stats,
+        load,
         simulated,
         as_expected,
     })
@@ -448,7 +490,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
 
 /// Safety: no wrong answer, ever. Liveness: once every fault has healed and
 /// `liveness_after` has passed, every query is right.
-fn check(scenario: &Scenario, queries: &[QueryRecord], stats: &Stats) -> Vec<Verdict> {
+fn check(
+    scenario: &Scenario,
+    queries: &[QueryRecord],
+    stats: &Stats,
+    load: &[ServerLoad],
+    simulated: Duration,
+) -> Vec<Verdict> {
     let wrong = queries
         .iter()
         .filter(|q| matches!(q.outcome, Outcome::Wrong { .. }))
@@ -519,7 +567,80 @@ fn check(scenario: &Scenario, queries: &[QueryRecord], stats: &Stats) -> Vec<Ver
             detail: format!("{trips} breaker trip(s), at least {min} required"),
         });
     }
+    let extra = stats.retries + stats.hedges;
+    if let Some(max) = scenario.amplification_max {
+        let ratio = (stats.calls + extra) as f64 / stats.calls.max(1) as f64;
+        verdicts.push(Verdict {
+            invariant: Invariant::Amplification,
+            held: ratio <= max,
+            detail: format!(
+                "{} attempts for {} calls ({ratio:.2}x), at most {max}x allowed",
+                stats.calls + extra,
+                stats.calls
+            ),
+        });
+    }
+    if scenario.within_budget {
+        // Each client's bucket: full at the start, refilled by time and by
+        // a fraction of every first attempt.
+        let p = &scenario.policy;
+        let clients = f64::from(scenario.workload.clients);
+        let allowed = clients * f64::from(p.retry_budget_burst)
+            + p.retry_budget_ratio * stats.calls as f64
+            + clients * p.retry_budget_per_s * simulated.as_secs_f64();
+        verdicts.push(Verdict {
+            invariant: Invariant::Budget,
+            held: extra as f64 <= allowed,
+            detail: format!(
+                "{extra} retries and hedges, the budget allows {}",
+                allowed.floor()
+            ),
+        });
+    }
+    if scenario.in_flight_max.is_some() || scenario.sessions_max.is_some() {
+        let in_flight = load.iter().map(|l| l.in_flight_peak).max().unwrap_or(0);
+        let sessions = load.iter().map(|l| l.sessions_peak).max().unwrap_or(0);
+        let held = scenario.in_flight_max.is_none_or(|m| in_flight <= m)
+            && scenario.sessions_max.is_none_or(|m| sessions <= m);
+        let limit = |m: Option<u64>| m.map_or("unbounded".to_owned(), |m| format!("at most {m}"));
+        verdicts.push(Verdict {
+            invariant: Invariant::Load,
+            held,
+            detail: format!(
+                "peak {in_flight} request(s) in flight ({}), {sessions} session(s) open ({})",
+                limit(scenario.in_flight_max),
+                limit(scenario.sessions_max)
+            ),
+        });
+    }
     verdicts
+}
+
+/// Faults on a link between a client and a server that sits behind the
+/// proxy act on the proxy–server link: that is where the path runs.
+fn reroute(faults: &[Fault], proxied: &[&str]) -> Vec<Fault> {
+    let via = |a: &mut String, b: &mut String| {
+        if a.starts_with("client") && proxied.contains(&b.as_str()) {
+            *a = "proxy".to_owned();
+        } else if b.starts_with("client") && proxied.contains(&a.as_str()) {
+            *b = "proxy".to_owned();
+        }
+    };
+    let mut faults = faults.to_vec();
+    for fault in &mut faults {
+        match &mut fault.kind {
+            FaultKind::Partition { a, b }
+            | FaultKind::LinkFailure { a, b, .. }
+            | FaultKind::Hold { a, b }
+            | FaultKind::Latency { a, b, .. } => via(a, b),
+            FaultKind::PartitionOneway { from, to } => via(from, to),
+            FaultKind::Crash { .. }
+            | FaultKind::Bounce { .. }
+            | FaultKind::Stall { .. }
+            | FaultKind::Toxic(_) => {}
+        }
+    }
+    faults
 }
 
 enum Action<'a> {
@@ -544,7 +665,7 @@ fn schedule(faults: &[Fault]) -> Vec<(Duration, Action<'_>)> {
 fn apply(
     sim: &mut turmoil::Sim<'_>,
     scenario: &Scenario,
-    stalls: &Stalls,
+    probes: &Probes,
     toxics: &Toxics,
     action: &Action<'_>,
 ) {
@@ -564,7 +685,7 @@ fn apply(
                 sim.set_link_latency(a.as_str(), b.as_str(), *min);
                 sim.set_link_max_message_latency(a.as_str(), b.as_str(), *max);
             }
-            FaultKind::Stall { host, delay } => stalls.of(host).store(
+            FaultKind::Stall { host, delay } => probes.of(host).stall_ms.store(
                 u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             ),
@@ -586,7 +707,7 @@ fn apply(
                 sim.set_link_latency(a.as_str(), b.as_str(), scenario.latency_min);
                 sim.set_link_max_message_latency(a.as_str(), b.as_str(), scenario.latency_max);
             }
-            FaultKind::Stall { host, .. } => stalls.of(host).store(0, Ordering::Relaxed),
+            FaultKind::Stall { host, .. } => probes.of(host).stall_ms.store(0, Ordering::Relaxed),
             FaultKind::Toxic(_) => toxics.remove(fault.id),
         },
     }
@@ -612,24 +733,50 @@ fn describe(action: &Action<'_>) -> String {
             max.as_millis()
         ),
         FaultKind::Stall { host, delay } => format!("stall {host} by {} ms", delay.as_millis()),
-        FaultKind::Toxic(toxic) => format!(
-            "toxic {:?} on {} {:?} (toxicity {})",
-            toxic.kind, toxic.server, toxic.stream, toxic.toxicity
-        )
-        .to_lowercase(),
+        FaultKind::Toxic(toxic) => {
+            let ms = |d: &Duration| d.as_millis();
+            let what = match &toxic.kind {
+                ToxicKind::Latency { latency, jitter } => {
+                    format!("latency {} ± {} ms", ms(latency), ms(jitter))
+                }
+                ToxicKind::Bandwidth { rate_kbps } => format!("bandwidth {rate_kbps} kbit/s"),
+                ToxicKind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } => format!(
+                    "slicer {average_size} ± {size_variation} bytes, {} µs apart",
+                    delay.as_micros()
+                ),
+                ToxicKind::SlowClose { delay } => format!("slow_close {} ms", ms(delay)),
+                ToxicKind::Timeout { timeout } => format!("timeout after {} ms", ms(timeout)),
+                ToxicKind::ResetPeer { timeout } => format!("reset_peer after {} ms", ms(timeout)),
+                ToxicKind::LimitData { bytes } => format!("limit_data {bytes} bytes"),
+                ToxicKind::Drop => "drop".to_owned(),
+            };
+            let stream = match toxic.stream {
+                Stream::Upstream => "upstream",
+                Stream::Downstream => "downstream",
+            };
+            format!(
+                "toxic {what} on {} {stream}, toxicity {}",
+                toxic.server, toxic.toxicity
+            )
+        }
     };
     format!("{verb} {what}")
 }
 
-/// Per-server response delay in ms, set by stall faults from the outer loop.
+/// What the harness sets on, and reads from, each server without the
+/// server knowing: a response delay (stall faults) and load gauges.
 #[derive(Debug, Default)]
-struct Stalls {
-    user: Arc<AtomicU64>,
-    payment: Arc<AtomicU64>,
+struct Probes {
+    user: Arc<Probe>,
+    payment: Arc<Probe>,
 }
 
-impl Stalls {
-    fn of(&self, host: &str) -> &AtomicU64 {
+impl Probes {
+    fn of(&self, host: &str) -> &Probe {
         match host {
             "user" => &self.user,
             _ => &self.payment,
@@ -637,22 +784,64 @@ impl Stalls {
     }
 }
 
-/// A server handler whose requests wait `delay_ms` first: a slow server,
-/// made in the harness so the server code stays unaware of faults.
-#[derive(Clone)]
-struct Stalled<S> {
-    inner: S,
-    delay_ms: Arc<AtomicU64>,
+#[derive(Debug, Default)]
+struct Probe {
+    /// Every request waits this long first (set by stall faults).
+    stall_ms: AtomicU64,
+    /// Requests being handled.
+    in_flight: Gauge,
+    /// MCP sessions (connections) open.
+    sessions: Gauge,
 }
 
-impl<S: ServerHandler> Service<RoleServer> for Stalled<S> {
+/// A count that goes up and down, and the highest it reached.
+#[derive(Debug, Default)]
+struct Gauge {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Gauge {
+    /// Counts one in until the guard drops (also when a crash drops the
+    /// task holding it).
+    fn enter(&self) -> GaugeGuard<'_> {
+        let now = self.current.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A server handler wrapped by the harness: tool calls wait out any stall
+/// first, and requests are counted, so the server code stays unaware of faults.
+#[derive(Clone)]
+struct Instrumented<S> {
+    inner: S,
+    probe: Arc<Probe>,
+}
+
+impl<S: ServerHandler> Service<RoleServer> for Instrumented<S> {
     async fn handle_request(
         &self,
         request: ClientRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        let delay = self.delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
+        let _counted = self.probe.in_flight.enter();
+        let delay = self.probe.stall_ms.load(Ordering::Relaxed);
+        // A slow backend behind a live process: the handshake and tool
+        // listing stay quick, tool calls are late.
+        if delay > 0 && matches!(request, ClientRequest::CallToolRequest(_)) {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         Service::handle_request(&self.inner, request, context).await
@@ -673,13 +862,15 @@ impl<S: ServerHandler> Service<RoleServer> for Stalled<S> {
 
 /// A reference server on a turmoil host: one MCP session per connection,
 /// exactly as `serve_tcp` frames them.
-async fn serve<S: Service<RoleServer> + Clone>(handler: S) -> turmoil::Result {
+async fn serve<S: Service<RoleServer> + Clone>(handler: S, probe: Arc<Probe>) -> turmoil::Result {
     let listener =
         turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         let handler = handler.clone();
+        let probe = probe.clone();
         tokio::spawn(async move {
+            let _open = probe.sessions.enter();
             let (read, write) = stream.into_split();
             let _ = mcp_server_kit::serve_connection(
                 handler,

@@ -241,7 +241,9 @@ pub struct PolicyToml {
     backoff_base_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
     retry_budget_ratio: Option<f64>,
-    retry_budget_min: Option<u32>,
+    retry_budget_per_s: Option<f64>,
+    retry_budget_burst: Option<u32>,
+    hedge_after_ms: Option<u64>,
     breaker_failures: Option<u32>,
     breaker_open_ms: Option<u64>,
 }
@@ -259,7 +261,12 @@ impl PolicyToml {
             backoff_base: ms(self.backoff_base_ms, d.backoff_base),
             backoff_max: ms(self.backoff_max_ms, d.backoff_max),
             retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
-            retry_budget_min: self.retry_budget_min.unwrap_or(d.retry_budget_min),
+            retry_budget_per_s: self.retry_budget_per_s.unwrap_or(d.retry_budget_per_s),
+            retry_budget_burst: self.retry_budget_burst.unwrap_or(d.retry_budget_burst),
+            hedge_after: self
+                .hedge_after_ms
+                .map(Duration::from_millis)
+                .or(d.hedge_after),
             breaker_failures: self.breaker_failures.unwrap_or(d.breaker_failures),
             breaker_open: ms(self.breaker_open_ms, d.breaker_open),
         }

@@ -3,7 +3,10 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -34,8 +37,12 @@ pub struct Orchestrator {
     /// Seeded: backoff jitter replays exactly under simulation.
     rng: Mutex<SmallRng>,
     budget: RetryBudget,
+    /// Calls made (first attempts), across all calls.
+    calls: AtomicU64,
     /// Retries made (attempts after the first), across all calls.
-    retries: std::sync::atomic::AtomicU64,
+    retries: AtomicU64,
+    /// Hedged reads sent.
+    hedges: AtomicU64,
 }
 
 /// What the orchestrator has done so far: the evidence of how it coped.
@@ -44,8 +51,12 @@ pub struct Stats {
     /// Connections opened per server, in configuration order; more than one
     /// means reconnects.
     pub connections: Vec<(String, u64)>,
+    /// Calls (first attempts, connection attempts included).
+    pub calls: u64,
     /// Attempts beyond the first, across all calls.
     pub retries: u64,
+    /// Hedged reads: second copies of a slow read-only call.
+    pub hedges: u64,
     /// Times a server's circuit breaker opened, per server.
     pub breaker_trips: Vec<(String, u64)>,
 }
@@ -66,7 +77,9 @@ impl Stats {
         for stats in all {
             add(&mut total.connections, stats.connections);
             add(&mut total.breaker_trips, stats.breaker_trips);
+            total.calls += stats.calls;
             total.retries += stats.retries;
+            total.hedges += stats.hedges;
         }
         total
     }
@@ -89,7 +102,9 @@ struct Server {
     connector: Arc<dyn Connector>,
     /// The live session, if any. Held across a reconnect so that concurrent
     /// callers wait for one reconnect instead of starting their own.
-    live: tokio::sync::Mutex<Option<Live>>,
+    live: Slot,
+    /// A second session for hedged reads (only with `hedge_after`).
+    spare: Slot,
     /// Connections made so far; the next one gets this plus one.
     connections: std::sync::atomic::AtomicU64,
     breaker: Mutex<Breaker>,
@@ -118,6 +133,8 @@ impl Server {
         }
     }
 }
+
+type Slot = tokio::sync::Mutex<Option<Live>>;
 
 #[derive(Clone)]
 struct Live {
@@ -258,15 +275,18 @@ impl Orchestrator {
                 .map(|(name, connector)| Server {
                     name,
                     connector,
-                    live: tokio::sync::Mutex::new(None),
+                    live: Slot::default(),
+                    spare: Slot::default(),
                     connections: std::sync::atomic::AtomicU64::new(0),
                     breaker: Mutex::new(Breaker::new(policy.breaker_failures, policy.breaker_open)),
                 })
                 .collect(),
             policy,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-            budget: RetryBudget::default(),
-            retries: std::sync::atomic::AtomicU64::new(0),
+            budget: RetryBudget::new(&policy),
+            calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            hedges: AtomicU64::new(0),
         }
     }
 
@@ -293,7 +313,9 @@ impl Orchestrator {
                 .iter()
                 .map(|s| (s.name.clone(), s.connections.load(Relaxed)))
                 .collect(),
+            calls: self.calls.load(Relaxed),
             retries: self.retries.load(Relaxed),
+            hedges: self.hedges.load(Relaxed),
             breaker_trips: self
                 .servers
                 .iter()
@@ -413,7 +435,9 @@ impl Orchestrator {
                 return (server, Err(open));
             }
             let result = self
-                .retrying(deadline, true, move |_| self.live(server, deadline))
+                .retrying(deadline, true, move |_| {
+                    self.live(server, &server.live, deadline)
+                })
                 .await
                 .map(|(live, _attempts)| live);
             server.report(result.is_ok());
@@ -484,16 +508,92 @@ impl Orchestrator {
             .find(|s| s.name == tool.server)
             .expect("plans only name configured servers");
         let arguments = &arguments;
-        self.retrying(deadline, tool.retry_safe, move |_| {
-            self.attempt_call(server, tool, arguments, deadline)
+        let hedge_after = self.policy.hedge_after.filter(|_| tool.retry_safe);
+        self.retrying(deadline, tool.retry_safe, move |_| async move {
+            match hedge_after {
+                Some(after) => {
+                    self.attempt_hedged(server, tool, arguments, deadline, after)
+                        .await
+                }
+                None => {
+                    self.attempt_call(server, &server.live, tool, arguments, deadline)
+                        .await
+                }
+            }
         })
         .await
     }
 
-    /// One attempt at a call: get a live session, call, classify the result.
+    /// One attempt on the live session, and, if it has not answered after
+    /// `after`, a second copy on the spare session: the first reply wins.
+    /// When the copy wins, its session becomes the live one and the slow
+    /// one is closed (a stalled TCP stream never recovers).
+    async fn attempt_hedged(
+        &self,
+        server: &Server,
+        tool: &ToolRef,
+        arguments: &Map<String, Value>,
+        deadline: Instant,
+        after: Duration,
+    ) -> Attempt<CallToolResult> {
+        let primary = self.attempt_call(server, &server.live, tool, arguments, deadline);
+        tokio::pin!(primary);
+        tokio::select! {
+            biased;
+            done = &mut primary => return done,
+            () = tokio::time::sleep(after) => {}
+        }
+        // While the first attempt is pending, hedge again if a hedge fails
+        // (its new connection may have been lost too), within the attempt
+        // limit and the retry budget.
+        for _ in 1..self.policy.attempts_max.max(2) {
+            if !self.budget.try_withdraw(&self.policy) {
+                break;
+            }
+            self.hedges.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(server = %server.name, tool = %tool.tool, "hedging a slow call");
+            let hedge = self.attempt_call(server, &server.spare, tool, arguments, deadline);
+            tokio::pin!(hedge);
+            tokio::select! {
+                biased;
+                first = &mut primary => {
+                    return match first {
+                        Attempt::Retry(_) => hedge.await,
+                        done_or_fatal => done_or_fatal,
+                    };
+                }
+                second = &mut hedge => match second {
+                    Attempt::Done(reply) => {
+                        self.promote_spare(server).await;
+                        return Attempt::Done(reply);
+                    }
+                    Attempt::Retry(_) | Attempt::Fail(_) => {}
+                },
+            }
+        }
+        primary.await
+    }
+
+    /// Makes the spare session the live one, closing the live one.
+    async fn promote_spare(&self, server: &Server) {
+        let mut live = server.live.lock().await;
+        let mut spare = server.spare.lock().await;
+        if let Some(fresh) = spare.take()
+            && !fresh.client.is_closed()
+        {
+            tracing::info!(server = %server.name, generation = fresh.generation, "the hedge won: its connection becomes the live one");
+            if let Some(slow) = live.replace(fresh) {
+                slow.client.cancellation_token().cancel();
+            }
+        }
+    }
+
+    /// One attempt at a call on the session in `slot`: get a live session,
+    /// call, classify the result.
     async fn attempt_call(
         &self,
         server: &Server,
+        slot: &Slot,
         tool: &ToolRef,
         arguments: &Map<String, Value>,
         deadline: Instant,
@@ -502,7 +602,7 @@ impl Orchestrator {
             return Attempt::Fail(open);
         }
         let attempt = self
-            .attempt_call_admitted(server, tool, arguments, deadline)
+            .attempt_call_admitted(server, slot, tool, arguments, deadline)
             .await;
         // A JSON-RPC error still proves the server is alive.
         server.report(matches!(
@@ -515,11 +615,12 @@ impl Orchestrator {
     async fn attempt_call_admitted(
         &self,
         server: &Server,
+        slot: &Slot,
         tool: &ToolRef,
         arguments: &Map<String, Value>,
         deadline: Instant,
     ) -> Attempt<CallToolResult> {
-        let live = match self.live(server, deadline).await {
+        let live = match self.live(server, slot, deadline).await {
             Attempt::Done(live) => live,
             Attempt::Retry(error) => return Attempt::Retry(error),
             Attempt::Fail(error) => return Attempt::Fail(error),
@@ -566,7 +667,8 @@ impl Orchestrator {
     where
         F: Future<Output = Attempt<T>>,
     {
-        self.budget.deposit();
+        self.budget.deposit(&self.policy);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -603,16 +705,15 @@ impl Orchestrator {
                 });
             }
             tracing::debug!(attempt, ?pause, %error, "retrying");
-            self.retries
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
     }
 
-    /// The server's live session, connecting (and listing its tools) if
-    /// there is none or it has closed.
-    async fn live(&self, server: &Server, deadline: Instant) -> Attempt<Live> {
-        let mut slot = server.live.lock().await;
+    /// The session in `slot` (the server's live or spare one), connecting
+    /// (and listing its tools) if there is none or it has closed.
+    async fn live(&self, server: &Server, slot: &Slot, deadline: Instant) -> Attempt<Live> {
+        let mut slot = slot.lock().await;
         if let Some(live) = slot.as_ref() {
             if !live.client.is_closed() {
                 return Attempt::Done(live.clone());
@@ -620,10 +721,7 @@ impl Orchestrator {
             tracing::info!(server = %server.name, "connection closed; reconnecting");
         }
         *slot = None;
-        let generation = server
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let generation = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let timeout = self
             .policy
             .connect_timeout
@@ -677,19 +775,21 @@ impl Orchestrator {
     /// Drops the session `generation` of `server`, unless a newer one
     /// already replaced it.
     async fn drop_live(&self, server: &Server, generation: u64) {
-        let mut slot = server.live.lock().await;
-        if slot.as_ref().is_some_and(|l| l.generation == generation) {
-            tracing::info!(server = %server.name, generation, "dropping connection");
-            if let Some(live) = slot.take() {
-                live.client.cancellation_token().cancel();
+        for slot in [&server.live, &server.spare] {
+            let mut slot = slot.lock().await;
+            if slot.as_ref().is_some_and(|l| l.generation == generation) {
+                tracing::info!(server = %server.name, generation, "dropping connection");
+                if let Some(live) = slot.take() {
+                    live.client.cancellation_token().cancel();
+                }
             }
         }
     }
 
     /// Closes every connection (and stops stdio child processes).
     pub async fn shutdown(&self) {
-        for server in &self.servers {
-            let Some(live) = server.live.lock().await.take() else {
+        for slot in self.servers.iter().flat_map(|s| [&s.live, &s.spare]) {
+            let Some(live) = slot.lock().await.take() else {
                 continue;
             };
             match Arc::try_unwrap(live.client) {

@@ -2,13 +2,15 @@
 //! budget, validated when built. The loop that applies it lives in
 //! [`crate::Orchestrator`]; this module only decides.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::{sync::Mutex, time::Duration};
 
 use rand::Rng;
+use tokio::time::Instant;
 
+/// Most retry tokens a policy may refill per second.
+pub const RETRY_RATE_LIMIT: f64 = 10_000.0;
+/// Largest retry-token bucket a policy may set.
+pub const RETRY_BURST_LIMIT: u32 = 100_000;
 /// Most attempts a policy may allow for one call.
 pub const ATTEMPTS_MAX_LIMIT: u32 = 10;
 /// Longest deadline a policy may set for one question.
@@ -29,10 +31,18 @@ pub struct Policy {
     /// ("full jitter").
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Retries may be at most this fraction of first attempts…
+    /// The retry budget is a token bucket: a retry takes a token; every
+    /// first attempt puts back this fraction of one…
     pub retry_budget_ratio: f64,
-    /// …plus this many, so a quiet client can still retry.
-    pub retry_budget_min: u32,
+    /// …and this many come back every second, so a quiet client can still
+    /// retry…
+    pub retry_budget_per_s: f64,
+    /// …up to this many (the bucket starts full).
+    pub retry_budget_burst: u32,
+    /// A read-only call that has not answered after this long is sent again
+    /// on a second connection, and the first reply wins ("hedged read").
+    /// The hedge takes a token from the retry budget. `None`: no hedging.
+    pub hedge_after: Option<Duration>,
     /// Transient failures in a row that open a server's circuit breaker
     /// (0: no breaker).
     pub breaker_failures: u32,
@@ -56,7 +66,9 @@ impl Policy {
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_secs(1),
         retry_budget_ratio: 0.2,
-        retry_budget_min: 10,
+        retry_budget_per_s: 1.0,
+        retry_budget_burst: 10,
+        hedge_after: None,
         breaker_failures: 5,
         breaker_open: Duration::from_secs(2),
     };
@@ -121,6 +133,27 @@ impl Policy {
                 s.retry_budget_ratio
             ));
         }
+        if !(0.0..=RETRY_RATE_LIMIT).contains(&s.retry_budget_per_s) {
+            return err(format!(
+                "retry_budget_per_s must be between 0 and {RETRY_RATE_LIMIT}, got {}",
+                s.retry_budget_per_s
+            ));
+        }
+        if s.retry_budget_burst > RETRY_BURST_LIMIT {
+            return err(format!(
+                "retry_budget_burst must be at most {RETRY_BURST_LIMIT}, got {}",
+                s.retry_budget_burst
+            ));
+        }
+        if let Some(hedge) = s.hedge_after
+            && (hedge.is_zero() || hedge >= s.call_timeout)
+        {
+            return err(format!(
+                "hedge_after_ms must be above 0 and below call_timeout_ms ({}), got {}",
+                ms(s.call_timeout),
+                ms(hedge)
+            ));
+        }
         Ok(self)
     }
 
@@ -136,30 +169,60 @@ impl Policy {
     }
 }
 
-/// Shared across all calls of one orchestrator: retries are allowed while
-/// `retries ≤ retry_budget_min + retry_budget_ratio × first attempts`, so a
-/// failing server sees at most ~20% extra load, not 3× (a retry storm).
-#[derive(Debug, Default)]
+/// The retry budget, shared across all calls of one orchestrator: a token
+/// bucket holding at most `retry_budget_burst` tokens, refilled by
+/// `retry_budget_per_s` every second and by `retry_budget_ratio` per first
+/// attempt. Each retry or hedge takes one token. During an outage first
+/// attempts keep coming but each refills only a fraction of a token, so the
+/// servers see at most about `1 + ratio` times the load, not `attempts_max`
+/// times (a retry storm). Time is `tokio::time`, so it replays under
+/// simulation.
+#[derive(Debug)]
 pub struct RetryBudget {
-    first_attempts: AtomicU64,
-    retries: AtomicU64,
+    state: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
 }
 
 impl RetryBudget {
-    /// Records a first attempt.
-    pub fn deposit(&self) {
-        self.first_attempts.fetch_add(1, Ordering::Relaxed);
+    /// A full bucket for `policy`.
+    pub fn new(policy: &Policy) -> Self {
+        Self {
+            state: Mutex::new(Bucket {
+                tokens: f64::from(policy.retry_budget_burst),
+                refilled_at: Instant::now(),
+            }),
+        }
     }
 
-    /// Takes one retry from the budget, or says there is none left.
+    fn refill(bucket: &mut Bucket, policy: &Policy, extra: f64) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(bucket.refilled_at);
+        bucket.refilled_at = now;
+        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * policy.retry_budget_per_s + extra)
+            .min(f64::from(policy.retry_budget_burst));
+    }
+
+    /// Records a first attempt.
+    pub fn deposit(&self, policy: &Policy) {
+        let mut bucket = self.state.lock().expect("budget lock");
+        Self::refill(&mut bucket, policy, policy.retry_budget_ratio);
+    }
+
+    /// Takes one token for a retry or a hedge, or says there is none left.
     pub fn try_withdraw(&self, policy: &Policy) -> bool {
-        let first = self.first_attempts.load(Ordering::Relaxed) as f64;
-        let allowed = f64::from(policy.retry_budget_min) + policy.retry_budget_ratio * first;
-        self.retries
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |retries| {
-                ((retries as f64) < allowed).then_some(retries + 1)
-            })
-            .is_ok()
+        let mut bucket = self.state.lock().expect("budget lock");
+        Self::refill(&mut bucket, policy, 0.0);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -177,7 +240,7 @@ mod tests {
     #[test]
     fn refuses_inconsistent_settings() {
         type Change = fn(&mut Policy);
-        let cases: [(Change, &str); 5] = [
+        let cases: [(Change, &str); 6] = [
             (
                 |s| s.attempts_max = 0,
                 "attempts_max must be between 1 and 10, got 0",
@@ -197,6 +260,10 @@ mod tests {
             (
                 |s| s.retry_budget_ratio = 1.5,
                 "retry_budget_ratio must be between 0 and 1, got 1.5",
+            ),
+            (
+                |s| s.hedge_after = Some(Duration::from_secs(2)),
+                "hedge_after_ms must be above 0 and below call_timeout_ms (2000), got 2000",
             ),
         ];
         for (change, message) in cases {
@@ -226,25 +293,34 @@ mod tests {
         assert!(spread.len() > 40, "jitter spreads pauses: {}", spread.len());
     }
 
-    #[test]
-    fn retry_budget_caps_retries_to_a_fraction_of_traffic() {
+    #[tokio::test(start_paused = true)]
+    async fn retry_budget_is_a_token_bucket_refilled_by_traffic_and_time() {
         let policy = Policy {
-            retry_budget_min: 2,
+            retry_budget_burst: 2,
             retry_budget_ratio: 0.5,
+            retry_budget_per_s: 1.0,
             ..Policy::DEFAULT
         };
-        let budget = RetryBudget::default();
+        let budget = RetryBudget::new(&policy);
+        assert!(budget.try_withdraw(&policy));
+        assert!(budget.try_withdraw(&policy));
+        assert!(!budget.try_withdraw(&policy), "burst spent, no traffic yet");
+        for _ in 0..4 {
+            budget.deposit(&policy);
+        }
         assert!(budget.try_withdraw(&policy));
         assert!(budget.try_withdraw(&policy));
         assert!(
             !budget.try_withdraw(&policy),
-            "min exhausted, no traffic yet"
+            "0.5 × 4 = 2 tokens, capped by the burst"
         );
-        for _ in 0..4 {
-            budget.deposit();
-        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(!budget.try_withdraw(&policy), "not yet a whole token");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert!(budget.try_withdraw(&policy), "one token a second");
+        tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(budget.try_withdraw(&policy));
         assert!(budget.try_withdraw(&policy));
-        assert!(!budget.try_withdraw(&policy), "2 + 0.5 × 4 = 4 retries");
+        assert!(!budget.try_withdraw(&policy), "never more than the burst");
     }
 }

@@ -251,7 +251,9 @@ fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
         backoff_base: Duration::from_millis(5),
         backoff_max: Duration::from_millis(20),
         retry_budget_ratio: 0.2,
-        retry_budget_min: 10,
+        retry_budget_per_s: 1.0,
+        retry_budget_burst: 10,
+        hedge_after: None,
         breaker_failures: 5,
         breaker_open: Duration::from_secs(1),
     }
