@@ -15,7 +15,10 @@
 //!   shared with the property tests;
 //! - [`oracle`]: the expected answer, computed without a network;
 //! - [`sim`]: one seeded run: hosts, the fault loop, the invariant checks;
-//! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics.
+//! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics;
+//! - [`duplex`]: the whole stack in one process over in-memory pipes;
+//! - [`explore`]: generated datasets, questions and fault schedules, run
+//!   and shrunk by proptest, a failure written out as a scenario file.
 //!
 //! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
 //! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
@@ -24,6 +27,8 @@
 //! gives the same trace, byte for byte.
 
 pub mod dataset;
+pub mod duplex;
+pub mod explore;
 pub mod oracle;
 pub mod proxy;
 pub mod scenario;

@@ -49,6 +49,27 @@ enum Command {
         #[arg(long, value_name = "K/N", value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
     },
+    /// Generate datasets, questions and fault schedules with proptest, run
+    /// each under the simulation, and on the first failure shrink it to a
+    /// minimal case and write it out as a scenario file.
+    Explore {
+        /// Cases to try (the default, 64, takes seconds in release).
+        #[arg(long, default_value_t = 64)]
+        cases: u32,
+        /// Most faults per case.
+        #[arg(long, default_value_t = 4)]
+        faults_max: usize,
+        /// Seeds the case generator: the same seed explores the same cases.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where a shrunk failure is written: DIR/explored-SEED.toml.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Plant a deliberate bug in the orchestrator, to watch the search
+        /// find and shrink it (needs `--features planted-bug`).
+        #[arg(long, value_name = "BUG")]
+        planted_bug: Option<String>,
+    },
     /// Run every seed twice and compare trace hashes.
     CheckDeterminism {
         file: PathBuf,
@@ -117,7 +138,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
                 Some((k, n)) => seeds.filter(|s| s % n == k - 1).collect(),
                 None => seeds.collect(),
             };
-            let progress = progress_bar(seeds.len() as u64, json);
+            let progress = progress_bar(seeds.len() as u64, json, "seeds");
             let started = Instant::now();
             let mut simulated = std::time::Duration::ZERO;
             let mut failed = Vec::new();
@@ -175,6 +196,13 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             }
             Ok(failed.is_empty())
         }
+        Command::Explore {
+            cases,
+            faults_max,
+            seed,
+            out,
+            planted_bug,
+        } => explore(cases, faults_max, seed, &out, planted_bug.as_deref()),
         Command::CheckDeterminism { file, seeds } => {
             // Every run in a fresh process, as a replay would be: two runs
             // inside one process can diverge (see scenarios/README.md).
@@ -216,6 +244,82 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(differing.is_empty())
         }
     }
+}
+
+fn explore(
+    cases: u32,
+    faults_max: usize,
+    seed: u64,
+    out: &std::path::Path,
+    planted_bug: Option<&str>,
+) -> anyhow::Result<bool> {
+    use harness::explore::{Settings, explore, output_path};
+    let planted = match planted_bug {
+        None => None,
+        Some(name) => {
+            let bug = orchestrator::PlantedBug::from_name(name).with_context(|| {
+                format!(
+                    "--planted-bug: no bug called {name:?}; the one there is: {}",
+                    orchestrator::PlantedBug::StaleRetryArguments.name()
+                )
+            })?;
+            anyhow::ensure!(orchestrator::planted::BUILT_IN, orchestrator::NotBuiltIn);
+            Some(bug)
+        }
+    };
+    let settings = Settings {
+        cases,
+        faults_max,
+        seed,
+        planted,
+        ..Settings::default()
+    };
+    let bar = progress_bar(u64::from(cases), false, "cases");
+    let started = Instant::now();
+    let exploration = explore(&settings, |runs, shrinking| {
+        if shrinking {
+            bar.set_message(format!("shrinking, {runs} runs"));
+        } else {
+            bar.set_position(u64::from(runs));
+        }
+    })?;
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let Some(found) = exploration.found else {
+        say!(
+            "ok   {cases} generated cases passed (generator seed {seed}, up to {faults_max} faults each) in {wall:.1} s, {:.1} cases/s",
+            f64::from(exploration.runs) / wall
+        );
+        return Ok(true);
+    };
+    let path = output_path(out, &settings);
+    std::fs::write(&path, &found.scenario)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let size = |c: &harness::explore::Case| {
+        format!(
+            "{} users, {} transactions, {} questions, {} faults",
+            c.dataset.users.len(),
+            c.dataset.transactions.len(),
+            c.questions.len(),
+            c.faults.len()
+        )
+    };
+    say!(
+        "FAIL case {} of {cases} broke an invariant ({}).\n     shrunk in {} more runs to {}:\n     {}\n     written to {}\n     replay: cargo run -p harness{} -- run {}",
+        found.cases_to_find,
+        size(&found.original),
+        found.shrink_runs,
+        size(&found.shrunk),
+        found.violation.replace('\n', "\n     "),
+        path.display(),
+        if planted.is_some() {
+            " --features planted-bug"
+        } else {
+            ""
+        },
+        path.display()
+    );
+    Ok(false)
 }
 
 fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
@@ -355,15 +459,17 @@ fn junit_xml(scenario: &Scenario, reports: &[RunReport]) -> String {
     xml
 }
 
-fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+fn progress_bar(len: u64, quiet: bool, unit: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if quiet || len < 2 || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {per_sec} eta {eta}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}} {{msg}}"
+        ))
+        .expect("valid template"),
     );
     bar
 }

@@ -71,6 +71,9 @@ pub struct Scenario {
     pub sessions_max: Option<u64>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
+    /// A bug deliberately planted in the orchestrator (only in builds with
+    /// the `planted-bug` feature), as written out by `harness explore`.
+    pub planted_bug: Option<orchestrator::PlantedBug>,
 }
 
 /// What the servers are loaded with.
@@ -666,6 +669,29 @@ impl Scenario {
             ));
         }
 
+        let planted_bug = match &raw.planted_bug {
+            None => None,
+            Some(name) => {
+                let bug = orchestrator::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
+                    invalid(
+                        name.span().start,
+                        format!(
+                            "planted_bug: no bug called {:?}; the one there is: \"{}\"",
+                            name.get_ref(),
+                            orchestrator::PlantedBug::StaleRetryArguments.name()
+                        ),
+                    )
+                })?;
+                if !orchestrator::planted::BUILT_IN {
+                    return Err(invalid(
+                        name.span().start,
+                        format!("planted_bug: {}", orchestrator::NotBuiltIn),
+                    ));
+                }
+                Some(bug)
+            }
+        };
+
         Ok(Scenario {
             name: raw.name,
             seed: raw.seed,
@@ -694,6 +720,7 @@ impl Scenario {
             in_flight_max: invariants.in_flight_max,
             sessions_max: invariants.sessions_max,
             expect_fail,
+            planted_bug,
         })
     }
 
@@ -749,6 +776,7 @@ struct RawScenario {
     faults: Vec<Spanned<RawFault>>,
     invariants: Option<RawInvariants>,
     expect: Option<String>,
+    planted_bug: Option<Spanned<String>>,
 }
 
 fn default_seed() -> u64 {

@@ -270,6 +270,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         let records = records.clone();
         let workload = scenario.workload.clone();
         let policy = scenario.policy;
+        let planted_bug = scenario.planted_bug;
         let asked = asked.clone();
         let wire_log = wire_log.clone();
         let client_stats = client_stats.clone();
@@ -293,7 +294,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
                     wire: wire.clone(),
                 })
             };
-            let orchestrator = Orchestrator::new(
+            let mut orchestrator = Orchestrator::new(
                 vec![
                     ("user".into(), connector("user")),
                     ("payment".into(), connector("payment")),
@@ -301,6 +302,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
                 policy,
                 seed.wrapping_add(client as u64),
             );
+            if let Some(bug) = planted_bug {
+                orchestrator.plant(bug)?;
+            }
             let started = tokio::time::Instant::now();
             // `concurrency` loops share this client's orchestrator (and so its
             // connections, breakers and retry budget). join_all polls them in

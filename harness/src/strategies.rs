@@ -257,33 +257,67 @@ const NUMBER_WORDS: [&str; 12] = [
     "twelve",
 ];
 
-/// Questions about `dataset`: about a known user, with the email in another
-/// case, or (with probability `unknown_share`) about an unknown address.
-pub fn question(
-    dataset: &Dataset,
-    unknown_share: f64,
-) -> impl Strategy<Value = AskedQuestion> + use<> {
-    let known: Vec<String> = dataset.users.iter().map(|u| u.email.clone()).collect();
-    let taken: BTreeSet<String> = known.iter().map(|e| e.trim().to_lowercase()).collect();
-    let unknown = email().prop_filter("not in the dataset", move |e| {
-        !taken.contains(&e.to_lowercase())
-    });
-    let share = if known.is_empty() { 1.0 } else { unknown_share };
-    let address = (
-        proptest::bool::weighted(share),
+/// A question before it is pointed at a dataset: which user (by position),
+/// in which case, in which form, or about which unknown address. Being
+/// independent of the dataset, it shrinks independently of it.
+#[derive(Debug, Clone)]
+pub struct QuestionSpec {
+    /// `Some`: about this address, which nobody in the dataset has.
+    pub unknown: Option<String>,
+    pub user: Index,
+    /// Which letters of the email to flip in case.
+    pub case: u32,
+    pub form: usize,
+    /// The count, for forms that have one: 1 to 12.
+    pub n: u32,
+}
+
+/// Question specs, a share `unknown_share` about unknown addresses.
+pub fn question_spec(unknown_share: f64) -> impl Strategy<Value = QuestionSpec> {
+    (
+        proptest::option::weighted(unknown_share, email()),
         any::<Index>(),
         any::<u32>(),
-        unknown,
+        0..FORMS.len(),
+        1u32..=12,
     )
-        .prop_map(move |(pick_unknown, index, case, unknown)| {
-            if pick_unknown {
-                unknown
-            } else {
-                mixed_case(known[index.index(known.len())].trim(), case)
+        .prop_map(|(unknown, user, case, form, n)| QuestionSpec {
+            unknown,
+            user,
+            case,
+            form,
+            n,
+        })
+}
+
+impl QuestionSpec {
+    /// The question about `dataset`. An "unknown" address that someone in
+    /// the dataset has after all gets a prefix that makes it unknown; with
+    /// no users, every question is about an unknown address.
+    pub fn resolve(&self, dataset: &Dataset) -> AskedQuestion {
+        let taken = |e: &str| {
+            dataset
+                .users
+                .iter()
+                .any(|u| u.email.trim().to_lowercase() == e.to_lowercase())
+        };
+        let email = match (&self.unknown, dataset.users.len()) {
+            (None, users) if users > 0 => mixed_case(
+                dataset.users[self.user.index(users)].email.trim(),
+                self.case,
+            ),
+            (unknown, _) => {
+                let mut email = unknown
+                    .clone()
+                    .unwrap_or_else(|| "nobody@example.com".into());
+                while taken(&email) {
+                    email.insert_str(0, "no-one.");
+                }
+                email
             }
-        });
-    (address, 0..FORMS.len(), 1u32..=12).prop_map(|(email, form, n)| {
-        let (template, form) = FORMS[form];
+        };
+        let (template, form) = FORMS[self.form % FORMS.len()];
+        let n = self.n.clamp(1, 12);
         let text = template
             .replace("{email}", &email)
             .replace("{n}", &n.to_string())
@@ -301,7 +335,17 @@ pub fn question(
             },
         };
         AskedQuestion { text, meaning }
-    })
+    }
+}
+
+/// Questions about `dataset`: about a known user, with the email in another
+/// case, or (with probability `unknown_share`) about an unknown address.
+pub fn question(
+    dataset: &Dataset,
+    unknown_share: f64,
+) -> impl Strategy<Value = AskedQuestion> + use<> {
+    let dataset = dataset.clone();
+    question_spec(unknown_share).prop_map(move |spec| spec.resolve(&dataset))
 }
 
 #[cfg(test)]

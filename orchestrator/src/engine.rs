@@ -43,6 +43,9 @@ pub struct Orchestrator {
     retries: AtomicU64,
     /// Hedged reads sent.
     hedges: AtomicU64,
+    /// A deliberately planted bug, for the property tests; inert unless
+    /// built with the `planted-bug` feature and planted.
+    planted: crate::planted::Planted,
 }
 
 /// What the orchestrator has done so far: the evidence of how it coped.
@@ -287,7 +290,14 @@ impl Orchestrator {
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
+            planted: crate::planted::Planted::default(),
         }
+    }
+
+    /// Plants a deliberate bug, to prove the property tests catch it. Fails
+    /// unless built with the `planted-bug` feature.
+    pub fn plant(&mut self, bug: crate::PlantedBug) -> Result<(), crate::NotBuiltIn> {
+        self.planted.plant(bug)
     }
 
     /// An orchestrator for the servers and policy of `config`.
@@ -507,9 +517,16 @@ impl Orchestrator {
             .iter()
             .find(|s| s.name == tool.server)
             .expect("plans only name configured servers");
-        let arguments = &arguments;
+        let stale = self.planted.stale_arguments(&server.name, &arguments);
+        let (arguments, stale) = (&arguments, &stale);
         let hedge_after = self.policy.hedge_after.filter(|_| tool.retry_safe);
-        self.retrying(deadline, tool.retry_safe, move |_| async move {
+        self.retrying(deadline, tool.retry_safe, move |attempt| async move {
+            // The planted bug (never in a normal build): retries re-send
+            // the previous call's arguments.
+            let arguments = match stale {
+                Some(stale) if attempt > 1 => stale,
+                _ => arguments,
+            };
             match hedge_after {
                 Some(after) => {
                     self.attempt_hedged(server, tool, arguments, deadline, after)

@@ -32,6 +32,7 @@ pub mod config;
 pub mod connector;
 mod engine;
 pub mod planner;
+pub mod planted;
 pub mod policy;
 
 pub use answer::Answer;
@@ -39,4 +40,5 @@ pub use config::{Config, ConfigError};
 pub use connector::{ConnectError, Connector, McpClient};
 pub use engine::{AskError, CallError, Orchestrator, Stats, StepTrace};
 pub use planner::{Plan, PlanError, Question};
+pub use planted::{NotBuiltIn, PlantedBug};
 pub use policy::{Policy, PolicyError};

@@ -49,7 +49,7 @@ fn every_scenario_meets_its_expectation() {
 
 /// Runs `harness run FILE --seed SEED --json` in a fresh process, as a
 /// replay would, and returns its report.
-fn run_in_process_of_its_own(file: &Path, seed: u64) -> serde_json::Value {
+pub(crate) fn run_in_process_of_its_own(file: &Path, seed: u64) -> serde_json::Value {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
         .args([
             "run",
@@ -97,7 +97,7 @@ fn a_seed_replays_byte_for_byte_and_seeds_differ() {
 
 #[test]
 fn a_bad_scenario_file_is_named_with_its_line() {
-    let dir = tempfile_dir();
+    let dir = tempfile_dir("bad-scenario");
     let path = dir.join("bad.toml");
     std::fs::write(
         &path,
@@ -112,8 +112,9 @@ fn a_bad_scenario_file_is_named_with_its_line() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("harness-test-{}", std::process::id()));
+/// A fresh directory for one test.
+pub(crate) fn tempfile_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-test-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
