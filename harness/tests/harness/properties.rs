@@ -119,13 +119,19 @@ fn a_planted_bug_is_found_shrunk_written_out_and_replayed() {
     );
 
     // Shrunk: no bigger than the first failure anywhere, and minimal where
-    // it matters: one fault, and the two questions the stale retry mixes up.
+    // it matters: one fault, and the questions the stale retry mixes up
+    // (two, unless removing one changes the timing that exposes the bug).
     let (original, shrunk) = (&found.original, &found.shrunk);
     assert!(shrunk.dataset.users.len() <= original.dataset.users.len());
     assert!(shrunk.dataset.transactions.len() <= original.dataset.transactions.len());
     assert!(shrunk.faults.len() <= original.faults.len());
     assert_eq!(shrunk.faults.len(), 1, "{}", found.scenario);
-    assert_eq!(shrunk.questions.len(), 2, "{}", found.scenario);
+    assert!(shrunk.questions.len() <= original.questions.len());
+    assert!(
+        (2..=3).contains(&shrunk.questions.len()),
+        "{}",
+        found.scenario
+    );
 
     // The file replays it: same scenario, same failure, in a new process.
     let dir = tempfile_dir("planted");
