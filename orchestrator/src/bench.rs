@@ -94,6 +94,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         p99_us: percentile(&latencies, 0.99),
         qps: (f64::from(args.queries) / elapsed.as_secs_f64()).round() as u64,
         errors,
+        rss_peak_kb: rss_peak_kb(),
     };
     if args.json {
         say!("{}", serde_json::to_string(&report)?);
@@ -125,6 +126,19 @@ struct Report {
     p99_us: u64,
     qps: u64,
     errors: u64,
+    /// Peak resident memory of this process, servers included when they
+    /// run in process (TCP, HTTP). Linux only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_peak_kb: Option<u64>,
+}
+
+/// Peak resident memory (`VmHWM`) of this process, on Linux.
+fn rss_peak_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Nearest-rank percentile of sorted latencies, in microseconds.

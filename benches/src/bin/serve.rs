@@ -1,0 +1,46 @@
+//! `serve user|payment`: a reference server with the demo data on stdio,
+//! exactly as `user-server` / `payment-server` run it (the kit's `run`),
+//! for the stdio benchmarks, which need a program to spawn.
+
+use std::process::ExitCode;
+
+use mcp_server_kit::{Limits, ServeArgs};
+use payment_server::{Ledger, PaymentServer};
+use user_server::{UserServer, UserStore};
+
+fn main() -> ExitCode {
+    let args = ServeArgs {
+        http: None,
+        tcp: None,
+        data: None,
+        message_bytes_max: Limits::DEFAULT.message_bytes_max,
+        allowed_hosts: Vec::new(),
+        allowed_origins: Vec::new(),
+    };
+    let unused = user_server::DEFAULT_HTTP_ADDR;
+    let result = match std::env::args().nth(1).as_deref() {
+        Some("user") => mcp_server_kit::run(
+            "user-server",
+            UserServer::new(UserStore::demo()),
+            &args,
+            unused,
+        ),
+        Some("payment") => mcp_server_kit::run(
+            "payment-server",
+            PaymentServer::new(Ledger::demo()),
+            &args,
+            unused,
+        ),
+        _ => {
+            eprintln!("usage: serve user|payment");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", mcp_server_kit::describe(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
