@@ -24,7 +24,16 @@ use tokio::runtime::Runtime;
 
 const SERVE: &str = env!("CARGO_BIN_EXE_serve");
 
+/// The client's (and in-process servers') runtime: tokio's multi-thread
+/// scheduler on two workers, or with `BENCH_RUNTIME=current_thread`, one
+/// thread, which is faster at low concurrency (no cross-thread wake-ups).
 fn runtime() -> Runtime {
+    if std::env::var("BENCH_RUNTIME").is_ok_and(|v| v == "current_thread") {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -112,10 +112,40 @@ pub async fn serve_stdio<S: ServerHandler>(
     limits: &Limits,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let (stdin, stdout) = rmcp::transport::stdio();
+    let (stdin, stdout) = stdio_streams();
     serve_connection(handler, stdin, stdout, limits, shutdown)
         .await
         .map_err(ServeError::Stdio)
+}
+
+type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type Output = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// This process's stdin and stdout. When they are pipes (as when a client
+/// spawns the server), they are driven by the reactor directly: tokio's own
+/// stdin/stdout hand every read and write to a blocking-pool thread, two
+/// thread hops per message, which was most of a stdio round trip. A
+/// terminal or a file falls back to tokio's.
+fn stdio_streams() -> (Input, Output) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use tokio::net::unix::pipe;
+        let input = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| pipe::Receiver::from_file(std::fs::File::from(fd)).ok());
+        let output = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| pipe::Sender::from_file(std::fs::File::from(fd)).ok());
+        if let (Some(input), Some(output)) = (input, output) {
+            return (Box::new(input), Box::new(output));
+        }
+    }
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
 }
 
 /// Serves newline-delimited JSON-RPC on every connection `listener` accepts,
