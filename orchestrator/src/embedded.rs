@@ -58,65 +58,125 @@ impl Drop for Embedded {
 /// Starts both reference servers with the demo dataset.
 pub(crate) async fn start(transport: Transport) -> anyhow::Result<Embedded> {
     let shutdown = CancellationToken::new();
-    let mut servers: Vec<(String, Arc<dyn Connector>)> = Vec::new();
-    for role in [Role::User, Role::Payment] {
-        let connector: Arc<dyn Connector> = match transport {
-            Transport::Stdio => Arc::new(StdioConnector {
-                program: std::env::current_exe().context("cannot find this executable")?,
-                args: vec!["serve-embedded".into(), role.name().into()],
-            }),
-            Transport::Tcp => {
-                let addr = spawn_network(role, transport, &shutdown).await?;
-                Arc::new(TcpConnector {
-                    addr: addr.to_string(),
+    let servers: Vec<(String, Arc<dyn Connector>)> = match transport {
+        Transport::Stdio => {
+            let program = std::env::current_exe().context("cannot find this executable")?;
+            [Role::User, Role::Payment]
+                .into_iter()
+                .map(|role| {
+                    let connector: Arc<dyn Connector> = Arc::new(StdioConnector {
+                        program: program.clone(),
+                        args: vec!["serve-embedded".into(), role.name().into()],
+                    });
+                    (role.name().to_owned(), connector)
                 })
-            }
-            Transport::Http => {
-                let addr = spawn_network(role, transport, &shutdown).await?;
-                Arc::new(HttpConnector {
-                    url: format!("http://{addr}/mcp"),
+                .collect()
+        }
+        Transport::Tcp | Transport::Http => {
+            let addrs = spawn_network(transport, shutdown.clone()).await?;
+            [Role::User, Role::Payment]
+                .into_iter()
+                .zip(addrs)
+                .map(|(role, addr)| {
+                    let connector: Arc<dyn Connector> = if transport == Transport::Tcp {
+                        Arc::new(TcpConnector {
+                            addr: addr.to_string(),
+                        })
+                    } else {
+                        Arc::new(HttpConnector {
+                            url: format!("http://{addr}/mcp"),
+                        })
+                    };
+                    (role.name().to_owned(), connector)
                 })
-            }
-        };
-        servers.push((role.name().to_owned(), connector));
-    }
+                .collect()
+        }
+    };
     Ok(Embedded { servers, shutdown })
 }
 
+/// Starts both servers on loopback ports, on a thread and runtime of their
+/// own, as separate processes would be: the orchestrator's runtime stays
+/// free for the client. Returns the user and payment servers' addresses.
 async fn spawn_network(
-    role: Role,
     transport: Transport,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<SocketAddr> {
-    let listener = mcp_server_kit::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let addr = listener.local_addr()?;
-    let token = shutdown.clone();
-    let limits = Limits::DEFAULT;
-    match (role, transport) {
-        (Role::User, Transport::Tcp) => {
-            let server = UserServer::new(UserStore::demo());
-            tokio::spawn(mcp_server_kit::serve_tcp(listener, server, limits, token));
-        }
-        (Role::Payment, Transport::Tcp) => {
-            let server = PaymentServer::new(Ledger::demo());
-            tokio::spawn(mcp_server_kit::serve_tcp(listener, server, limits, token));
-        }
-        (Role::User, _) => {
-            let server = UserServer::new(UserStore::demo());
-            let http = HttpOptions::default();
-            tokio::spawn(mcp_server_kit::serve_http(
-                listener, server, limits, http, token,
-            ));
-        }
-        (Role::Payment, _) => {
-            let server = PaymentServer::new(Ledger::demo());
-            let http = HttpOptions::default();
-            tokio::spawn(mcp_server_kit::serve_http(
-                listener, server, limits, http, token,
-            ));
-        }
-    }
-    Ok(addr)
+    shutdown: CancellationToken,
+) -> anyhow::Result<[SocketAddr; 2]> {
+    let (ready, addrs) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("embedded-servers".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready.send(Err(anyhow::Error::from(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let bind = || mcp_server_kit::bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+                let (user, payment) = match (bind().await, bind().await) {
+                    (Ok(user), Ok(payment)) => (user, payment),
+                    (Err(error), _) | (_, Err(error)) => {
+                        let _ = ready.send(Err(error.into()));
+                        return;
+                    }
+                };
+                let local = |l: &tokio::net::TcpListener| l.local_addr();
+                match (local(&user), local(&payment)) {
+                    (Ok(u), Ok(p)) => {
+                        let _ = ready.send(Ok([u, p]));
+                    }
+                    (Err(error), _) | (_, Err(error)) => {
+                        let _ = ready.send(Err(error.into()));
+                        return;
+                    }
+                }
+                let limits = Limits::DEFAULT;
+                let user_server = UserServer::new(UserStore::demo());
+                let payment_server = PaymentServer::new(Ledger::demo());
+                let (a, b) = if transport == Transport::Tcp {
+                    tokio::join!(
+                        mcp_server_kit::serve_tcp(
+                            user,
+                            user_server,
+                            limits.clone(),
+                            shutdown.clone()
+                        ),
+                        mcp_server_kit::serve_tcp(payment, payment_server, limits, shutdown),
+                    )
+                } else {
+                    tokio::join!(
+                        mcp_server_kit::serve_http(
+                            user,
+                            user_server,
+                            limits.clone(),
+                            HttpOptions::default(),
+                            shutdown.clone(),
+                        ),
+                        mcp_server_kit::serve_http(
+                            payment,
+                            payment_server,
+                            limits,
+                            HttpOptions::default(),
+                            shutdown,
+                        ),
+                    )
+                };
+                for result in [a, b] {
+                    if let Err(error) = result {
+                        tracing::error!(%error, "an embedded server stopped");
+                    }
+                }
+            });
+        })
+        .context("cannot start the embedded servers' thread")?;
+    addrs
+        .await
+        .context("the embedded servers' thread ended before listening")?
 }
 
 /// `orchestrator serve-embedded ROLE`: this binary acting as a reference
