@@ -28,6 +28,10 @@ step "chaos harness: flaky.toml over more seeds, and replay"
 ./target/debug/harness run scenarios/flaky.toml --seeds 1..300
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..10
 
+step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
+# cargo test built these; the TypeScript peer installs its pinned SDK itself.
+./target/debug/compare --queries 200 --throughput-queries 2000 --smoke
+
 step "architecture boundaries"
 bash ci/check-boundaries.sh
 

@@ -302,6 +302,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         "targets": targets.iter().map(|(t, m, met)| json!({"target": t, "measured": m, "met": met})).collect::<Vec<_>>(),
     });
     say!("\n{json}");
+    if !dir.ends_with("release") {
+        say!(
+            "\nnote: a debug build; its timings say nothing about the targets. \
+             Measure with: cargo run --release -p benches --bin compare"
+        );
+    }
     let all_met = targets.iter().all(|(_, _, met)| *met != Some(false));
     if args.smoke {
         return Ok(true);
