@@ -25,7 +25,7 @@ step "$TEST_COMMAND"
 $TEST_COMMAND
 
 step "chaos harness: flaky.toml over more seeds, and replay"
-./target/debug/harness run scenarios/flaky.toml --seeds 1..300
+./target/debug/harness run scenarios/flaky.toml --seeds 1..1000
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..10
 
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
