@@ -39,4 +39,7 @@ step "MCP Inspector CLI against both servers (stdio and HTTP)"
 # `cargo test` above built the server binaries into target/debug.
 bash ci/inspector.sh target/debug
 
+step "official MCP conformance suite against both servers (HTTP, specs 2025-11-25 and 2026-07-28)"
+bash ci/conformance.sh target/debug
+
 step "done in $((SECONDS - started)) s"
