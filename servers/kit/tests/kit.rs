@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
+#[path = "kit/hostile.rs"]
+mod hostile;
+
 mod support {
     //! Raw JSON-RPC lines over any byte stream, and the servers under test.
 

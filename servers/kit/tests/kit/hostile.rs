@@ -1,0 +1,248 @@
+//! Property: generated hostile traffic on a live session. Every line gets
+//! exactly the JSON-RPC 2.0 answer the spec requires (code and id), or
+//! silence where the spec says a notification gets none; the session keeps
+//! serving (a ping after every line still gets its pong, and nothing extra
+//! was written); and a second session interleaved with it is never
+//! disturbed. Over the kit's real line framing on real TCP.
+//!
+//! Cases: `PROPTEST_CASES` if set, else 256 sequences of up to 12 lines
+//! (1,000 run in about 3 s).
+
+use proptest::{prelude::*, test_runner::TestCaseError};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// What a line must get back.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// A JSON-RPC error with this code and id.
+    Error(i64, Value),
+    /// Nothing: a notification, or a blank line.
+    Silence,
+    /// The ping's own pong: the line was a valid (if odd) request.
+    Pong,
+}
+
+#[derive(Debug, Clone)]
+struct Hostile {
+    line: Vec<u8>,
+    expect: Expect,
+}
+
+fn hostile(line: impl Into<Vec<u8>>, expect: Expect) -> Hostile {
+    Hostile {
+        line: line.into(),
+        expect,
+    }
+}
+
+/// A scalar id a server must echo: an integer or a string.
+fn scalar_id() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0i64..1_000_000).prop_map(Value::from),
+        "[a-z0-9-]{1,12}".prop_map(Value::from),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    // Any characters but the newline that ends a frame.
+    proptest::collection::vec(
+        any::<char>().prop_filter("no newline", |c| *c != '\n'),
+        1..60,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
+fn line() -> impl Strategy<Value = Hostile> {
+    let null = || Value::Null;
+    prop_oneof![
+        // Bad JSON: parse error, id null.
+        text()
+            .prop_filter("not JSON", |t| serde_json::from_str::<Value>(t).is_err()
+                && !t.trim().is_empty()
+                && t.trim_start_matches('\u{feff}').trim()
+                    == t.trim_start_matches('\u{feff}').trim())
+            .prop_map(move |t| hostile(t, Expect::Error(-32700, null()))),
+        // A valid request cut short.
+        (scalar_id(), 1usize..40).prop_map(move |(id, cut)| {
+            let full = ping_with(id).to_string();
+            let cut = cut.min(full.len() - 1);
+            hostile(&full.as_bytes()[..cut], Expect::Error(-32700, null()))
+        }),
+        // JSON that is not a request object: invalid request, id null.
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            "\"[a-z]{0,10}\"".prop_map(|s| s),
+            Just("true".to_owned()),
+            Just("[]".to_owned()),
+            scalar_id().prop_map(|id| format!("[{}]", ping_with(id))),
+        ]
+        .prop_map(move |t| hostile(t, Expect::Error(-32600, null()))),
+        // A wrong or missing "jsonrpc": invalid request, with the id.
+        (
+            scalar_id(),
+            prop_oneof![
+                Just(Some(json!("1.0"))),
+                Just(Some(json!("2"))),
+                Just(Some(json!(2))),
+                Just(Some(json!(2.0))),
+                Just(Some(Value::Null)),
+                Just(None),
+            ]
+        )
+            .prop_map(|(id, version)| {
+                let mut message = ping_with(id.clone());
+                match version {
+                    Some(v) => message["jsonrpc"] = v,
+                    None => {
+                        message.as_object_mut().unwrap().remove("jsonrpc");
+                    }
+                }
+                hostile(message.to_string(), Expect::Error(-32600, id))
+            }),
+        // A null or non-scalar id: invalid request, id null.
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!({"x": 1})),
+            Just(json!([1, 2])),
+            Just(json!({})),
+        ]
+        .prop_map(move |id| {
+            let mut message = ping(0);
+            message["id"] = id;
+            hostile(message.to_string(), Expect::Error(-32600, null()))
+        }),
+        // An unknown method: method not found, with the id.
+        (scalar_id(), "[a-z]{1,8}/[a-z]{1,8}").prop_map(|(id, method)| {
+            let message = json!({"jsonrpc": "2.0", "id": id, "method": format!("zz{method}")});
+            hostile(message.to_string(), Expect::Error(-32601, id))
+        }),
+        // Notifications, valid or not, get no answer.
+        "[a-z]{1,12}".prop_map(|m| hostile(
+            json!({"jsonrpc": "2.0", "method": format!("notifications/{m}")}).to_string(),
+            Expect::Silence
+        )),
+        Just(hostile(
+            r#"{"jsonrpc":"1.0","method":"notifications/x"}"#,
+            Expect::Silence
+        )),
+        Just(hostile(r#"{"jsonrpc":"2.0","method":7}"#, Expect::Silence)),
+        " {0,8}".prop_map(|s| hostile(s, Expect::Silence)),
+        // Huge numbers and strings, deep nesting, inside a ping's _meta,
+        // under the cap: still a ping.
+        (
+            scalar_id(),
+            prop_oneof![
+                Just(json!(1e308)),
+                Just(json!(u64::MAX)),
+                Just(json!(i64::MIN)),
+                "[a-zA-Z0-9 ]{100,600}".prop_map(Value::from),
+                (1usize..40).prop_map(nested),
+            ]
+        )
+            .prop_map(|(id, value)| {
+                let mut message = ping_with(id);
+                message["params"] = json!({"_meta": {"x": value}});
+                hostile(message.to_string(), Expect::Pong)
+            }),
+        // Oversized lines, up to 20 times the cap: refused whole, id null.
+        (1usize..20 * SMALL_CAP).prop_map(move |extra| {
+            let mut message = ping(0);
+            message["params"] = json!({"_meta": {"pad": "x".repeat(SMALL_CAP + extra)}});
+            hostile(message.to_string(), Expect::Error(-32600, null()))
+        }),
+    ]
+}
+
+fn ping_with(id: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
+}
+
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(0), |inner, _| json!([inner]))
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+async fn check(lines: Vec<Hostile>) -> Result<(), TestCaseError> {
+    let server = TcpServer::start(small_limits()).await;
+    let mut wire = Wire::tcp(server.addr).await;
+    let mut bystander = Wire::tcp(server.addr).await;
+    wire.initialize().await;
+    bystander.initialize().await;
+    for (n, hostile) in lines.iter().enumerate() {
+        let shown =
+            String::from_utf8_lossy(&hostile.line[..hostile.line.len().min(120)]).into_owned();
+        let mut bytes = hostile.line.clone();
+        bytes.push(b'\n');
+        wire.send_raw(&bytes).await;
+        match &hostile.expect {
+            Expect::Error(code, id) => {
+                let reply = wire.recv().await;
+                prop_assert_eq!(&reply["jsonrpc"], "2.0", "{} -> {}", shown, reply);
+                prop_assert_eq!(&reply["error"]["code"], code, "{} -> {}", shown, reply);
+                prop_assert!(
+                    reply["error"]["message"].is_string(),
+                    "{} -> {}",
+                    shown,
+                    reply
+                );
+                prop_assert_eq!(
+                    reply.get("id").unwrap_or(&Value::Null),
+                    id,
+                    "{} -> {}",
+                    shown,
+                    reply
+                );
+                prop_assert!(reply.get("result").is_none(), "{} -> {}", shown, reply);
+            }
+            Expect::Pong => {
+                let reply = wire.recv().await;
+                prop_assert_eq!(&reply["result"], &json!({}), "{} -> {}", shown, reply);
+            }
+            Expect::Silence => {}
+        }
+        // The session still serves, and nothing extra was written.
+        let pong = wire.ask(ping(1_000_000 + n as i64)).await;
+        prop_assert_eq!(
+            &pong["id"],
+            &json!(1_000_000 + n as i64),
+            "after {}: {}",
+            shown,
+            pong
+        );
+        prop_assert_eq!(&pong["result"], &json!({}), "after {}: {}", shown, pong);
+        // And the other session never notices.
+        let theirs = bystander.ask(ping(n as i64)).await;
+        prop_assert_eq!(
+            &theirs["result"],
+            &json!({}),
+            "bystander after {}: {}",
+            shown,
+            theirs
+        );
+    }
+    server.stop().await;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_lines_get_their_json_rpc_answer_and_no_session_is_harmed(
+        lines in proptest::collection::vec(line(), 1..12)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check(lines))?;
+    }
+}
