@@ -3,7 +3,8 @@
 //! silence where the spec says a notification gets none; the session keeps
 //! serving (a ping after every line still gets its pong, and nothing extra
 //! was written); and a second session interleaved with it is never
-//! disturbed. Over the kit's real line framing on real TCP.
+//! disturbed. Over the kit's real line framing, on real TCP and on the
+//! in-memory pipes stdio's framing runs on.
 //!
 //! Cases: `PROPTEST_CASES` if set, else 256 sequences of up to 12 lines
 //! (1,000 run in about 3 s).
@@ -118,6 +119,21 @@ fn line() -> impl Strategy<Value = Hostile> {
             let message = json!({"jsonrpc": "2.0", "id": id, "method": format!("zz{method}")});
             hostile(message.to_string(), Expect::Error(-32601, id))
         }),
+        // Parameters of the wrong type: invalid params, with the id.
+        (
+            scalar_id(),
+            prop_oneof![
+                Just(json!(5)),
+                Just(json!("x")),
+                Just(json!([1, 2])),
+                Just(json!(true))
+            ]
+        )
+            .prop_map(|(id, params)| {
+                let message =
+                    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+                hostile(message.to_string(), Expect::Error(-32602, id))
+            }),
         // Notifications, valid or not, get no answer.
         "[a-z]{1,12}".prop_map(|m| hostile(
             json!({"jsonrpc": "2.0", "method": format!("notifications/{m}")}).to_string(),
@@ -170,10 +186,42 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
-async fn check(lines: Vec<Hostile>) -> Result<(), TestCaseError> {
+/// Over real TCP, with a second TCP session as the bystander.
+async fn check_tcp(lines: Vec<Hostile>) -> Result<(), TestCaseError> {
     let server = TcpServer::start(small_limits()).await;
-    let mut wire = Wire::tcp(server.addr).await;
-    let mut bystander = Wire::tcp(server.addr).await;
+    let wire = Wire::tcp(server.addr).await;
+    let bystander = Wire::tcp(server.addr).await;
+    check(lines, wire, bystander).await?;
+    server.stop().await;
+    Ok(())
+}
+
+/// Over in-memory pipes through `serve_connection`, exactly the framing
+/// stdio uses, with a second such session as the bystander.
+async fn check_stdio_framing(lines: Vec<Hostile>) -> Result<(), TestCaseError> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let session = || {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (read, write) = tokio::io::split(server);
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let _ =
+                mcp_server_kit::serve_connection(Bare, read, write, &small_limits(), token).await;
+        });
+        let (read, write) = tokio::io::split(client);
+        Wire::new(read, write)
+    };
+    let (wire, bystander) = (session(), session());
+    let result = check(lines, wire, bystander).await;
+    shutdown.cancel();
+    result
+}
+
+async fn check(
+    lines: Vec<Hostile>,
+    mut wire: Wire,
+    mut bystander: Wire,
+) -> Result<(), TestCaseError> {
     wire.initialize().await;
     bystander.initialize().await;
     for (n, hostile) in lines.iter().enumerate() {
@@ -228,7 +276,6 @@ async fn check(lines: Vec<Hostile>) -> Result<(), TestCaseError> {
             theirs
         );
     }
-    server.stop().await;
     Ok(())
 }
 
@@ -243,6 +290,17 @@ proptest! {
             .enable_all()
             .build()
             .expect("a runtime");
-        runtime.block_on(check(lines))?;
+        runtime.block_on(check_tcp(lines))?;
+    }
+
+    #[test]
+    fn hostile_lines_over_the_stdio_framing_get_the_same_answers(
+        lines in proptest::collection::vec(line(), 1..12)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check_stdio_framing(lines))?;
     }
 }
