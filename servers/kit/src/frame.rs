@@ -137,7 +137,7 @@ where
     }
 }
 
-enum Classified {
+pub(crate) enum Classified {
     Message(Box<RxJsonRpcMessage<RoleServer>>),
     Ignore,
     Reply(ErrorData, Option<RequestId>),
@@ -145,7 +145,7 @@ enum Classified {
 
 /// Decides what one complete line is: a message for rmcp, something to
 /// ignore, or a JSON-RPC error to send back.
-fn classify(line: &[u8]) -> Classified {
+pub(crate) fn classify(line: &[u8]) -> Classified {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Classified::Ignore;

@@ -194,6 +194,64 @@ pub async fn serve_tcp<S: ServerHandler + Clone>(
     }
 }
 
+/// Answers a POST whose body is not a usable JSON-RPC message the way
+/// JSON-RPC and the streamable HTTP transport require: 400 Bad Request with
+/// the JSON-RPC error (-32700 not JSON, -32600 not a request, -32602 bad
+/// params), where rmcp alone answers 415 for all of them. Everything else,
+/// unknown methods included, goes on to rmcp unchanged.
+async fn malformed_posts_get_400(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    body_max: usize,
+) -> axum::response::Response {
+    use axum::{
+        http::{Method, StatusCode, header},
+        response::IntoResponse,
+    };
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if request.method() != Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, body_max).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body exceeds {body_max} bytes"),
+        )
+            .into_response();
+    };
+    match crate::frame::classify(&bytes) {
+        crate::frame::Classified::Reply(error, id)
+            if error.code != rmcp::model::ErrorCode::METHOD_NOT_FOUND =>
+        {
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": error,
+            });
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        crate::frame::Classified::Ignore => (
+            StatusCode::BAD_REQUEST,
+            "not a JSON-RPC request, notification or response",
+        )
+            .into_response(),
+        _ => {
+            let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(request).await
+        }
+    }
+}
+
 /// Serves MCP streamable HTTP at `/mcp` until `shutdown` fires.
 ///
 /// `Host` is checked against loopback names plus `options.allowed_hosts`,
@@ -234,7 +292,13 @@ pub async fn serve_http<S: ServerHandler + Clone>(
         Ok(handler.clone())
     };
     let service = StreamableHttpService::new(factory, sessions, config);
-    let router = axum::Router::new().nest_service("/mcp", service);
+    let body_max = limits.message_bytes_max;
+    let router =
+        axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn(move |request, next| {
+                malformed_posts_get_400(request, next, body_max)
+            }));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "kit/hostile.rs"]
 mod hostile;
+#[path = "kit/hostile_http.rs"]
+mod hostile_http;
 
 mod support {
     //! Raw JSON-RPC lines over any byte stream, and the servers under test.
