@@ -134,6 +134,19 @@ fn line() -> impl Strategy<Value = Hostile> {
                     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
                 hostile(message.to_string(), Expect::Error(-32602, id))
             }),
+        // A notification's method with an id is a request for a method
+        // that does not exist.
+        (
+            scalar_id(),
+            prop_oneof![
+                Just("notifications/initialized"),
+                Just("notifications/cancelled")
+            ]
+        )
+            .prop_map(|(id, method)| {
+                let message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+                hostile(message.to_string(), Expect::Error(-32601, id))
+            }),
         // Notifications, valid or not, get no answer.
         "[a-z]{1,12}".prop_map(|m| hostile(
             json!({"jsonrpc": "2.0", "method": format!("notifications/{m}")}).to_string(),
@@ -169,6 +182,30 @@ fn line() -> impl Strategy<Value = Hostile> {
             hostile(message.to_string(), Expect::Error(-32600, null()))
         }),
     ]
+}
+
+/// A well-formed request of a method a client may send, other than ping
+/// and initialize, with a scalar id.
+fn early_request() -> impl Strategy<Value = (Value, Value)> {
+    (
+        scalar_id(),
+        prop_oneof![
+            Just("tools/list"),
+            Just("tools/call"),
+            Just("resources/list"),
+            Just("prompts/list"),
+            Just("logging/setLevel"),
+        ],
+    )
+        .prop_map(|(id, method)| {
+            let params = match method {
+                "tools/call" => json!({"name": "anything", "arguments": {}}),
+                "logging/setLevel" => json!({"level": "info"}),
+                _ => json!({}),
+            };
+            let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            (message, id)
+        })
 }
 
 fn ping_with(id: Value) -> Value {
@@ -291,6 +328,35 @@ proptest! {
             .build()
             .expect("a runtime");
         runtime.block_on(check_tcp(lines))?;
+    }
+
+    /// Before `initialize`, a request other than ping is refused with
+    /// invalid params (it would need the stateless `_meta`), ping is
+    /// answered, and the handshake still works afterwards.
+    #[test]
+    fn requests_before_initialize_are_refused_and_the_handshake_still_works(
+        early in proptest::collection::vec(early_request(), 1..8)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let server = TcpServer::start(small_limits()).await;
+            let mut wire = Wire::tcp(server.addr).await;
+            for (n, (message, id)) in early.into_iter().enumerate() {
+                let reply = wire.ask(message.clone()).await;
+                prop_assert_eq!(&reply["error"]["code"], -32602, "{} -> {}", message, reply);
+                prop_assert_eq!(&reply["id"], &id, "{} -> {}", message, reply);
+                let pong = wire.ask(ping(1_000 + n as i64)).await;
+                prop_assert_eq!(&pong["result"], &json!({}), "{}", pong);
+            }
+            wire.initialize().await;
+            let pong = wire.ask(ping(1)).await;
+            prop_assert_eq!(&pong["result"], &json!({}), "{}", pong);
+            server.stop().await;
+            Ok(())
+        })?;
     }
 
     #[test]
