@@ -17,11 +17,8 @@ for server in user-server payment-server; do
 done
 
 here=ci/conformance
-if [ ! -x "$here/node_modules/.bin/conformance" ] || [ ! -x "$here/node_modules/.bin/node" ]; then
-  echo "installing the MCP conformance suite (pinned in $here/package-lock.json)"
-  (cd "$here" && npm ci --no-audit --no-fund --omit=dev --loglevel=error)
-fi
-export PATH="$PWD/$here/node_modules/.bin:$PATH"   # its own node 22 comes first
+. ci/node-tool.sh
+install_pinned "$here" conformance
 echo "conformance suite $(conformance --version) on node $(node --version)"
 
 # The scenarios that apply to a server whose only features are tools. The
@@ -49,17 +46,6 @@ start_server() {
   local name=$1
   "$bin_dir/$name" --http 127.0.0.1:0 >/dev/null 2>"$scratch/$name.log" &
   pids+=($!)
-}
-url_in() {
-  local log=$1 url=""
-  for _ in $(seq 1 100); do
-    url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/mcp' "$log" | head -n 1 || true)
-    [ -n "$url" ] && { echo "$url"; return; }
-    sleep 0.1
-  done
-  echo "FAIL no server URL in $log within 10 s:" >&2
-  cat "$log" >&2
-  return 1
 }
 
 start_server user-server

@@ -13,12 +13,8 @@ for server in user-server payment-server; do
   [ -x "$bin_dir/$server" ] || { echo "FAIL $bin_dir/$server is missing: build it first"; exit 1; }
 done
 
-here=ci/inspector
-if [ ! -x "$here/node_modules/.bin/mcp-inspector" ] || [ ! -x "$here/node_modules/.bin/node" ]; then
-  echo "installing the MCP Inspector (pinned in $here/package-lock.json)"
-  (cd "$here" && npm ci --no-audit --no-fund --omit=dev --loglevel=error)
-fi
-export PATH="$PWD/$here/node_modules/.bin:$PATH"   # its own node 22 comes first
+. ci/node-tool.sh
+install_pinned ci/inspector mcp-inspector
 scratch=$(mktemp -d)
 export MCP_CATALOG_PATH="$scratch/catalog.json"    # never touch ~/.mcp-inspector
 echo "inspector $(mcp-inspector --version 2>/dev/null | tail -n 1) on node $(node --version)"
@@ -88,17 +84,6 @@ run_checks stdio "$bin_dir/user-server" "$bin_dir/payment-server"
 pids+=($!)
 "$bin_dir/payment-server" --http 127.0.0.1:0 >/dev/null 2>"$scratch/payment.log" &
 pids+=($!)
-url_in() {
-  local log=$1 url=""
-  for _ in $(seq 1 100); do
-    url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/mcp' "$log" | head -n 1 || true)
-    [ -n "$url" ] && { echo "$url"; return; }
-    sleep 0.1
-  done
-  echo "FAIL no server URL in $log within 10 s:" >&2
-  cat "$log" >&2
-  return 1
-}
 user_url=$(url_in "$scratch/user.log")
 payment_url=$(url_in "$scratch/payment.log")
 run_checks http "--transport http $user_url" "--transport http $payment_url"

@@ -182,14 +182,7 @@ async fn spawn_network(
 /// `orchestrator serve-embedded ROLE`: this binary acting as a reference
 /// server on stdio, so that embedded stdio mode needs no other binary.
 pub(crate) fn serve_stdio(role: Role) -> anyhow::Result<()> {
-    let args = ServeArgs {
-        http: None,
-        tcp: None,
-        data: None,
-        message_bytes_max: Limits::DEFAULT.message_bytes_max,
-        allowed_hosts: Vec::new(),
-        allowed_origins: Vec::new(),
-    };
+    let args = ServeArgs::stdio();
     let unused = user_server::DEFAULT_HTTP_ADDR;
     match role {
         Role::User => mcp_server_kit::run(

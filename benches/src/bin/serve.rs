@@ -4,19 +4,12 @@
 
 use std::process::ExitCode;
 
-use mcp_server_kit::{Limits, ServeArgs};
+use mcp_server_kit::ServeArgs;
 use payment_server::{Ledger, PaymentServer};
 use user_server::{UserServer, UserStore};
 
 fn main() -> ExitCode {
-    let args = ServeArgs {
-        http: None,
-        tcp: None,
-        data: None,
-        message_bytes_max: Limits::DEFAULT.message_bytes_max,
-        allowed_hosts: Vec::new(),
-        allowed_origins: Vec::new(),
-    };
+    let args = ServeArgs::stdio();
     let unused = user_server::DEFAULT_HTTP_ADDR;
     let result = match std::env::args().nth(1).as_deref() {
         Some("user") => mcp_server_kit::run(

@@ -40,6 +40,21 @@ pub struct ServeArgs {
     pub allowed_origins: Vec<String>,
 }
 
+impl ServeArgs {
+    /// stdio with the embedded data and default limits: what a server
+    /// binary does with no flags.
+    pub fn stdio() -> Self {
+        Self {
+            http: None,
+            tcp: None,
+            data: None,
+            message_bytes_max: Limits::DEFAULT.message_bytes_max,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
 fn parse_message_bytes_max(raw: &str) -> Result<usize, String> {
     const MIN: usize = 1024;
     const MAX: usize = 64 * 1024 * 1024;

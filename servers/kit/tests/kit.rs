@@ -42,6 +42,16 @@ mod support {
 
     impl ServerHandler for Bare {}
 
+    /// Runs `future` to completion on a fresh single-thread runtime: one
+    /// per property case, so that cases share nothing.
+    pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
     pub(crate) async fn within<F: Future>(what: &str, future: F) -> F::Output {
         tokio::time::timeout(DEADLINE, future)
             .await

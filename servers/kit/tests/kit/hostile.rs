@@ -323,11 +323,7 @@ proptest! {
     fn hostile_lines_get_their_json_rpc_answer_and_no_session_is_harmed(
         lines in proptest::collection::vec(line(), 1..12)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(check_tcp(lines))?;
+                block_on(check_tcp(lines))?;
     }
 
     /// Before `initialize`, a request other than ping is refused with
@@ -337,11 +333,7 @@ proptest! {
     fn requests_before_initialize_are_refused_and_the_handshake_still_works(
         early in proptest::collection::vec(early_request(), 1..8)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
+                block_on(async {
             let server = TcpServer::start(small_limits()).await;
             let mut wire = Wire::tcp(server.addr).await;
             for (n, (message, id)) in early.into_iter().enumerate() {
@@ -363,10 +355,6 @@ proptest! {
     fn hostile_lines_over_the_stdio_framing_get_the_same_answers(
         lines in proptest::collection::vec(line(), 1..12)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(check_stdio_framing(lines))?;
+                block_on(check_stdio_framing(lines))?;
     }
 }

@@ -221,10 +221,6 @@ proptest! {
     fn bad_http_requests_get_the_status_the_spec_asks_for_and_never_a_5xx(
         cases in proptest::collection::vec(case(), 1..10)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(check(cases))?;
+                block_on(check(cases))?;
     }
 }
