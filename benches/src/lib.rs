@@ -140,10 +140,13 @@ impl Servers {
                 })
                 .collect(),
             Transport::Tcp | Transport::Http => vec![
-                ("user".into(), listen(user, transport, &shutdown).await?),
+                (
+                    "user".into(),
+                    listen(user, &user_server::SPEC, transport, &shutdown).await?,
+                ),
                 (
                     "payment".into(),
-                    listen(payment, transport, &shutdown).await?,
+                    listen(payment, &payment_server::SPEC, transport, &shutdown).await?,
                 ),
             ],
         };
@@ -154,9 +157,12 @@ impl Servers {
     }
 }
 
-/// Serves `handler` on a loopback port and returns a connector to it.
+/// Serves `handler` on a loopback port and returns a connector to it. Over
+/// HTTP the server is protected as a real one is, with a fresh static token:
+/// the figures include checking it.
 async fn listen<S>(
     handler: S,
+    spec: &mcp_server_kit::ServerSpec,
     transport: Transport,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Arc<dyn Connector>>
@@ -177,15 +183,27 @@ where
             addr: addr.to_string(),
         })
     } else {
+        let secret = mcp_server_kit::generate_token()?;
+        let auth = mcp_server_kit::Authenticator::new(mcp_server_kit::AuthSettings {
+            resource: format!("http://{addr}/mcp"),
+            protection: spec.protection,
+            static_tokens: vec![secret.clone()],
+            jwt: None,
+            token_requests_max: 1024,
+            clock: mcp_server_kit::system_clock(),
+        })?;
         tokio::spawn(mcp_server_kit::serve_http(
             listener,
             handler,
             Limits::DEFAULT,
-            HttpOptions::default(),
+            HttpOptions::protected(Arc::new(auth)),
             token,
         ));
         Arc::new(HttpConnector {
             url: format!("http://{addr}/mcp"),
+            credential: Some(orchestrator::Credential::Value(orchestrator::Token::new(
+                secret.expose(),
+            ))),
         })
     })
 }

@@ -39,8 +39,87 @@ pub enum TransportConfig {
     Stdio { program: PathBuf, args: Vec<String> },
     /// Newline-delimited JSON-RPC over TCP to `host:port`.
     Tcp { addr: String },
-    /// MCP streamable HTTP at this URL (e.g. http://127.0.0.1:8082/mcp).
-    Http { url: String },
+    /// MCP streamable HTTP at this URL (e.g. http://127.0.0.1:8082/mcp),
+    /// with a bearer token from `credential`, if any.
+    Http {
+        url: String,
+        credential: Option<Credential>,
+    },
+}
+
+/// Where a bearer token comes from. Config files name a place, never the
+/// token itself; the token is read afresh at every connect (so a server
+/// restarted with a new generated token is picked up on reconnect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The value of this environment variable.
+    Env(String),
+    /// The contents of this file (surrounding white space trimmed).
+    File(PathBuf),
+    /// A token held in memory: the binary's embedded mode only.
+    Value(Token),
+}
+
+/// A bearer token. Its `Debug` shows no part of it, it has no `Display`,
+/// and nothing in this crate logs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The token, to send in a header. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(redacted)")
+    }
+}
+
+/// Why a credential could not be read. It names the place, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("environment variable {0} is not set (or not UTF-8)")]
+    EnvUnset(String),
+    #[error("cannot read the token file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token from {0} is empty or not one line of printable ASCII")]
+    Malformed(String),
+}
+
+impl Credential {
+    /// Reads the token now.
+    pub fn resolve(&self) -> Result<Token, CredentialError> {
+        let (raw, place) = match self {
+            Credential::Value(token) => return Ok(token.clone()),
+            Credential::Env(name) => (
+                std::env::var(name).map_err(|_| CredentialError::EnvUnset(name.clone()))?,
+                format!("environment variable {name}"),
+            ),
+            Credential::File(path) => (
+                std::fs::read_to_string(path).map_err(|source| CredentialError::File {
+                    path: path.clone(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+        };
+        let token = raw.trim();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CredentialError::Malformed(place));
+        }
+        Ok(Token::new(token))
+    }
 }
 
 impl std::fmt::Display for TransportConfig {
@@ -51,7 +130,7 @@ impl std::fmt::Display for TransportConfig {
                 args.iter().try_for_each(|a| write!(f, " {a}"))
             }
             TransportConfig::Tcp { addr } => write!(f, "tcp://{addr}"),
-            TransportConfig::Http { url } => f.write_str(url),
+            TransportConfig::Http { url, .. } => f.write_str(url),
         }
     }
 }
@@ -125,6 +204,16 @@ impl Config {
                     format!("{}: {name:?} is listed twice", field("name")),
                 ));
             }
+            if server.token.is_some() && server.http.is_none() {
+                let at = server.token.as_ref().map_or(name_at, |t| t.span().start);
+                return Err(invalid(
+                    at,
+                    format!(
+                        "{}: a token is sent over HTTP only (stdio and TCP trust the process or loopback boundary)",
+                        field("token")
+                    ),
+                ));
+            }
             let transport = match (server.stdio, server.tcp, server.http) {
                 (Some(command), None, None) => {
                     let at = command.span().start;
@@ -163,7 +252,13 @@ impl Config {
                             ),
                         ));
                     }
-                    TransportConfig::Http { url }
+                    let credential = match server.token {
+                        None => None,
+                        Some(raw) => Some(credential(path, raw).map_err(|(at, message)| {
+                            invalid(at, format!("{}: {message}", field("token")))
+                        })?),
+                    };
+                    TransportConfig::Http { url, credential }
                 }
                 _ => {
                     return Err(invalid(
@@ -186,6 +281,42 @@ impl Config {
             }
         };
         Ok(Config { servers, policy })
+    }
+}
+
+/// `token = { env = "VAR" }` or `token = { file = "path" }` (relative to
+/// the config file's directory). An inline token is refused: config files
+/// get copied, committed and pasted into bug reports.
+fn credential(
+    config_path: &Path,
+    raw: Spanned<toml::Value>,
+) -> Result<Credential, (usize, String)> {
+    let at = raw.span().start;
+    let usage = "write token = { env = \"VAR\" } or token = { file = \"path\" }";
+    let table = match raw.into_inner() {
+        toml::Value::Table(table) => table,
+        toml::Value::String(_) => {
+            return Err((
+                at,
+                format!("a token is never written in the config itself; {usage}"),
+            ));
+        }
+        _ => return Err((at, usage.to_owned())),
+    };
+    let mut entries = table.into_iter();
+    match (entries.next(), entries.next()) {
+        (Some((key, toml::Value::String(value))), None) if key == "env" && !value.is_empty() => {
+            Ok(Credential::Env(value))
+        }
+        (Some((key, toml::Value::String(value))), None) if key == "file" && !value.is_empty() => {
+            let file = Path::new(&value);
+            let file = match config_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.to_owned(),
+            };
+            Ok(Credential::File(file))
+        }
+        _ => Err((at, usage.to_owned())),
     }
 }
 
@@ -226,6 +357,7 @@ struct RawServer {
     stdio: Option<Spanned<Vec<String>>>,
     tcp: Option<Spanned<String>>,
     http: Option<Spanned<String>>,
+    token: Option<Spanned<toml::Value>>,
 }
 
 /// A `[policy]` table as written in TOML (the orchestrator's config, or a
@@ -313,6 +445,76 @@ mod tests {
         );
         assert_eq!(config.policy.attempts_max, 5);
         assert_eq!(config.policy.call_timeout, Policy::DEFAULT.call_timeout);
+    }
+
+    #[test]
+    fn tokens_are_named_by_reference_never_inline() {
+        let config = parse(
+            "[[servers]]\nname = \"a\"\nhttp = \"http://h/mcp\"\ntoken = { env = \"A_TOKEN\" }\n\
+             [[servers]]\nname = \"b\"\nhttp = \"http://h/mcp\"\ntoken = { file = \"b.token\" }\n",
+        )
+        .unwrap();
+        let credentials: Vec<_> = config
+            .servers
+            .iter()
+            .map(|s| match &s.transport {
+                TransportConfig::Http { credential, .. } => credential.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            credentials,
+            [
+                Some(Credential::Env("A_TOKEN".into())),
+                Some(Credential::File(PathBuf::from("dir/b.token")))
+            ]
+        );
+        let inline =
+            parse("[[servers]]\nname = \"a\"\nhttp = \"http://h/mcp\"\ntoken = \"s3cr3t-value\"\n")
+                .unwrap_err();
+        assert_eq!(
+            inline,
+            "dir/orchestrator.toml:4: servers[0].token: a token is never written in the config itself; write token = { env = \"VAR\" } or token = { file = \"path\" }"
+        );
+        assert!(!inline.contains("s3cr3t"));
+        let stdio = parse("[[servers]]\nname = \"a\"\ntcp = \"h:1\"\ntoken = { env = \"X\" }\n")
+            .unwrap_err();
+        assert!(
+            stdio.starts_with(
+                "dir/orchestrator.toml:4: servers[0].token: a token is sent over HTTP only"
+            ),
+            "{stdio}"
+        );
+        let both = parse(
+            "[[servers]]\nname = \"a\"\nhttp = \"http://h/mcp\"\ntoken = { env = \"X\", file = \"f\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            both.ends_with("write token = { env = \"VAR\" } or token = { file = \"path\" }"),
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn credentials_resolve_without_showing_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "  abcdefghijklmnop\n").unwrap();
+        let token = Credential::File(path.clone()).resolve().unwrap();
+        assert_eq!(token.expose(), "abcdefghijklmnop");
+        assert_eq!(format!("{token:?}"), "Token(redacted)");
+        std::fs::write(&path, "two words\n").unwrap();
+        let error = Credential::File(path).resolve().unwrap_err().to_string();
+        assert!(
+            error.ends_with("is empty or not one line of printable ASCII"),
+            "{error}"
+        );
+        assert!(!error.contains("two words"));
+        let unset = Credential::Env("ORCHESTRATOR_TEST_UNSET_VARIABLE".into()).resolve();
+        assert_eq!(
+            unset.unwrap_err().to_string(),
+            "environment variable ORCHESTRATOR_TEST_UNSET_VARIABLE is not set (or not UTF-8)"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rmcp::{
     service::RunningService,
     transport::{
         ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess,
-        async_rw::AsyncRwTransport,
+        async_rw::AsyncRwTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
@@ -59,6 +59,27 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// The server refused our credentials or their scope (HTTP 401/403), or
+    /// they could not be read. Retrying will not help: someone must fix the
+    /// token or the server's grant.
+    #[error("{target}: {refusal}")]
+    Denied {
+        target: String,
+        refusal: HttpRefusal,
+    },
+    /// The credential could not be read; nothing was sent.
+    #[error("{target}: no token to send: {source}")]
+    Credential {
+        target: String,
+        #[source]
+        source: crate::config::CredentialError,
+    },
+    /// The server is shedding load (HTTP 429); try again after the pause.
+    #[error("{target}: {refusal}")]
+    RateLimited {
+        target: String,
+        refusal: HttpRefusal,
+    },
     /// Connected, but the MCP `initialize` handshake failed.
     #[error("{target}: MCP handshake failed: {message}{stderr_tail}")]
     Handshake {
@@ -72,8 +93,117 @@ pub enum ConnectError {
 impl ConnectError {
     /// False when trying again cannot succeed without someone fixing things.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ConnectError::Spawn { .. })
+        !matches!(
+            self,
+            ConnectError::Spawn { .. }
+                | ConnectError::Denied { .. }
+                | ConnectError::Credential { .. }
+        )
     }
+}
+
+/// An HTTP refusal found among an error's causes. Built from the status and
+/// the `WWW-Authenticate` challenge, which carry no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpRefusal {
+    /// 401: no token, or one the server does not accept.
+    Unauthorized { reason: Option<String> },
+    /// 403: the token lacks a scope.
+    Forbidden { scope: Option<String> },
+    /// 429: too many requests; `Retry-After` in whole seconds, if given.
+    RateLimited { retry_after: Option<Duration> },
+}
+
+impl std::fmt::Display for HttpRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpRefusal::Unauthorized { reason } => {
+                write!(f, "access denied (HTTP 401): ")?;
+                f.write_str(
+                    reason
+                        .as_deref()
+                        .unwrap_or("the server wants a valid bearer token"),
+                )
+            }
+            HttpRefusal::Forbidden { scope: Some(scope) } => {
+                write!(
+                    f,
+                    "access denied (HTTP 403): the token lacks the scope {scope}"
+                )
+            }
+            HttpRefusal::Forbidden { scope: None } => {
+                write!(f, "access denied (HTTP 403): the token does not grant this")
+            }
+            HttpRefusal::RateLimited { retry_after } => {
+                write!(f, "rate limited (HTTP 429)")?;
+                match retry_after {
+                    Some(after) => write!(f, "; retry after {} s", after.as_secs()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl HttpRefusal {
+    /// The refusal among `error`'s causes, if an HTTP status is why it failed.
+    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        use rmcp::transport::streamable_http_client::{
+            AuthRequiredError, InsufficientScopeError, StreamableHttpError,
+        };
+        let mut cause = Some(error);
+        while let Some(current) = cause {
+            if let Some(e) = current.downcast_ref::<AuthRequiredError>() {
+                return Some(HttpRefusal::Unauthorized {
+                    reason: challenge_param(&e.www_authenticate_header, "error_description"),
+                });
+            }
+            if let Some(e) = current.downcast_ref::<InsufficientScopeError>() {
+                return Some(HttpRefusal::Forbidden {
+                    scope: e
+                        .required_scope
+                        .clone()
+                        .or_else(|| challenge_param(&e.www_authenticate_header, "scope")),
+                });
+            }
+            if let Some(StreamableHttpError::HttpStatus(status)) =
+                current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+                && status.status == 429
+            {
+                let retry_after = status
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                return Some(HttpRefusal::RateLimited { retry_after });
+            }
+            cause = current.source();
+        }
+        None
+    }
+
+    /// The connect error this refusal is, for `target`.
+    fn into_connect_error(self, target: String) -> ConnectError {
+        match self {
+            HttpRefusal::RateLimited { .. } => ConnectError::RateLimited {
+                target,
+                refusal: self,
+            },
+            _ => ConnectError::Denied {
+                target,
+                refusal: self,
+            },
+        }
+    }
+}
+
+/// One `name="value"` parameter of a `WWW-Authenticate` challenge, capped
+/// at 200 characters (it is shown to people).
+fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+    let value = &challenge[start..];
+    let value = &value[..value.find('"')?];
+    Some(value.chars().take(200).collect())
 }
 
 /// Builds the connector a config entry describes.
@@ -84,7 +214,10 @@ pub fn from_config(transport: &TransportConfig) -> Arc<dyn Connector> {
             args: args.clone(),
         }),
         TransportConfig::Tcp { addr } => Arc::new(TcpConnector { addr: addr.clone() }),
-        TransportConfig::Http { url } => Arc::new(HttpConnector { url: url.clone() }),
+        TransportConfig::Http { url, credential } => Arc::new(HttpConnector {
+            url: url.clone(),
+            credential: credential.clone(),
+        }),
     }
 }
 
@@ -258,10 +391,12 @@ impl Connector for TcpConnector {
     }
 }
 
-/// Connects with MCP streamable HTTP.
+/// Connects with MCP streamable HTTP, sending `Authorization: Bearer` with
+/// the token `credential` names (read at every connect).
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
     pub url: String,
+    pub credential: Option<crate::config::Credential>,
 }
 
 impl Connector for HttpConnector {
@@ -281,13 +416,26 @@ impl Connector for HttpConnector {
                         source,
                     })?;
             }
-            let transport = StreamableHttpClientTransport::from_uri(self.url.as_str());
+            let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
+            if let Some(credential) = &self.credential {
+                let token = credential
+                    .resolve()
+                    .map_err(|source| ConnectError::Credential {
+                        target: self.target(),
+                        source,
+                    })?;
+                config = config.auth_header(token.expose());
+            }
+            let transport = StreamableHttpClientTransport::from_config(config);
             ().serve(transport)
                 .await
-                .map_err(|error| ConnectError::Handshake {
-                    target: self.target(),
-                    message: root_cause(&error),
-                    stderr_tail: String::new(),
+                .map_err(|error| match HttpRefusal::find(&error) {
+                    Some(refusal) => refusal.into_connect_error(self.target()),
+                    None => ConnectError::Handshake {
+                        target: self.target(),
+                        message: root_cause(&error),
+                        stderr_tail: String::new(),
+                    },
                 })
         })
     }

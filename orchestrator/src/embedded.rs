@@ -5,9 +5,11 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use mcp_server_kit::{HttpOptions, Limits, ServeArgs};
+use mcp_server_kit::{
+    AuthSettings, Authenticator, HttpOptions, Limits, Secret, ServeArgs, ServerSpec,
+};
 use orchestrator::{
-    Connector,
+    Connector, Credential, Token,
     connector::{HttpConnector, StdioConnector, TcpConnector},
 };
 use payment_server::{Ledger, PaymentServer};
@@ -73,19 +75,29 @@ pub(crate) async fn start(transport: Transport) -> anyhow::Result<Embedded> {
                 .collect()
         }
         Transport::Tcp | Transport::Http => {
-            let addrs = spawn_network(transport, shutdown.clone()).await?;
+            // Over HTTP the servers are as secure as when run alone: each
+            // gets a fresh random token for this run, and only we hold it.
+            let tokens = match transport {
+                Transport::Http => Some([
+                    mcp_server_kit::generate_token()?,
+                    mcp_server_kit::generate_token()?,
+                ]),
+                _ => None,
+            };
+            let addrs = spawn_network(transport, tokens.clone(), shutdown.clone()).await?;
             [Role::User, Role::Payment]
                 .into_iter()
                 .zip(addrs)
-                .map(|(role, addr)| {
-                    let connector: Arc<dyn Connector> = if transport == Transport::Tcp {
-                        Arc::new(TcpConnector {
+                .enumerate()
+                .map(|(index, (role, addr))| {
+                    let connector: Arc<dyn Connector> = match &tokens {
+                        None => Arc::new(TcpConnector {
                             addr: addr.to_string(),
-                        })
-                    } else {
-                        Arc::new(HttpConnector {
+                        }),
+                        Some(tokens) => Arc::new(HttpConnector {
                             url: format!("http://{addr}/mcp"),
-                        })
+                            credential: Some(Credential::Value(Token::new(tokens[index].expose()))),
+                        }),
                     };
                     (role.name().to_owned(), connector)
                 })
@@ -100,6 +112,7 @@ pub(crate) async fn start(transport: Transport) -> anyhow::Result<Embedded> {
 /// free for the client. Returns the user and payment servers' addresses.
 async fn spawn_network(
     transport: Transport,
+    tokens: Option<[Secret; 2]>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<[SocketAddr; 2]> {
     let (ready, addrs) = tokio::sync::oneshot::channel();
@@ -126,15 +139,16 @@ async fn spawn_network(
                     }
                 };
                 let local = |l: &tokio::net::TcpListener| l.local_addr();
-                match (local(&user), local(&payment)) {
+                let addrs_now = match (local(&user), local(&payment)) {
                     (Ok(u), Ok(p)) => {
                         let _ = ready.send(Ok([u, p]));
+                        [u, p]
                     }
                     (Err(error), _) | (_, Err(error)) => {
                         let _ = ready.send(Err(error.into()));
                         return;
                     }
-                }
+                };
                 let limits = Limits::DEFAULT;
                 let user_server = UserServer::new(UserStore::demo());
                 let payment_server = PaymentServer::new(Ledger::demo());
@@ -149,19 +163,34 @@ async fn spawn_network(
                         mcp_server_kit::serve_tcp(payment, payment_server, limits, shutdown),
                     )
                 } else {
+                    let [user_token, payment_token] =
+                        tokens.expect("HTTP servers are started with tokens");
+                    let options = |spec: &ServerSpec, addr, token| {
+                        protected(spec, addr, token).map_err(|e| e.to_string())
+                    };
+                    let (user_options, payment_options) = match (
+                        options(&user_server::SPEC, addrs_now[0], user_token),
+                        options(&payment_server::SPEC, addrs_now[1], payment_token),
+                    ) {
+                        (Ok(u), Ok(p)) => (u, p),
+                        (Err(error), _) | (_, Err(error)) => {
+                            tracing::error!(%error, "cannot protect the embedded servers");
+                            return;
+                        }
+                    };
                     tokio::join!(
                         mcp_server_kit::serve_http(
                             user,
                             user_server,
                             limits.clone(),
-                            HttpOptions::default(),
+                            user_options,
                             shutdown.clone(),
                         ),
                         mcp_server_kit::serve_http(
                             payment,
                             payment_server,
                             limits,
-                            HttpOptions::default(),
+                            payment_options,
                             shutdown,
                         ),
                     )
@@ -179,23 +208,39 @@ async fn spawn_network(
         .context("the embedded servers' thread ended before listening")?
 }
 
+/// HTTP options that accept only `token`, for the server `spec` at `addr`.
+fn protected(
+    spec: &ServerSpec,
+    addr: SocketAddr,
+    token: Secret,
+) -> Result<HttpOptions, mcp_server_kit::AuthConfigError> {
+    let auth = Authenticator::new(AuthSettings {
+        resource: format!("http://{addr}/mcp"),
+        protection: spec.protection,
+        static_tokens: vec![token],
+        jwt: None,
+        // One orchestrator: rmcp's client keeps at most 16 POSTs in flight
+        // per session, two sessions with hedging.
+        token_requests_max: 64,
+        clock: mcp_server_kit::system_clock(),
+    })?;
+    Ok(HttpOptions::protected(Arc::new(auth)))
+}
+
 /// `orchestrator serve-embedded ROLE`: this binary acting as a reference
 /// server on stdio, so that embedded stdio mode needs no other binary.
 pub(crate) fn serve_stdio(role: Role) -> anyhow::Result<()> {
     let args = ServeArgs::stdio();
-    let unused = user_server::DEFAULT_HTTP_ADDR;
     match role {
         Role::User => mcp_server_kit::run(
-            "user-server",
+            &user_server::SPEC,
             UserServer::new(UserStore::demo()),
             &args,
-            unused,
         ),
         Role::Payment => mcp_server_kit::run(
-            "payment-server",
+            &payment_server::SPEC,
             PaymentServer::new(Ledger::demo()),
             &args,
-            unused,
         ),
     }
     .context("embedded server failed")

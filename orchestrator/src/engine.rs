@@ -193,6 +193,20 @@ pub enum CallError {
     /// fail at once for a while instead of waiting on it.
     #[error("circuit breaker open; next probe in {retry_after_ms} ms")]
     CircuitOpen { retry_after_ms: u128 },
+    /// The server refused our token or its scope (HTTP 401/403), or the
+    /// token could not be read. Never retried: someone must fix the grant.
+    #[error("{source}")]
+    Denied {
+        #[source]
+        source: ConnectError,
+    },
+    /// The server is shedding load (HTTP 429) and its `Retry-After` (or the
+    /// attempts) ran past what the deadline allows.
+    #[error("{refusal}, {attempts} attempt(s)")]
+    RateLimited {
+        attempts: u32,
+        refusal: crate::connector::HttpRefusal,
+    },
     /// Retries are paused: too many already failed across all calls.
     #[error("retry budget exhausted after {attempts} attempt(s); last failure: {last}")]
     BudgetExhausted { attempts: u32, last: String },
@@ -203,7 +217,7 @@ impl CallError {
     pub fn is_transient(&self) -> bool {
         match self {
             CallError::Connect { source, .. } => source.is_retryable(),
-            CallError::Refused { .. } => false,
+            CallError::Refused { .. } | CallError::Denied { .. } => false,
             _ => true,
         }
     }
@@ -621,10 +635,10 @@ impl Orchestrator {
         let attempt = self
             .attempt_call_admitted(server, slot, tool, arguments, deadline)
             .await;
-        // A JSON-RPC error still proves the server is alive.
+        // A JSON-RPC error or a refused token still proves the server is alive.
         server.report(matches!(
             attempt,
-            Attempt::Done(_) | Attempt::Fail(CallError::Refused { .. })
+            Attempt::Done(_) | Attempt::Fail(CallError::Refused { .. } | CallError::Denied { .. })
         ));
         attempt
     }
@@ -654,6 +668,22 @@ impl Orchestrator {
                 code: error.code.0,
                 message: error.message.to_string(),
             }),
+            Ok(Err(error)) if let Some(refusal) = crate::connector::HttpRefusal::find(&error) => {
+                match refusal {
+                    crate::connector::HttpRefusal::RateLimited { .. } => {
+                        Attempt::Retry(CallError::RateLimited {
+                            attempts: 0,
+                            refusal,
+                        })
+                    }
+                    _ => Attempt::Fail(CallError::Denied {
+                        source: ConnectError::Denied {
+                            target: server.connector.target(),
+                            refusal,
+                        },
+                    }),
+                }
+            }
             Ok(Err(error)) => {
                 self.drop_live(server, live.generation).await;
                 Attempt::Retry(CallError::Transport {
@@ -709,11 +739,26 @@ impl Orchestrator {
                     last: error.to_string(),
                 });
             }
-            let pause = {
+            let mut pause = {
                 let mut rng = self.rng.lock().expect("rng lock");
                 self.policy.backoff(attempt, &mut *rng)
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
+            if let CallError::RateLimited {
+                refusal:
+                    crate::connector::HttpRefusal::RateLimited {
+                        retry_after: Some(after),
+                    },
+                ..
+            } = &error
+            {
+                // The server said when: not sooner, and not at all if that
+                // is past the deadline (waiting would only fail later).
+                if *after >= remaining {
+                    return Err(error);
+                }
+                pause = pause.max(*after);
+            }
             if pause >= remaining {
                 tokio::time::sleep(remaining).await;
                 return Err(CallError::Deadline {
@@ -744,16 +789,32 @@ impl Orchestrator {
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         let connect = async {
-            let client = server.connector.connect().await.map_err(|source| {
-                let retryable = source.is_retryable();
-                (
-                    CallError::Connect {
-                        attempts: 0,
-                        source,
-                    },
-                    retryable,
-                )
-            })?;
+            let client = server
+                .connector
+                .connect()
+                .await
+                .map_err(|source| match source {
+                    ConnectError::Denied { .. } | ConnectError::Credential { .. } => {
+                        (CallError::Denied { source }, false)
+                    }
+                    ConnectError::RateLimited { refusal, .. } => (
+                        CallError::RateLimited {
+                            attempts: 0,
+                            refusal,
+                        },
+                        true,
+                    ),
+                    source => {
+                        let retryable = source.is_retryable();
+                        (
+                            CallError::Connect {
+                                attempts: 0,
+                                source,
+                            },
+                            retryable,
+                        )
+                    }
+                })?;
             let tools = client.list_all_tools().await.map_err(|error| {
                 (
                     CallError::Transport {
@@ -824,8 +885,9 @@ fn with_attempts(mut error: CallError, n: u32) -> CallError {
         | CallError::Timeout { attempts, .. }
         | CallError::Transport { attempts, .. }
         | CallError::Deadline { attempts, .. }
+        | CallError::RateLimited { attempts, .. }
         | CallError::BudgetExhausted { attempts, .. } => *attempts = n,
-        CallError::Refused { .. } | CallError::CircuitOpen { .. } => {}
+        CallError::Refused { .. } | CallError::CircuitOpen { .. } | CallError::Denied { .. } => {}
     }
     error
 }
@@ -836,8 +898,9 @@ fn attempts_of(error: &CallError) -> u32 {
         | CallError::Timeout { attempts, .. }
         | CallError::Transport { attempts, .. }
         | CallError::Deadline { attempts, .. }
+        | CallError::RateLimited { attempts, .. }
         | CallError::BudgetExhausted { attempts, .. } => *attempts,
-        CallError::Refused { .. } | CallError::CircuitOpen { .. } => 1,
+        CallError::Refused { .. } | CallError::CircuitOpen { .. } | CallError::Denied { .. } => 1,
     }
 }
 

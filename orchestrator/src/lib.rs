@@ -36,8 +36,8 @@ pub mod planted;
 pub mod policy;
 
 pub use answer::Answer;
-pub use config::{Config, ConfigError};
-pub use connector::{ConnectError, Connector, McpClient};
+pub use config::{Config, ConfigError, Credential, CredentialError, Token};
+pub use connector::{ConnectError, Connector, HttpRefusal, McpClient};
 pub use engine::{AskError, CallError, Orchestrator, Stats, StepTrace};
 pub use planner::{Plan, PlanError, Question};
 pub use planted::{NotBuiltIn, PlantedBug};

@@ -292,12 +292,13 @@ async fn planner_follows_tools_whatever_the_servers_are_named() {
         listener,
         UserServer::new(UserStore::demo()),
         Limits::DEFAULT,
-        HttpOptions::default(),
+        HttpOptions::unauthenticated(),
         token.clone(),
     ));
     let ledger = spawn_payment_tcp(&token).await;
     let directory: Arc<dyn Connector> = Arc::new(HttpConnector {
         url: format!("http://{http_addr}/mcp"),
+        credential: None,
     });
     let orchestrator = Orchestrator::new(
         vec![

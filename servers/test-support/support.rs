@@ -266,7 +266,7 @@ pub(crate) async fn start_http(
         listener,
         handler,
         limits,
-        mcp_server_kit::HttpOptions::default(),
+        mcp_server_kit::HttpOptions::unauthenticated(),
         shutdown.clone(),
     ));
     (addr, shutdown)

@@ -10,19 +10,16 @@ use user_server::{UserServer, UserStore};
 
 fn main() -> ExitCode {
     let args = ServeArgs::stdio();
-    let unused = user_server::DEFAULT_HTTP_ADDR;
     let result = match std::env::args().nth(1).as_deref() {
         Some("user") => mcp_server_kit::run(
-            "user-server",
+            &user_server::SPEC,
             UserServer::new(UserStore::demo()),
             &args,
-            unused,
         ),
         Some("payment") => mcp_server_kit::run(
-            "payment-server",
+            &payment_server::SPEC,
             PaymentServer::new(Ledger::demo()),
             &args,
-            unused,
         ),
         _ => {
             eprintln!("usage: serve user|payment");

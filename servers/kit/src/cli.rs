@@ -38,6 +38,65 @@ pub struct ServeArgs {
     /// https://app.example.com:443. Loopback origins are always accepted.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Who may call over HTTP. With none of these, the server generates a
+/// token, writes it to a file only its owner can read, and prints the path.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// HTTP: accept the static bearer tokens in FILE, one per line (`#`
+    /// starts a comment). A static token grants every scope.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// HTTP: accept the static bearer token held in environment variable VAR
+    /// (the variable's name, never the token, goes on the command line).
+    #[arg(long, value_name = "VAR")]
+    pub auth_token_env: Option<String>,
+
+    /// HTTP: accept JWT access tokens signed by a key in this JWKS file
+    /// (RS256 or ES256), issued by --issuer for --resource.
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    pub jwks: Option<PathBuf>,
+
+    /// HTTP: the `iss` every JWT must carry: the authorization server's URL.
+    #[arg(long, value_name = "URL", requires = "jwks")]
+    pub issuer: Option<String>,
+
+    /// HTTP: this server's resource URL, the `aud` its JWTs must carry and
+    /// the `resource` of its metadata. Default: http://ADDR/mcp.
+    #[arg(long, value_name = "URL")]
+    pub resource: Option<String>,
+
+    /// HTTP: where to write the generated token when no credentials are
+    /// configured. Default: $XDG_RUNTIME_DIR (else the temp dir)/NAME-PORT.token.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_out: Option<PathBuf>,
+
+    /// HTTP: switch authentication off. Accepted only on a loopback address,
+    /// and logged as a warning.
+    #[arg(long, conflicts_with_all = ["auth_token_file", "auth_token_env", "jwks", "auth_token_out"])]
+    pub no_auth: bool,
+
+    /// HTTP: most requests one token may have in flight; one more is
+    /// answered 429 with Retry-After, so one client cannot starve the others.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub token_requests_max: u32,
+}
+
+impl AuthArgs {
+    fn any_given(&self) -> bool {
+        self.auth_token_file.is_some()
+            || self.auth_token_env.is_some()
+            || self.jwks.is_some()
+            || self.resource.is_some()
+            || self.auth_token_out.is_some()
+            || self.no_auth
+    }
 }
 
 impl ServeArgs {
@@ -51,6 +110,10 @@ impl ServeArgs {
             message_bytes_max: Limits::DEFAULT.message_bytes_max,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            auth: AuthArgs {
+                token_requests_max: 64,
+                ..AuthArgs::default()
+            },
         }
     }
 }
@@ -93,25 +156,35 @@ impl ServeArgs {
     }
 }
 
+/// What a server binary tells the kit about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSpec {
+    /// The binary's name, for logs and the generated token's file name.
+    pub name: &'static str,
+    /// Where `--http` with no address listens.
+    pub default_http: SocketAddr,
+    /// What its HTTP endpoint protects, and how.
+    pub protection: crate::Protection,
+}
+
 /// The whole `main` of a server binary, after clap: load the dataset with
 /// `load` (given `--data`, if any), serve it, report any failure on stderr.
-/// Exit codes: 0 after a clean stop, 1 on bad data or a serving failure
-/// (clap itself exits 2 on bad arguments).
+/// Exit codes: 0 after a clean stop, 1 on bad data, bad auth settings or a
+/// serving failure (clap itself exits 2 on bad arguments).
 pub fn main<S: ServerHandler + Clone>(
-    name: &str,
+    spec: &ServerSpec,
     args: &ServeArgs,
-    default_http: SocketAddr,
     load: impl FnOnce(Option<&std::path::Path>) -> Result<S, crate::DataFileError>,
 ) -> std::process::ExitCode {
     init_tracing("info,rmcp=warn");
     let result = match load(args.data.as_deref()) {
-        Ok(handler) => run(name, handler, args, default_http).map_err(|e| describe(&e)),
+        Ok(handler) => run(spec, handler, args).map_err(|e| describe(&e)),
         Err(error) => Err(describe(&error)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {name}: {message}");
+            eprintln!("error: {}: {message}", spec.name);
             std::process::ExitCode::FAILURE
         }
     }
@@ -150,12 +223,34 @@ pub fn init_tracing(default_filter: &str) {
 /// Runs `handler` on the transport `args` selects until the client leaves
 /// (stdio) or SIGINT/SIGTERM arrives.
 pub fn run<S: ServerHandler + Clone>(
-    name: &str,
+    spec: &ServerSpec,
     handler: S,
     args: &ServeArgs,
-    default_http: SocketAddr,
 ) -> Result<(), ServeError> {
-    let listen = args.listen(default_http);
+    let name = spec.name;
+    let listen = args.listen(spec.default_http);
+    match listen {
+        Listen::Http(_) => {}
+        Listen::Stdio | Listen::Tcp(_) if args.auth.any_given() => {
+            return Err(ServeError::Config(
+                "authentication flags apply to --http only (stdio trusts its parent process; TCP binds to loopback only)".into(),
+            ));
+        }
+        Listen::Tcp(addr) if !addr.ip().is_loopback() => {
+            return Err(ServeError::Config(format!(
+                "--tcp {addr}: the TCP transport has no authentication, so it listens on loopback only; use --http to serve other hosts"
+            )));
+        }
+        Listen::Stdio | Listen::Tcp(_) => {}
+    }
+    if let Listen::Http(addr) = listen
+        && args.auth.no_auth
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeError::Config(format!(
+            "--no-auth is accepted only on a loopback address, not {addr}"
+        )));
+    }
     let runtime = match listen {
         // One client: a single thread is both enough and fastest.
         Listen::Stdio => tokio::runtime::Builder::new_current_thread()
@@ -170,11 +265,8 @@ pub fn run<S: ServerHandler + Clone>(
         source,
     })?;
     let limits = args.limits();
-    let http = HttpOptions {
-        allowed_hosts: args.allowed_hosts.clone(),
-        allowed_origins: args.allowed_origins.clone(),
-    };
-    runtime.block_on(async move {
+    let mut generated = None;
+    runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let on_signal =
             serve::cancel_on_signal(shutdown.clone()).map_err(|source| ServeError::Listener {
@@ -196,6 +288,14 @@ pub fn run<S: ServerHandler + Clone>(
             Listen::Http(addr) => {
                 let listener = bind(addr).await?;
                 let addr = listener.local_addr().unwrap_or(addr);
+                let (access, token_file) = http_access(spec, &args.auth, addr)?;
+                generated = token_file;
+                let http = HttpOptions {
+                    allowed_hosts: args.allowed_hosts.clone(),
+                    allowed_origins: args.allowed_origins.clone(),
+                    access,
+                    sessions: true,
+                };
                 tracing::info!("{name}: serving MCP streamable HTTP at http://{addr}/mcp");
                 serve::serve_http(listener, handler, limits, http, shutdown).await
             }
@@ -203,9 +303,153 @@ pub fn run<S: ServerHandler + Clone>(
         tracing::info!("{name}: stopped");
         result
     })?;
+    if let Some(path) = generated {
+        // The token dies with the server, as Jupyter's runtime files do.
+        let _ = std::fs::remove_file(path);
+    }
     // stdin may still be blocked in a read no cancellation can interrupt.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// Resolves the auth flags into who may call, reading token and key files.
+/// With no credentials configured, generates a token and writes it to a
+/// file only the owner can read; returns that file's path too.
+fn http_access(
+    spec: &ServerSpec,
+    auth: &AuthArgs,
+    addr: SocketAddr,
+) -> Result<(crate::Access, Option<PathBuf>), ServeError> {
+    let name = spec.name;
+    if auth.no_auth {
+        tracing::warn!(
+            "{name}: authentication is OFF (--no-auth): anyone who can reach http://{addr}/mcp can read its data"
+        );
+        return Ok((crate::Access::Open, None));
+    }
+    let mut static_tokens = Vec::new();
+    if let Some(path) = &auth.auth_token_file {
+        let text = read_secret_file(path)?;
+        static_tokens.extend(crate::parse_static_tokens(
+            &path.display().to_string(),
+            &text,
+        )?);
+    }
+    if let Some(var) = &auth.auth_token_env {
+        let value = std::env::var(var).map_err(|e| crate::AuthConfigError::Env {
+            name: var.clone(),
+            message: e.to_string(),
+        })?;
+        crate::check_static_token(value.trim()).map_err(|message| crate::AuthConfigError::Env {
+            name: var.clone(),
+            message,
+        })?;
+        static_tokens.push(crate::Secret::new(value.trim().to_owned()));
+    }
+    let jwt = match (&auth.jwks, &auth.issuer) {
+        (Some(path), Some(issuer)) => {
+            let text = read_secret_file(path)?;
+            Some(crate::JwtSettings {
+                keys: crate::parse_jwks(&path.display().to_string(), &text)?,
+                issuer: issuer.clone(),
+            })
+        }
+        _ => None,
+    };
+    let mut token_file = None;
+    if static_tokens.is_empty() && jwt.is_none() {
+        let token = generate_token()?;
+        let path = auth
+            .auth_token_out
+            .clone()
+            .unwrap_or_else(|| default_token_path(name, addr.port()));
+        write_owner_only(&path, token.expose()).map_err(|source| crate::AuthConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        tracing::info!(
+            "{name}: no credentials configured, so it generated a bearer token, readable only by you, in {}",
+            path.display()
+        );
+        static_tokens.push(token);
+        token_file = Some(path);
+    }
+    let resource = auth
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/mcp"));
+    let authenticator = crate::Authenticator::new(crate::AuthSettings {
+        resource,
+        protection: spec.protection,
+        static_tokens,
+        jwt,
+        token_requests_max: auth.token_requests_max as usize,
+        clock: system_clock(),
+    })?;
+    tracing::info!(
+        resource = authenticator.resource(),
+        metadata = authenticator.metadata_url(),
+        "{name}: bearer tokens required (scope {})",
+        spec.protection.scope
+    );
+    Ok((
+        crate::Access::Protected(std::sync::Arc::new(authenticator)),
+        token_file,
+    ))
+}
+
+/// The system clock, in seconds since the Unix epoch, for an
+/// [`crate::Authenticator`] in a real server; a simulation passes its own.
+pub fn system_clock() -> crate::Clock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// A fresh random bearer token: 32 bytes from the OS, as 64 hex characters.
+pub fn generate_token() -> Result<crate::Secret, crate::AuthConfigError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| crate::AuthConfigError::Random(e.to_string()))?;
+    Ok(crate::Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
+
+fn read_secret_file(path: &std::path::Path) -> Result<String, crate::AuthConfigError> {
+    std::fs::read_to_string(path).map_err(|source| crate::AuthConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `$XDG_RUNTIME_DIR/NAME-PORT.token`, else the same in the temp dir.
+fn default_token_path(name: &str, port: u16) -> PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join(format!("{name}-{port}.token"))
+}
+
+/// Writes `text` to a new file at `path` that only its owner can read or
+/// write. A file already there (a previous run's) is replaced; a link is
+/// never followed.
+fn write_owner_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 /// Binds a TCP listener, naming the address on failure.

@@ -106,7 +106,18 @@ where
             }
             let reply = match self.frames.next().await? {
                 Ok(Frame::Line(line)) => match classify(&line) {
-                    Classified::Message(message) => return Some(*message),
+                    Classified::Message(mut message) => {
+                        // No tokens on a line transport: the process (stdio)
+                        // or loopback (TCP) boundary is the trust boundary.
+                        if let rmcp::model::JsonRpcMessage::Request(request) = message.as_mut() {
+                            use rmcp::model::GetExtensions as _;
+                            request
+                                .request
+                                .extensions_mut()
+                                .insert(crate::auth::Principal::local());
+                        }
+                        return Some(*message);
+                    }
                     Classified::Ignore => continue,
                     Classified::Reply(error, id) => {
                         TxJsonRpcMessage::<RoleServer>::error(error, id)

@@ -13,17 +13,27 @@
 //!
 //! Nothing here knows about users, payments, the orchestrator or turmoil.
 
+mod auth;
 mod cli;
 mod data;
 mod frame;
 mod serve;
 
-pub use cli::{Listen, ServeArgs, bind, describe, init_tracing, main, run};
+pub use auth::{
+    AUTHORIZATION_BYTES_MAX, AuthConfigError, AuthSettings, Authenticator, CLOCK_LEEWAY_S,
+    CallGuard, Clock, Denial, JWKS_KEYS_MAX, JwtSettings, Principal, Protection,
+    STATIC_TOKEN_CHARS_MIN, Secret, TRACKED_TOKENS_MAX, Via, bearer_token, check_static_token,
+    metadata_url, parse_jwks, parse_static_tokens, principal,
+};
+pub use cli::{
+    AuthArgs, Listen, ServeArgs, ServerSpec, bind, describe, generate_token, init_tracing, main,
+    run, system_clock,
+};
 pub use data::{DATA_FILE_BYTES_MAX, DataFileError, parse_json, read_json};
 pub use frame::{LineTransport, MESSAGE_BYTES_MAX};
 pub use serve::{
-    HttpOptions, Limits, ServeError, cancel_on_signal, serve_connection, serve_http, serve_stdio,
-    serve_tcp,
+    Access, HttpOptions, Limits, ServeError, cancel_on_signal, http_router, serve_connection,
+    serve_http, serve_stdio, serve_tcp,
 };
 
 /// `println!` for binaries: ends the process quietly (exit 0) when stdout

@@ -16,7 +16,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::LineTransport;
+use crate::{
+    auth::{Authenticator, Denial, Principal},
+    frame::LineTransport,
+};
 
 /// Limits every transport enforces. Built once, passed everywhere: there are
 /// no hidden defaults below this struct.
@@ -40,13 +43,53 @@ impl Limits {
     };
 }
 
-/// Streamable HTTP settings beyond [`Limits`].
-#[derive(Debug, Clone, Default)]
+/// Streamable HTTP settings beyond [`Limits`]. There is no `Default`: who
+/// may call is always said out loud ([`HttpOptions::protected`] or
+/// [`HttpOptions::unauthenticated`]).
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Extra `Host` values to accept. Empty means loopback names only.
     pub allowed_hosts: Vec<String>,
     /// Extra browser `Origin` values to accept on top of loopback origins.
     pub allowed_origins: Vec<String>,
+    pub access: Access,
+    /// Keep a session per client for protocol revisions before 2026-07-28
+    /// (`Mcp-Session-Id`); without, every request stands alone and replies
+    /// are plain JSON, which is what the simulation uses (rmcp draws session
+    /// ids from the OS, which a replayable run must not see).
+    pub sessions: bool,
+}
+
+impl HttpOptions {
+    /// Bearer tokens checked by `auth`: the default for a real server.
+    pub fn protected(auth: Arc<Authenticator>) -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            access: Access::Protected(auth),
+            sessions: true,
+        }
+    }
+
+    /// No authentication: every request may do everything. For tests, and
+    /// for `--no-auth` on a loopback address.
+    pub fn unauthenticated() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            access: Access::Open,
+            sessions: true,
+        }
+    }
+}
+
+/// Who may use an HTTP endpoint.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Anyone who can reach it (loopback only, by the command line's rule).
+    Open,
+    /// Holders of a bearer token this authenticator accepts.
+    Protected(Arc<Authenticator>),
 }
 
 /// Why a server stopped serving.
@@ -63,6 +106,12 @@ pub enum ServeError {
     /// send `initialize` in time, or closed stdin).
     #[error("stdio session failed to initialize: {0}")]
     Stdio(String),
+    /// The command line asks for something unsafe or contradictory.
+    #[error("{0}")]
+    Config(String),
+    /// An auth setting (token file, JWKS, ...) cannot be used.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 /// Serves one session on `read`/`write` until the peer leaves or `shutdown`
@@ -198,11 +247,13 @@ pub async fn serve_tcp<S: ServerHandler + Clone>(
 /// JSON-RPC and the streamable HTTP transport require: 400 Bad Request with
 /// the JSON-RPC error (-32700 not JSON, -32600 not a request, -32602 bad
 /// params), where rmcp alone answers 415 for all of them. Everything else,
-/// unknown methods included, goes on to rmcp unchanged.
-async fn malformed_posts_get_400(
+/// unknown methods included, goes on to rmcp unchanged, except a
+/// `tools/call` the server's [`crate::CallGuard`] refuses: that is a 403.
+async fn check_posts(
     request: axum::extract::Request,
     next: axum::middleware::Next,
     body_max: usize,
+    auth: Option<Arc<Authenticator>>,
 ) -> axum::response::Response {
     use axum::{
         http::{Method, StatusCode, header},
@@ -245,26 +296,141 @@ async fn malformed_posts_get_400(
             "not a JSON-RPC request, notification or response",
         )
             .into_response(),
-        _ => {
+        classified => {
+            if let (Some(auth), crate::frame::Classified::Message(message)) = (&auth, &classified)
+                && let Some(denial) = guard_denial(auth, &parts, message)
+            {
+                return denied(auth, &denial);
+            }
             let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
             next.run(request).await
         }
     }
 }
 
-/// Serves MCP streamable HTTP at `/mcp` until `shutdown` fires.
+/// The server's verdict on a `tools/call`, for the principal the auth layer
+/// attached. A request with no principal is refused: fail closed.
+fn guard_denial(
+    auth: &Authenticator,
+    parts: &axum::http::request::Parts,
+    message: &rmcp::service::RxJsonRpcMessage<rmcp::RoleServer>,
+) -> Option<Denial> {
+    let guard = auth.protection().guard?;
+    let rmcp::model::JsonRpcMessage::Request(request) = message else {
+        return None;
+    };
+    let rmcp::model::ClientRequest::CallToolRequest(call) = &request.request else {
+        return None;
+    };
+    let Some(principal) = parts.extensions.get::<Principal>() else {
+        return Some(Denial::Missing);
+    };
+    let empty = serde_json::Map::new();
+    let arguments = call.params.arguments.as_ref().unwrap_or(&empty);
+    guard(principal, &call.params.name, arguments)
+        .err()
+        .map(Denial::Scope)
+}
+
+/// Checks the bearer token of every request to `/mcp`, attaches its
+/// [`Principal`], and holds one of the token's slots until the reply has
+/// been sent in full (a POST's reply may stream after its headers).
+async fn authenticate(
+    auth: Arc<Authenticator>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let values = request
+        .headers()
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes());
+    let (principal, digest) = match auth.authenticate(values) {
+        Ok(admitted) => admitted,
+        Err(denial) => {
+            tracing::debug!(?denial, "refused a request");
+            return denied(&auth, &denial);
+        }
+    };
+    let Some(slot) = auth.admit(digest) else {
+        return denied(&auth, &Denial::Busy);
+    };
+    let holds_slot = request.method() == axum::http::Method::POST;
+    request.extensions_mut().insert(principal);
+    let response = next.run(request).await;
+    if !holds_slot {
+        // A GET is the long-lived event stream: it must not pin a slot.
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = axum::body::Body::from_stream(futures::StreamExt::map(
+        body.into_data_stream(),
+        move |chunk| {
+            let _held = &slot;
+            chunk
+        },
+    ));
+    axum::response::Response::from_parts(parts, body)
+}
+
+/// The response to a refused request: its status, a `WWW-Authenticate`
+/// challenge, and a body that says why and carries no data.
+fn denied(auth: &Authenticator, denial: &Denial) -> axum::response::Response {
+    use axum::{
+        http::{StatusCode, header},
+        response::IntoResponse,
+    };
+    let (status, error, description) = match denial {
+        Denial::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this server needs a bearer token: see resource_metadata in WWW-Authenticate",
+        ),
+        Denial::Invalid { code, description } => (StatusCode::UNAUTHORIZED, *code, *description),
+        Denial::Scope(_) => (
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the token does not grant this request",
+        ),
+        Denial::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "this token has too many requests in flight",
+        ),
+    };
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::WWW_AUTHENTICATE, auth.challenge(denial)),
+        ],
+        body.to_string(),
+    )
+        .into_response();
+    if *denial == Denial::Busy {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+/// The axum app a server's HTTP endpoint is: MCP streamable HTTP at `/mcp`
+/// behind the access check, and, when protected, its Protected Resource
+/// Metadata (RFC 9728) at `/.well-known/oauth-protected-resource` (and the
+/// same with `/mcp` appended), open to all.
 ///
 /// `Host` is checked against loopback names plus `options.allowed_hosts`,
 /// and a browser `Origin`, when present, against loopback origins plus
 /// `options.allowed_origins`: both on by default, against DNS rebinding.
-pub async fn serve_http<S: ServerHandler + Clone>(
-    listener: TcpListener,
+pub fn http_router<S: ServerHandler + Clone>(
     handler: S,
-    limits: Limits,
+    limits: &Limits,
     options: HttpOptions,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    let addr = local_addr(&listener);
+    shutdown: &CancellationToken,
+) -> axum::Router {
     let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
         .map(String::from)
         .into();
@@ -277,6 +443,8 @@ pub async fn serve_http<S: ServerHandler + Clone>(
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(limits.message_bytes_max)
+        .with_legacy_session_mode(options.sessions)
+        .with_json_response(!options.sessions)
         .with_cancellation_token(shutdown.child_token());
     let sessions = Arc::new(LocalSessionManager::default());
     let sessions_max = limits.connections_max;
@@ -293,12 +461,64 @@ pub async fn serve_http<S: ServerHandler + Clone>(
     };
     let service = StreamableHttpService::new(factory, sessions, config);
     let body_max = limits.message_bytes_max;
+    let auth = match &options.access {
+        Access::Open => None,
+        Access::Protected(auth) => Some(auth.clone()),
+    };
+    let guarded = auth.clone();
     let router =
         axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn(move |request, next| {
-                malformed_posts_get_400(request, next, body_max)
+                check_posts(request, next, body_max, guarded.clone())
             }));
+    match auth {
+        None => router.layer(axum::middleware::from_fn(
+            |mut request: axum::extract::Request, next: axum::middleware::Next| {
+                request
+                    .extensions_mut()
+                    .insert(Principal::unauthenticated());
+                next.run(request)
+            },
+        )),
+        Some(auth) => {
+            let metadata = auth.metadata().to_string();
+            let document = move || {
+                let metadata = metadata.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        metadata,
+                    )
+                }
+            };
+            let checked = auth.clone();
+            router
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    authenticate(checked.clone(), request, next)
+                }))
+                .route(
+                    "/.well-known/oauth-protected-resource",
+                    axum::routing::get(document.clone()),
+                )
+                .route(
+                    "/.well-known/oauth-protected-resource/mcp",
+                    axum::routing::get(document),
+                )
+        }
+    }
+}
+
+/// Serves [`http_router`] on `listener` until `shutdown` fires.
+pub async fn serve_http<S: ServerHandler + Clone>(
+    listener: TcpListener,
+    handler: S,
+    limits: Limits,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let addr = local_addr(&listener);
+    let router = http_router(handler, &limits, options, &shutdown);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

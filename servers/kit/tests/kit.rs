@@ -509,7 +509,7 @@ async fn a_session_ends_cleanly_when_the_client_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_accepts_loopback_hosts_and_origins_and_refuses_others() {
-    let (addr, shutdown) = start_http(HttpOptions::default()).await;
+    let (addr, shutdown) = start_http(HttpOptions::unauthenticated()).await;
     let body = initialize_body();
     let local = addr.to_string();
     let port = addr.port();
@@ -556,6 +556,7 @@ async fn http_extra_hosts_and_origins_are_accepted_when_configured() {
     let options = HttpOptions {
         allowed_hosts: vec!["mcp.internal".into()],
         allowed_origins: vec!["https://app.example.com:443".into()],
+        ..HttpOptions::unauthenticated()
     };
     let (addr, shutdown) = start_http(options).await;
     let body = initialize_body();
@@ -592,7 +593,7 @@ async fn http_caps_live_sessions() {
         connections_max: 2,
         ..small_limits()
     };
-    let (addr, shutdown) = start_http_with(limits, HttpOptions::default()).await;
+    let (addr, shutdown) = start_http_with(limits, HttpOptions::unauthenticated()).await;
     let host = [("Host", "127.0.0.1")];
     assert_eq!(http_post_status(addr, &host, &initialize_body()).await, 200);
     assert_eq!(http_post_status(addr, &host, &initialize_body()).await, 200);

@@ -7,6 +7,11 @@
 //! - [`tools`]: the rmcp handler [`PaymentServer`];
 //! - `main.rs`: the `payment-server` binary, which picks the transport.
 //!
+//! **Access.** Over HTTP every request needs the scope `transactions:read`.
+//! A token whose `sub` is a user id, and which lacks
+//! `transactions:read:any`, reads only that user's transactions
+//! ([`may_read`]); asking for anyone else's is refused (HTTP 403).
+//!
 //! **An unknown user id gives an empty list, not an error.** The ledger is a
 //! separate system from the user directory: it cannot tell a user who never
 //! paid from one it never heard of, and saying "no such user" would let any
@@ -30,12 +35,27 @@ pub use domain::{
     COUNT_MAX, DatasetError, History, Ledger, QueryError, Transaction, TransactionRecord,
 };
 pub use money::{Money, MoneyError};
-pub use tools::{GetTransactionsArgs, PaymentServer, TransactionView, TransactionsResult};
+pub use tools::{
+    GetTransactionsArgs, PaymentServer, SCOPE_READ, SCOPE_READ_ANY, TransactionView,
+    TransactionsResult, may_read,
+};
 
 /// Where `payment-server --http` listens when no address is given, as in
 /// the original demo.
 pub const DEFAULT_HTTP_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8083);
+
+/// What the kit needs to serve this server: its name, default address and
+/// what its HTTP endpoint protects.
+pub const SPEC: mcp_server_kit::ServerSpec = mcp_server_kit::ServerSpec {
+    name: "payment-server",
+    default_http: DEFAULT_HTTP_ADDR,
+    protection: mcp_server_kit::Protection {
+        scope: SCOPE_READ,
+        scopes_supported: &[SCOPE_READ, SCOPE_READ_ANY],
+        guard: Some(tools::guard),
+    },
+};
 
 /// The payment server's part of a dataset file. The user server's part,
 /// `users`, may sit in the same file and is ignored here.

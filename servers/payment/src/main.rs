@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_server_kit::ServeArgs;
-use payment_server::{DEFAULT_HTTP_ADDR, Ledger, PaymentServer};
+use payment_server::{Ledger, PaymentServer};
 
 /// MCP payment server: getTransactionsUsingUserId {userId, count?} -> transactions.
 ///
@@ -22,7 +22,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    mcp_server_kit::main("payment-server", &cli.serve, DEFAULT_HTTP_ADDR, |data| {
+    mcp_server_kit::main(&payment_server::SPEC, &cli.serve, |data| {
         let store = match data {
             Some(path) => payment_server::load_ledger(path)?,
             None => Ledger::demo(),

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use rmcp::{
-    ServerHandler,
+    RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
     schemars::{self, JsonSchema},
+    service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use serde::{Deserialize, Serialize};
@@ -123,7 +124,18 @@ impl PaymentServer {
     pub async fn get_transactions(
         &self,
         Parameters(args): Parameters<GetTransactionsArgs>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        // The HTTP layer already refused this with a 403; the rule holds on
+        // every transport, and a request nobody vouched for is refused.
+        let allowed = mcp_server_kit::principal(&context.extensions)
+            .ok_or_else(|| SCOPE_READ.to_owned())
+            .and_then(|p| may_read(p, &args.user_id));
+        if let Err(scope) = allowed {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "access denied: this call needs the scope {scope}"
+            ))]);
+        }
         let history = parse_count(args.count.as_ref())
             .and_then(|count| self.ledger.history(&args.user_id, count));
         let history = match history {
@@ -144,6 +156,41 @@ impl PaymentServer {
         reply.structured_content =
             Some(serde_json::to_value(result).expect("result serialises to JSON"));
         reply
+    }
+}
+
+/// Every request over HTTP needs this scope.
+pub const SCOPE_READ: &str = "transactions:read";
+/// Lets a token bound to one user (its `sub`) read anyone's transactions.
+pub const SCOPE_READ_ANY: &str = "transactions:read:any";
+
+/// May `principal` read the transactions of `user_id`? It may if it holds
+/// [`SCOPE_READ`] and either [`SCOPE_READ_ANY`] or `sub` = `user_id`.
+/// `Err` names the scope it lacks.
+pub fn may_read(principal: &mcp_server_kit::Principal, user_id: &str) -> Result<(), String> {
+    if !principal.has_scope(SCOPE_READ) {
+        return Err(SCOPE_READ.to_owned());
+    }
+    if principal.has_scope(SCOPE_READ_ANY) || principal.subject() == Some(user_id) {
+        return Ok(());
+    }
+    Err(SCOPE_READ_ANY.to_owned())
+}
+
+/// The HTTP layer's check of a `tools/call` before it reaches the tool, so
+/// that a refusal is a 403 and the tool never runs: the rule of [`may_read`].
+pub fn guard(
+    principal: &mcp_server_kit::Principal,
+    tool: &str,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    if tool != "getTransactionsUsingUserId" {
+        return Ok(());
+    }
+    match arguments.get("userId").and_then(|v| v.as_str()) {
+        Some(user_id) => may_read(principal, user_id),
+        // Malformed arguments: the tool refuses them itself, with no data.
+        None => Ok(()),
     }
 }
 
@@ -210,6 +257,39 @@ mod tests {
         assert!(
             !text.contains("\"format\""),
             "non-standard formats such as uint64: {text}"
+        );
+    }
+
+    #[test]
+    fn a_user_bound_token_reads_only_its_own_transactions() {
+        use mcp_server_kit::Principal;
+        let bob = "b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f";
+        let alice = "a2b3c4d5-6e7f-8a9b-0c1d-2e3f4a5b6c7d";
+        let bound = Principal::jwt(Some(bob.into()), [SCOPE_READ.to_owned()]);
+        assert_eq!(may_read(&bound, bob), Ok(()));
+        assert_eq!(may_read(&bound, alice), Err(SCOPE_READ_ANY.to_owned()));
+        let any = Principal::jwt(
+            Some(bob.into()),
+            [SCOPE_READ.to_owned(), SCOPE_READ_ANY.to_owned()],
+        );
+        assert_eq!(may_read(&any, alice), Ok(()));
+        let unbound = Principal::jwt(None, [SCOPE_READ.to_owned()]);
+        assert_eq!(may_read(&unbound, bob), Err(SCOPE_READ_ANY.to_owned()));
+        let no_scope = Principal::jwt(Some(bob.into()), ["users:read".to_owned()]);
+        assert_eq!(may_read(&no_scope, bob), Err(SCOPE_READ.to_owned()));
+        assert_eq!(may_read(&Principal::local(), alice), Ok(()));
+        let args = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            guard(
+                &bound,
+                "getTransactionsUsingUserId",
+                &args(json!({"userId": alice}))
+            ),
+            Err(SCOPE_READ_ANY.to_owned())
+        );
+        assert_eq!(
+            guard(&bound, "other", &args(json!({"userId": alice}))),
+            Ok(())
         );
     }
 

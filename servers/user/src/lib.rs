@@ -25,6 +25,21 @@ pub use tools::{GetUserIdArgs, UserIdResult, UserServer};
 pub const DEFAULT_HTTP_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8082);
 
+/// The OAuth scope every request to the user server needs over HTTP.
+pub const SCOPE_READ: &str = "users:read";
+
+/// What the kit needs to serve this server: its name, default address and
+/// what its HTTP endpoint protects.
+pub const SPEC: mcp_server_kit::ServerSpec = mcp_server_kit::ServerSpec {
+    name: "user-server",
+    default_http: DEFAULT_HTTP_ADDR,
+    protection: mcp_server_kit::Protection {
+        scope: SCOPE_READ,
+        scopes_supported: &[SCOPE_READ],
+        guard: None,
+    },
+};
+
 /// The user server's part of a dataset file. The payment server's part,
 /// `transactions`, may sit in the same file and is ignored here.
 #[derive(Debug, serde::Deserialize)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_server_kit::ServeArgs;
-use user_server::{DEFAULT_HTTP_ADDR, UserServer, UserStore};
+use user_server::{UserServer, UserStore};
 
 /// MCP user server: getUserIdByEmail {email} -> user id.
 ///
@@ -22,7 +22,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    mcp_server_kit::main("user-server", &cli.serve, DEFAULT_HTTP_ADDR, |data| {
+    mcp_server_kit::main(&user_server::SPEC, &cli.serve, |data| {
         let store = match data {
             Some(path) => user_server::load_users(path)?,
             None => UserStore::demo(),

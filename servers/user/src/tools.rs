@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use rmcp::{
-    ServerHandler,
+    RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
     schemars::{self, JsonSchema},
+    service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,18 @@ impl UserServer {
     pub async fn get_user_id_by_email(
         &self,
         Parameters(GetUserIdArgs { email }): Parameters<GetUserIdArgs>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        // The HTTP layer already refused anyone without the scope; this
+        // holds on any transport, and refuses a request nobody vouched for.
+        let allowed = mcp_server_kit::principal(&context.extensions)
+            .is_some_and(|p| p.has_scope(crate::SCOPE_READ));
+        if !allowed {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "access denied: this call needs the scope {}",
+                crate::SCOPE_READ
+            ))]);
+        }
         match self.store.find_by_email(&email) {
             Ok(user) => {
                 let result = UserIdResult {
