@@ -427,16 +427,23 @@ impl Connector for HttpConnector {
                 config = config.auth_header(token.expose());
             }
             let transport = StreamableHttpClientTransport::from_config(config);
-            ().serve(transport)
-                .await
-                .map_err(|error| match HttpRefusal::find(&error) {
+            ().serve(transport).await.map_err(|error| {
+                // rmcp does not chain a failed initialize to its cause.
+                let refusal = match &error {
+                    rmcp::service::ClientInitializeError::TransportError { error, .. } => {
+                        HttpRefusal::find(error)
+                    }
+                    other => HttpRefusal::find(other),
+                };
+                match refusal {
                     Some(refusal) => refusal.into_connect_error(self.target()),
                     None => ConnectError::Handshake {
                         target: self.target(),
                         message: root_cause(&error),
                         stderr_tail: String::new(),
                     },
-                })
+                }
+            })
         })
     }
 }

@@ -25,6 +25,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use user_server::{UserServer, UserStore};
 
+#[path = "e2e/auth.rs"]
+mod auth;
+
 const SEED_QUESTION: &str = "What are the recent transactions for bob@example.com?";
 const SEED_ANSWER: &str = "\
 - Coffee: £50 on 16 January 2023

@@ -339,8 +339,9 @@ pub struct Authenticator {
     protection: Protection,
     issuer: Option<String>,
     static_digests: Vec<[u8; 32]>,
-    keys: Vec<(Option<String>, Algorithm, DecodingKey)>,
-    validation: Option<Validation>,
+    /// (kid, algorithm, key, the validation for that algorithm): the
+    /// validation's algorithms must all be of the key's family.
+    keys: Vec<(Option<String>, Algorithm, DecodingKey, Validation)>,
     clock: Clock,
     token_requests_max: usize,
     in_flight: Mutex<HashMap<[u8; 32], Arc<Semaphore>>>,
@@ -389,24 +390,22 @@ impl Authenticator {
             ));
         }
         let mut keys = Vec::new();
-        let mut validation = None;
         let mut issuer = None;
         if let Some(jwt) = &settings.jwt {
             for key in &jwt.keys.keys {
                 let algorithm = key_algorithm(key).map_err(AuthConfigError::Invalid)?;
                 let decoding = DecodingKey::from_jwk(key)
                     .map_err(|e| AuthConfigError::Invalid(e.to_string()))?;
-                keys.push((key.common.key_id.clone(), algorithm, decoding));
+                let mut validation = Validation::new(algorithm);
+                validation.set_issuer(&[&jwt.issuer]);
+                validation.set_audience(&[&settings.resource]);
+                validation.set_required_spec_claims(&["iss", "aud", "exp"]);
+                // Time is checked against `clock` (check_claims), never the
+                // system clock, so that a simulation replays exactly.
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                keys.push((key.common.key_id.clone(), algorithm, decoding, validation));
             }
-            let mut v = Validation::new(Algorithm::RS256);
-            v.algorithms = vec![Algorithm::RS256, Algorithm::ES256];
-            v.set_issuer(&[&jwt.issuer]);
-            v.set_audience(&[&settings.resource]);
-            v.set_required_spec_claims(&["iss", "aud", "exp"]);
-            // Time is checked against `clock`, below, not the system clock.
-            v.validate_exp = false;
-            v.validate_nbf = false;
-            validation = Some(v);
             issuer = Some(jwt.issuer.clone());
         }
         Ok(Self {
@@ -420,7 +419,6 @@ impl Authenticator {
                 .map(|t| Sha256::digest(t.expose().as_bytes()).into())
                 .collect(),
             keys,
-            validation,
             clock: settings.clock,
             token_requests_max: settings.token_requests_max,
             in_flight: Mutex::new(HashMap::new()),
@@ -493,16 +491,16 @@ impl Authenticator {
             code: "invalid_token",
             description,
         };
-        let Some(validation) = &self.validation else {
+        if self.keys.is_empty() {
             return Err(invalid("the token is not valid for this server"));
-        };
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| invalid("the token is not valid for this server"))?;
-        let candidates = self.keys.iter().filter(|(kid, algorithm, _)| {
+        let candidates = self.keys.iter().filter(|(kid, algorithm, _, _)| {
             *algorithm == header.alg && (header.kid.is_none() || *kid == header.kid)
         });
         let mut last = invalid("no key of this server's issuer signed the token");
-        for (_, _, key) in candidates {
+        for (_, _, key, validation) in candidates {
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
                 Ok(data) => return self.check_claims(data.claims),
                 Err(error) => last = invalid(describe_jwt_error(error.kind())),
@@ -764,5 +762,57 @@ mod tests {
                 .to_string()
                 .starts_with("k.json: not a usable JWKS file")
         );
+    }
+
+    fn with_jwks() -> Authenticator {
+        use jsonwebtoken::{EncodingKey, jwk::Jwk};
+        let pem = include_bytes!("../../test-support/keys/issuer-es256.pem");
+        let key = EncodingKey::from_ec_pem(pem).unwrap();
+        let jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+        Authenticator::new(AuthSettings {
+            resource: "http://127.0.0.1:8083/mcp".into(),
+            protection: protection(),
+            static_tokens: vec![Secret::new("0123456789abcdef0123".into())],
+            jwt: Some(JwtSettings {
+                keys: JwkSet { keys: vec![jwk] },
+                issuer: "https://auth.example.test".into(),
+            }),
+            token_requests_max: 2,
+            clock: Arc::new(|| 1_900_000_000),
+        })
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all in the header: a denial, never a panic.
+        #[test]
+        fn any_authorization_header_is_refused_without_panicking(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)
+        ) {
+            let auth = with_jwks();
+            let mut header = b"Bearer ".to_vec();
+            header.extend_from_slice(&raw);
+            for value in [&raw[..], &header[..]] {
+                let _ = bearer_token(value);
+                proptest::prop_assert!(auth.authenticate(std::iter::once(value)).is_err());
+            }
+        }
+
+        /// JWT-shaped garbage (three base64url parts, some JSON inside):
+        /// refused as invalid_token, never a panic.
+        #[test]
+        fn jwt_shaped_garbage_is_an_invalid_token(
+            parts in proptest::collection::vec("[A-Za-z0-9_-]{0,64}", 3),
+            json in "\\{\"(alg|kid|typ)\":\"[A-Z0-9]{0,6}\"\\}",
+        ) {
+            use base64::Engine as _;
+            let head = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+            let auth = with_jwks();
+            for token in [parts.join("."), format!("{head}.{}.{}", parts[1], parts[2])] {
+                let header = format!("Bearer {token}");
+                let denial = auth.authenticate(std::iter::once(header.as_bytes())).unwrap_err();
+                proptest::prop_assert!(matches!(denial, Denial::Invalid { .. }), "{denial:?}");
+            }
+        }
     }
 }

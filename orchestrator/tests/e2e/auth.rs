@@ -1,0 +1,629 @@
+//! Access control over real HTTP: the denial matrix against both servers
+//! with real JWTs, what the orchestrator does with refusals, and that no
+//! token ever reaches a log, an error or a trace.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+use mcp_server_kit::{AuthSettings, Authenticator, HttpOptions, Limits, Secret, ServerSpec};
+use orchestrator::{
+    AskError, CallError, ConnectError, Connector, Credential, HttpRefusal, Orchestrator, Token,
+    connector::HttpConnector,
+};
+use payment_server::{Ledger, PaymentServer};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use user_server::{UserServer, UserStore};
+
+const ISSUER: &str = "https://auth.example.test";
+const BOB: &str = "b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f";
+const ALICE: &str = "a2b3c4d5-6e7f-8a9b-0c1d-2e3f4a5b6c7d";
+const NOW: u64 = 1_900_000_000;
+
+const ES256: &[u8] = include_bytes!("../../../servers/test-support/keys/issuer-es256.pem");
+const RS256: &[u8] = include_bytes!("../../../servers/test-support/keys/issuer-rs256.pem");
+const FORGER: &[u8] = include_bytes!("../../../servers/test-support/keys/forger-es256.pem");
+
+/// Everything a case's body must never contain: the demo's users and
+/// transactions.
+const DATA: &[&str] = &[
+    BOB,
+    ALICE,
+    "c3d4e5f6-7a8b-9c0d-1e2f-3a4b5c6d7e8f",
+    "bob@example.com",
+    "alice@example.com",
+    "Groceries",
+    "Coffee",
+    "Concert Tickets",
+    "Online Course",
+    "amountMinor",
+];
+
+fn sign(pem: &[u8], alg: Algorithm, kid: &str, claims: serde_json::Value) -> String {
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
+        _ => EncodingKey::from_ec_pem(pem),
+    }
+    .expect("a test key");
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
+}
+
+fn jwks() -> jsonwebtoken::jwk::JwkSet {
+    let jwk = |pem, alg, kid: &str| {
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
+            _ => EncodingKey::from_ec_pem(pem),
+        }
+        .unwrap();
+        let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
+        jwk.common.key_id = Some(kid.into());
+        jwk
+    };
+    jsonwebtoken::jwk::JwkSet {
+        keys: vec![
+            jwk(ES256, Algorithm::ES256, "es"),
+            jwk(RS256, Algorithm::RS256, "rs"),
+        ],
+    }
+}
+
+/// Both servers on loopback HTTP, accepting the test issuer's JWTs and one
+/// static token each.
+struct Servers {
+    user: SocketAddr,
+    payment: SocketAddr,
+    static_token: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn servers(token_requests_max: usize) -> Servers {
+    let shutdown = CancellationToken::new();
+    let static_token = "static-token-for-the-auth-tests-0123456789".to_owned();
+    let mut addrs = Vec::new();
+    for spec in [user_server::SPEC, payment_server::SPEC] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = protected(&spec, addr, &static_token, token_requests_max);
+        let done = shutdown.clone();
+        if spec.name == "user-server" {
+            let handler = UserServer::new(UserStore::demo());
+            tokio::spawn(mcp_server_kit::serve_http(
+                listener,
+                handler,
+                Limits::DEFAULT,
+                options,
+                done,
+            ));
+        } else {
+            let handler = PaymentServer::new(Ledger::demo());
+            tokio::spawn(mcp_server_kit::serve_http(
+                listener,
+                handler,
+                Limits::DEFAULT,
+                options,
+                done,
+            ));
+        }
+        addrs.push(addr);
+    }
+    Servers {
+        user: addrs[0],
+        payment: addrs[1],
+        static_token,
+        shutdown,
+    }
+}
+
+fn protected(
+    spec: &ServerSpec,
+    addr: SocketAddr,
+    static_token: &str,
+    token_requests_max: usize,
+) -> HttpOptions {
+    let auth = Authenticator::new(AuthSettings {
+        resource: resource(addr),
+        protection: spec.protection,
+        static_tokens: vec![Secret::new(static_token.into())],
+        jwt: Some(mcp_server_kit::JwtSettings {
+            keys: jwks(),
+            issuer: ISSUER.into(),
+        }),
+        token_requests_max,
+        clock: Arc::new(|| NOW),
+    })
+    .unwrap();
+    HttpOptions::protected(Arc::new(auth))
+}
+
+fn resource(addr: SocketAddr) -> String {
+    format!("http://{addr}/mcp")
+}
+
+/// Claims of a token the issuer would mint for `audience`.
+fn claims(audience: &str, scope: &str, sub: Option<&str>) -> serde_json::Value {
+    let mut claims = json!({
+        "iss": ISSUER, "aud": audience, "scope": scope,
+        "exp": NOW + 600, "nbf": NOW - 60, "iat": NOW - 60,
+    });
+    if let Some(sub) = sub {
+        claims["sub"] = json!(sub);
+    }
+    claims
+}
+
+fn es(claims: serde_json::Value) -> String {
+    sign(ES256, Algorithm::ES256, "es", claims)
+}
+
+fn call_body(tool: &str, arguments: serde_json::Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+    .to_string()
+}
+
+/// POSTs `body` to `addr`'s `/mcp` with `authorization`, if any. Returns the
+/// status, the `WWW-Authenticate` value and the body.
+async fn post(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    body: String,
+) -> (u16, String, String) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(resource(addr))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, challenge, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_denial_matrix_gets_its_status_and_never_any_data() {
+    let s = servers(64).await;
+    let users = resource(s.user);
+    let payments = resource(s.payment);
+    let lookup = call_body("getUserIdByEmail", json!({"email": "bob@example.com"}));
+    let list = |user: &str| call_body("getTransactionsUsingUserId", json!({"userId": user}));
+    let bearer = |t: String| Some(format!("Bearer {t}"));
+    let mut expired = claims(&users, "users:read", None);
+    expired["exp"] = json!(NOW - 3600);
+    let mut early = claims(&users, "users:read", None);
+    early["nbf"] = json!(NOW + 3600);
+    let mut other_issuer = claims(&users, "users:read", None);
+    other_issuer["iss"] = json!("https://evil.example.test");
+    let user_token = es(claims(&users, "users:read", None));
+    let bob_token = es(claims(&payments, "transactions:read", Some(BOB)));
+    // (case, server, Authorization, body, status, in WWW-Authenticate)
+    let cases: Vec<(&str, SocketAddr, Option<String>, String, u16, &str)> = vec![
+        (
+            "no header",
+            s.user,
+            None,
+            lookup.clone(),
+            401,
+            "resource_metadata=\"http://",
+        ),
+        (
+            "malformed header",
+            s.user,
+            Some("Bearer".into()),
+            lookup.clone(),
+            401,
+            "invalid_request",
+        ),
+        (
+            "wrong scheme",
+            s.user,
+            Some("Basic dXNlcjpwYXNz".into()),
+            lookup.clone(),
+            401,
+            "invalid_request",
+        ),
+        (
+            "unknown opaque token",
+            s.user,
+            bearer("x".repeat(40)),
+            lookup.clone(),
+            401,
+            "invalid_token",
+        ),
+        (
+            "bad signature",
+            s.user,
+            bearer(sign(
+                FORGER,
+                Algorithm::ES256,
+                "es",
+                claims(&users, "users:read", None),
+            )),
+            lookup.clone(),
+            401,
+            "signature does not verify",
+        ),
+        (
+            "expired",
+            s.user,
+            bearer(es(expired)),
+            lookup.clone(),
+            401,
+            "has expired",
+        ),
+        (
+            "not yet valid",
+            s.user,
+            bearer(es(early)),
+            lookup.clone(),
+            401,
+            "not valid yet",
+        ),
+        (
+            "wrong issuer",
+            s.user,
+            bearer(es(other_issuer)),
+            lookup.clone(),
+            401,
+            "another authorization server",
+        ),
+        (
+            "user-server token replayed at the payment server",
+            s.payment,
+            bearer(user_token.clone()),
+            list(BOB),
+            401,
+            "issued for another resource",
+        ),
+        (
+            "missing scope",
+            s.payment,
+            bearer(es(claims(&payments, "users:read", None))),
+            list(BOB),
+            403,
+            "scope=\"transactions:read\"",
+        ),
+        (
+            "bob's token asking for alice's transactions",
+            s.payment,
+            bearer(bob_token.clone()),
+            list(ALICE),
+            403,
+            "scope=\"transactions:read:any\"",
+        ),
+        (
+            "RS256 token for another audience",
+            s.payment,
+            bearer(sign(
+                RS256,
+                Algorithm::RS256,
+                "rs",
+                claims(&users, "transactions:read", None),
+            )),
+            list(BOB),
+            401,
+            "issued for another resource",
+        ),
+    ];
+    for (case, addr, authorization, body, status, challenge) in cases {
+        let (got, got_challenge, got_body) = post(addr, authorization.as_deref(), body).await;
+        assert_eq!(got, status, "{case}: {got_body}");
+        assert!(
+            got_challenge.starts_with("Bearer "),
+            "{case}: {got_challenge}"
+        );
+        assert!(got_challenge.contains(challenge), "{case}: {got_challenge}");
+        assert!(
+            got_challenge.contains("resource_metadata="),
+            "{case}: {got_challenge}"
+        );
+        for datum in DATA {
+            assert!(
+                !got_body.contains(datum),
+                "{case}: the body leaks {datum}: {got_body}"
+            );
+        }
+    }
+
+    // The metadata every challenge points to, open to all.
+    let metadata: serde_json::Value = reqwest::get(format!(
+        "http://{}/.well-known/oauth-protected-resource/mcp",
+        s.payment
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["resource"], json!(payments));
+    assert_eq!(metadata["authorization_servers"], json!([ISSUER]));
+    assert_eq!(
+        metadata["scopes_supported"],
+        json!(["transactions:read", "transactions:read:any"])
+    );
+
+    // The allowed cases get data, through the real client.
+    let ask = |user: Credential, payment: Credential| {
+        let orchestrator = orchestrator_for(&s, Some(user), Some(payment));
+        async move {
+            let mut trace = Vec::new();
+            let result = orchestrator
+                .ask(
+                    "What are the recent transactions for bob@example.com?",
+                    &mut trace,
+                )
+                .await;
+            (result, trace)
+        }
+    };
+    let token = |t: &str| Credential::Value(Token::new(t));
+    let (answer, _) = ask(token(&user_token), token(&bob_token)).await;
+    assert!(
+        answer
+            .expect("bob's own transactions")
+            .render()
+            .contains("Coffee"),
+        "a user-bound token reads its own user's transactions"
+    );
+    let (answer, _) = ask(token(&s.static_token), token(&s.static_token)).await;
+    assert!(answer.is_ok(), "a static token grants everything");
+    let alice_token = es(claims(&payments, "transactions:read", Some(ALICE)));
+    let (answer, trace) = ask(token(&user_token), token(&alice_token)).await;
+    match answer {
+        Err(AskError::Call {
+            step: 2,
+            source:
+                CallError::Denied {
+                    source: ConnectError::Denied { refusal, .. },
+                },
+            ..
+        }) => assert_eq!(
+            refusal,
+            HttpRefusal::Forbidden {
+                scope: Some("transactions:read:any".into())
+            }
+        ),
+        other => panic!("alice's token reads bob's transactions: {other:?}"),
+    }
+    assert_eq!(trace[1].attempts, 1, "a refusal is never retried");
+}
+
+fn orchestrator_for(
+    s: &Servers,
+    user: Option<Credential>,
+    payment: Option<Credential>,
+) -> Orchestrator {
+    let connector = |addr, credential| -> Arc<dyn Connector> {
+        Arc::new(HttpConnector {
+            url: resource(addr),
+            credential,
+        })
+    };
+    Orchestrator::new(
+        vec![
+            ("user".into(), connector(s.user, user)),
+            ("payment".into(), connector(s.payment, payment)),
+        ],
+        super::policy(2_000, 5_000),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_stops_the_question_with_the_server_and_reason_named() {
+    let s = servers(64).await;
+    let payments = resource(s.payment);
+    let orchestrator = orchestrator_for(
+        &s,
+        // A payment-server token replayed at the user server.
+        Some(Credential::Value(Token::new(es(claims(
+            &payments,
+            "users:read",
+            None,
+        ))))),
+        Some(Credential::Env(
+            "ORCHESTRATOR_TEST_NO_SUCH_TOKEN_VARIABLE".into(),
+        )),
+    );
+    let error = orchestrator
+        .ask(
+            "What are the recent transactions for bob@example.com?",
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(!error.is_transient(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "user: http://{}/mcp: access denied (HTTP 401): the token was issued for another resource",
+            s.user
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("payment: ")
+            && text.contains(
+                "environment variable ORCHESTRATOR_TEST_NO_SUCH_TOKEN_VARIABLE is not set"
+            ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_token_gets_429_and_the_orchestrator_waits_as_retry_after_says() {
+    let s = servers(1).await;
+    // Pin the static token's only slot: headers of a POST whose body never
+    // comes (the server holds the slot while it waits for the body).
+    let mut pin = tokio::net::TcpStream::connect(s.user).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: 100\r\n\r\n",
+        s.static_token
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut pin, head.as_bytes())
+        .await
+        .unwrap();
+    let (status, _, _) = loop {
+        let answer = post(
+            s.user,
+            Some(&format!("Bearer {}", s.static_token)),
+            call_body("getUserIdByEmail", json!({"email": "bob@example.com"})),
+        )
+        .await;
+        // The pin may not have reached the server yet.
+        if answer.0 == 429 {
+            break answer;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(status, 429);
+
+    let credential = || Some(Credential::Value(Token::new(s.static_token.clone())));
+    let mut policy = super::policy(2_000, 5_000);
+    policy.attempts_max = 2;
+    let orchestrator = Orchestrator::new(
+        vec![(
+            "user".into(),
+            Arc::new(HttpConnector {
+                url: resource(s.user),
+                credential: credential(),
+            }) as Arc<dyn Connector>,
+        )],
+        policy,
+        1,
+    );
+    let started = std::time::Instant::now();
+    let (_, down) = orchestrator.catalog().await;
+    let waited = started.elapsed();
+    match &down[..] {
+        [
+            (
+                _,
+                CallError::RateLimited {
+                    attempts: 2,
+                    refusal,
+                },
+            ),
+        ] => assert_eq!(
+            *refusal,
+            HttpRefusal::RateLimited {
+                retry_after: Some(Duration::from_secs(1))
+            }
+        ),
+        other => panic!("expected two rate-limited attempts, got {other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the retry came after Retry-After (1 s), not {waited:?}"
+    );
+    drop(pin);
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_never_reach_logs_errors_or_traces() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = servers(64).await;
+    let users = resource(s.user);
+    let payments = resource(s.payment);
+    let good_user = es(claims(&users, "users:read", None));
+    let good_payment = es(claims(
+        &payments,
+        "transactions:read transactions:read:any",
+        None,
+    ));
+    let replayed = es(claims(&users, "transactions:read", None));
+    let mut seen = Vec::new();
+    for (user, payment) in [
+        (good_user.clone(), good_payment.clone()),
+        (good_user.clone(), replayed.clone()),
+        (
+            "wrong-static-token-0123456789abcdef".to_owned(),
+            good_payment.clone(),
+        ),
+    ] {
+        let orchestrator = orchestrator_for(
+            &s,
+            Some(Credential::Value(Token::new(user))),
+            Some(Credential::Value(Token::new(payment))),
+        );
+        let mut trace = Vec::new();
+        let result = orchestrator
+            .ask(
+                "What are the recent transactions for bob@example.com?",
+                &mut trace,
+            )
+            .await;
+        seen.push(format!("{result:?}"));
+        if let Err(error) = &result {
+            seen.push(error.to_string());
+        }
+        seen.push(format!("{trace:?}"));
+        seen.push(serde_json::to_string(&trace).unwrap());
+        seen.push(format!("{orchestrator:?}"));
+        orchestrator.shutdown().await;
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.len() > 1000,
+        "the capture saw the run: {} bytes",
+        logs.len()
+    );
+    let everything = format!("{logs}\n{}", seen.join("\n"));
+    let wrong = "wrong-static-token-0123456789abcdef".to_owned();
+    for secret in [
+        &good_user,
+        &good_payment,
+        &replayed,
+        &s.static_token,
+        &wrong,
+    ] {
+        // The signature part of a JWT is what makes it a credential.
+        let tail = secret.rsplit('.').next().unwrap();
+        assert!(!everything.contains(tail), "a token leaked");
+    }
+    assert!(
+        seen.iter()
+            .any(|s| s.contains("issued for another resource"))
+    );
+}
