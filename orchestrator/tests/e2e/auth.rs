@@ -199,6 +199,16 @@ async fn post(
     (status, challenge, response.text().await.unwrap())
 }
 
+/// (case, server, Authorization, body, status, in WWW-Authenticate)
+type Case = (
+    &'static str,
+    SocketAddr,
+    Option<String>,
+    String,
+    u16,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_denial_matrix_gets_its_status_and_never_any_data() {
     let s = servers(64).await;
@@ -215,8 +225,7 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
     other_issuer["iss"] = json!("https://evil.example.test");
     let user_token = es(claims(&users, "users:read", None));
     let bob_token = es(claims(&payments, "transactions:read", Some(BOB)));
-    // (case, server, Authorization, body, status, in WWW-Authenticate)
-    let cases: Vec<(&str, SocketAddr, Option<String>, String, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no header",
             s.user,
