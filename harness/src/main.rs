@@ -75,6 +75,10 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_parser = parse_range, default_value = "1..5")]
         seeds: RangeInclusive<u64>,
+        /// Run both runs of every seed inside this one process, after all
+        /// the seeds before it, instead of each in a fresh process.
+        #[arg(long)]
+        in_process: bool,
     },
 }
 
@@ -203,47 +207,76 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             out,
             planted_bug,
         } => explore(cases, faults_max, seed, &out, planted_bug.as_deref()),
-        Command::CheckDeterminism { file, seeds } => {
-            // Every run in a fresh process, as a replay would be: two runs
-            // inside one process can diverge (see scenarios/README.md).
-            Scenario::from_file(&file)?;
-            let exe = std::env::current_exe().context("cannot find this executable")?;
-            let run_once = |seed: u64| -> anyhow::Result<String> {
-                let output = std::process::Command::new(&exe)
-                    .args([
-                        "run",
-                        &file.to_string_lossy(),
-                        "--seed",
-                        &seed.to_string(),
-                        "--json",
-                    ])
-                    .output()
-                    .context("cannot run the harness")?;
-                let line = String::from_utf8_lossy(&output.stdout);
-                let report: serde_json::Value = serde_json::from_str(line.trim())
-                    .with_context(|| format!("seed {seed}: unreadable run output: {line}"))?;
-                Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
-            };
-            let mut differing = Vec::new();
-            for seed in seeds.clone() {
-                let (first, second) = (run_once(seed)?, run_once(seed)?);
-                if first != second {
-                    say!("seed {seed}: trace {first} then {second}");
-                    differing.push(seed);
-                }
-            }
-            if differing.is_empty() {
-                say!(
-                    "deterministic: seeds {}..={} gave identical traces in two separate processes",
-                    seeds.start(),
-                    seeds.end()
-                );
-            } else {
-                say!("NOT deterministic for seed(s) {differing:?}");
-            }
-            Ok(differing.is_empty())
+        Command::CheckDeterminism {
+            file,
+            seeds,
+            in_process,
+        } => check_determinism(&file, seeds, in_process),
+    }
+}
+
+/// Runs every seed twice, each run in a fresh process (as a replay is) or
+/// all of them in this one, and reports the seeds whose traces differ.
+fn check_determinism(
+    file: &std::path::Path,
+    seeds: RangeInclusive<u64>,
+    in_process: bool,
+) -> anyhow::Result<bool> {
+    let scenario = Scenario::from_file(file)?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let run_once = |seed: u64| -> anyhow::Result<String> {
+        if in_process {
+            let report = harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
+            return Ok(format!("{:016x}", report.trace_hash));
+        }
+        let report = run_in_fresh_process(&exe, file, seed)?;
+        Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut differing = Vec::new();
+    for seed in seeds.clone() {
+        let (first, second) = (run_once(seed)?, run_once(seed)?);
+        if first != second {
+            say!("seed {seed}: trace {first} then {second}");
+            differing.push(seed);
         }
     }
+    let how = if in_process {
+        "twice in one process"
+    } else {
+        "in two separate processes"
+    };
+    if differing.is_empty() {
+        say!(
+            "deterministic: seeds {}..={} gave identical traces {how}",
+            seeds.start(),
+            seeds.end()
+        );
+    } else {
+        say!("NOT deterministic for seed(s) {differing:?} (run {how})");
+    }
+    Ok(differing.is_empty())
+}
+
+/// Runs `harness run FILE --seed SEED --json` in a fresh process, as the
+/// printed replay command would, and returns its report.
+fn run_in_fresh_process(
+    exe: &std::path::Path,
+    file: &std::path::Path,
+    seed: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new(exe)
+        .args([
+            "run",
+            &file.to_string_lossy(),
+            "--seed",
+            &seed.to_string(),
+            "--json",
+        ])
+        .output()
+        .context("cannot run the harness")?;
+    let line = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("seed {seed}: unreadable run output: {line}"))
 }
 
 fn explore(

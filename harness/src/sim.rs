@@ -194,6 +194,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             message: error.to_string(),
         })?;
     let asked = Arc::new(questions_for(scenario, &oracle, seed)?);
+    align_task_ids();
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
@@ -491,6 +492,39 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         as_expected,
     })
 }
+
+/// tokio numbers tasks from one process-wide counter, and a runtime files
+/// each task in one of its (4 on one thread) lists by that number modulo the
+/// list count. When turmoil crashes or bounces a host, it drops the host's
+/// runtime, which shuts the tasks down list by list: the order their
+/// connections close in, and so which message draws which latency from the
+/// seeded RNG, depends on the task numbers. Two runs in one process would
+/// see different numbers. Starting every run at a number that is a multiple
+/// of [`TASK_ID_ALIGNMENT`] files every task of a seed in the same list each
+/// time, so a run in a process that has run others before replays one in a
+/// fresh process exactly.
+///
+/// It cannot help when another thread spawns tokio tasks during the run
+/// (parallel tests that each run a simulation, say): they take numbers from
+/// the same counter.
+fn align_task_ids() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    loop {
+        let id = runtime.spawn(async {}).id();
+        // `Id` shows its number; nothing else exposes it.
+        match id.to_string().parse::<u64>() {
+            Ok(n) if n % TASK_ID_ALIGNMENT == TASK_ID_ALIGNMENT - 1 => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A multiple of the number of task lists a one-thread tokio runtime keeps
+/// (4 in tokio 1.54), with room should that grow.
+const TASK_ID_ALIGNMENT: u64 = 64;
 
 /// Safety: no wrong answer, ever. Liveness: once every fault has healed and
 /// `liveness_after` has passed, every query is right.
