@@ -84,6 +84,9 @@ pub struct RunReport {
     pub seed: u64,
     pub queries: Vec<QueryRecord>,
     pub faults_applied: usize,
+    /// The faults applied, counted by [`FaultKind::label`], in the order
+    /// each kind was first applied.
+    pub faults_by_kind: Vec<(String, usize)>,
     pub verdicts: Vec<Verdict>,
     /// Hash of the trace and the wire log: equal seeds give equal hashes.
     pub trace_hash: u64,
@@ -101,6 +104,54 @@ pub struct RunReport {
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
     pub as_expected: bool,
+}
+
+impl RunReport {
+    /// The `p`-th quantile (0.5 for the median) of query latency, in
+    /// simulated time, by the nearest-rank method; zero without queries.
+    pub fn latency_percentile(&self, p: f64) -> Duration {
+        percentile(&self.queries, p)
+    }
+
+    /// Connections the orchestrators opened beyond the first per server.
+    pub fn reconnects(&self) -> u64 {
+        self.stats
+            .connections
+            .iter()
+            .map(|(_, n)| n.saturating_sub(1))
+            .sum()
+    }
+
+    /// Times any server's circuit breaker opened.
+    pub fn breaker_trips(&self) -> u64 {
+        self.stats.breaker_trips.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Attempts the servers were sent: first tries, retries and hedges.
+    pub fn attempts(&self) -> u64 {
+        self.stats.calls + self.stats.retries + self.stats.hedges
+    }
+
+    /// The faults applied by kind, as "2 bounce, 1 partition, 3 proxy drop"
+    /// ("none" when there were none).
+    pub fn faults_summary(&self) -> String {
+        if self.faults_by_kind.is_empty() {
+            return "none".to_owned();
+        }
+        self.faults_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The nearest-rank `p`-th quantile of the queries' latencies.
+fn percentile(queries: &[QueryRecord], p: f64) -> Duration {
+    let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
+    latencies.sort_unstable();
+    let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
+    latencies.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// The busiest a server got during a run.
@@ -379,6 +430,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         ),
     )];
     let mut faults_applied = 0;
+    let mut faults_by_kind: Vec<(String, usize)> = Vec::new();
     loop {
         let now = sim.elapsed();
         while let Some((at, action)) = schedule.first() {
@@ -387,8 +439,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             }
             apply(&mut sim, scenario, &probes, &toxics, action);
             events.push((*at, describe(action)));
-            if matches!(action, Action::Start(_)) {
+            if let Action::Start(fault) = action {
                 faults_applied += 1;
+                let label = fault.kind.label();
+                match faults_by_kind.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, n)) => *n += 1,
+                    None => faults_by_kind.push((label, 1)),
+                }
             }
             schedule.remove(0);
         }
@@ -482,6 +539,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         seed,
         queries,
         faults_applied,
+        faults_by_kind,
         verdicts,
         trace_hash: fnv1a(trace.as_bytes()) ^ fnv1a(wire.as_bytes()).rotate_left(1),
         trace,
@@ -582,11 +640,7 @@ fn check(
         });
     }
     if let Some(max) = scenario.p99_max {
-        let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
-        latencies.sort_unstable();
-        let rank =
-            ((0.99 * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
-        let p99 = latencies.get(rank - 1).copied().unwrap_or_default();
+        let p99 = percentile(queries, 0.99);
         verdicts.push(Verdict {
             invariant: Invariant::Latency,
             held: p99 <= max,

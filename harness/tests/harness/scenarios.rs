@@ -26,7 +26,7 @@ fn check(path: &Path) {
             .unwrap_or_else(|e| panic!("{}: seed {seed}: {e}", path.display()));
         assert!(
             report.as_expected,
-            "{} seed {seed} did not meet its expectation: {:#?}\nreproduce with: cargo run --release -p harness -- run {} --seed {seed} --trace",
+            "{} seed {seed} did not meet its expectation: {:#?}\nreproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
             path.display(),
             report.verdicts,
             path.display()
