@@ -27,6 +27,7 @@ $TEST_COMMAND
 step "chaos harness: flaky.toml over more seeds, and replay"
 ./target/debug/harness run scenarios/flaky.toml --seeds 1..1000
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..10
+./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..300 --in-process
 
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
 # cargo test built these; the TypeScript peer installs its pinned SDK itself.

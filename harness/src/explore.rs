@@ -84,6 +84,64 @@ pub enum GenKind {
         timeout_ms: u64,
         percent: u32,
     },
+    /// One of the proxy's other toxics on a share of connections, one way.
+    Toxic {
+        target: Target,
+        toxic: GenToxic,
+        upstream: bool,
+        percent: u32,
+    },
+}
+
+/// The proxy's toxics besides `drop` and `reset_peer`, with parameters
+/// bounded so that a run stays quick: at worst a chunk is held a few
+/// seconds, which the client's call timeout and reconnect outlast.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenToxic {
+    Latency {
+        latency_ms: u64,
+        jitter_ms: u64,
+    },
+    Bandwidth {
+        rate_kbps: u64,
+    },
+    Slicer {
+        average_size: u64,
+        size_variation: u64,
+        delay_us: u64,
+    },
+    SlowClose {
+        delay_ms: u64,
+    },
+    /// Data stops; the connection closes after `timeout_ms` (never if 0).
+    Timeout {
+        timeout_ms: u64,
+    },
+    LimitData {
+        bytes: u64,
+    },
+}
+
+fn gen_toxic() -> impl Strategy<Value = GenToxic> {
+    prop_oneof![
+        (0u64..=1_000, 0u64..=500).prop_map(|(latency_ms, jitter)| GenToxic::Latency {
+            latency_ms,
+            // Toxiproxy's jitter is at most the latency.
+            jitter_ms: jitter.min(latency_ms),
+        }),
+        // 64 kbit/s holds a 16 KiB chunk 2 s.
+        (64u64..=10_000).prop_map(|rate_kbps| GenToxic::Bandwidth { rate_kbps }),
+        (16u64..=256, 0u64..=256, 0u64..=5_000).prop_map(|(average_size, variation, delay_us)| {
+            GenToxic::Slicer {
+                average_size,
+                size_variation: variation.min(average_size),
+                delay_us,
+            }
+        }),
+        (0u64..=2_000).prop_map(|delay_ms| GenToxic::SlowClose { delay_ms }),
+        (0u64..=2_000).prop_map(|timeout_ms| GenToxic::Timeout { timeout_ms }),
+        (0u64..=8_192).prop_map(|bytes| GenToxic::LimitData { bytes }),
+    ]
 }
 
 /// One generated test case.
@@ -114,30 +172,39 @@ fn target() -> impl Strategy<Value = Target> {
 /// A fault anywhere in the window, lasting 50 ms to 3 s.
 pub fn fault() -> impl Strategy<Value = GenFault> {
     let kind = prop_oneof![
-        target().prop_map(GenKind::Partition),
-        (target(), any::<bool>())
+        1 => target().prop_map(GenKind::Partition),
+        1 => (target(), any::<bool>())
             .prop_map(|(target, to_server)| GenKind::PartitionOneway { target, to_server }),
-        (target(), 1u32..=100)
+        1 => (target(), 1u32..=100)
             .prop_map(|(target, per_mille)| GenKind::LinkFailure { target, per_mille }),
-        target().prop_map(GenKind::Crash),
-        target().prop_map(GenKind::Bounce),
-        target().prop_map(GenKind::Hold),
-        (target(), 0u64..=300, 0u64..=700).prop_map(|(target, min_ms, extra_ms)| {
+        1 => target().prop_map(GenKind::Crash),
+        1 => target().prop_map(GenKind::Bounce),
+        1 => target().prop_map(GenKind::Hold),
+        1 => (target(), 0u64..=300, 0u64..=700).prop_map(|(target, min_ms, extra_ms)| {
             GenKind::Latency {
                 target,
                 min_ms,
                 extra_ms,
             }
         }),
-        (target(), 1u64..=3_000).prop_map(|(target, delay_ms)| GenKind::Stall { target, delay_ms }),
-        (target(), 1u32..=100).prop_map(|(target, percent)| GenKind::Drop { target, percent }),
-        (target(), 0u64..=1_000, 1u32..=100).prop_map(|(target, timeout_ms, percent)| {
+        1 => (target(), 1u64..=3_000).prop_map(|(target, delay_ms)| GenKind::Stall { target, delay_ms }),
+        1 => (target(), 1u32..=100).prop_map(|(target, percent)| GenKind::Drop { target, percent }),
+        1 => (target(), 0u64..=1_000, 1u32..=100).prop_map(|(target, timeout_ms, percent)| {
             GenKind::ResetPeer {
                 target,
                 timeout_ms,
                 percent,
             }
         }),
+        // Six toxics, each as likely as any one fault above.
+        6 => (target(), gen_toxic(), any::<bool>(), 1u32..=100).prop_map(
+            |(target, toxic, upstream, percent)| GenKind::Toxic {
+                target,
+                toxic,
+                upstream,
+                percent,
+            }
+        ),
     ];
     (0..FAULT_WINDOW_MS, 50u64..=3_000, kind).prop_map(|(at_ms, for_ms, kind)| GenFault {
         at_ms,
@@ -324,6 +391,56 @@ impl GenFault {
                 set("toxic", "reset_peer".into());
                 set("timeout_ms", Value::Integer(*timeout_ms as i64));
                 set("toxicity", (f64::from(*percent) / 100.0).into());
+            }
+            GenKind::Toxic {
+                target,
+                toxic,
+                upstream,
+                percent,
+            } => {
+                set("kind", "toxic".into());
+                set("server", target.host().into());
+                set(
+                    "stream",
+                    if *upstream { "upstream" } else { "downstream" }.into(),
+                );
+                set("toxicity", (f64::from(*percent) / 100.0).into());
+                let int = |n: u64| Value::Integer(n as i64);
+                let (name, fields): (&str, Vec<(&str, u64)>) = match *toxic {
+                    GenToxic::Latency {
+                        latency_ms,
+                        jitter_ms,
+                    } => (
+                        "latency",
+                        vec![("latency_ms", latency_ms), ("jitter_ms", jitter_ms)],
+                    ),
+                    GenToxic::Bandwidth { rate_kbps } => {
+                        ("bandwidth", vec![("rate_kbps", rate_kbps)])
+                    }
+                    GenToxic::Slicer {
+                        average_size,
+                        size_variation,
+                        delay_us,
+                    } => (
+                        "slicer",
+                        vec![
+                            ("average_size", average_size),
+                            ("size_variation", size_variation),
+                            ("delay_us", delay_us),
+                        ],
+                    ),
+                    GenToxic::SlowClose { delay_ms } => {
+                        ("slow_close", vec![("delay_ms", delay_ms)])
+                    }
+                    GenToxic::Timeout { timeout_ms } => {
+                        ("timeout", vec![("timeout_ms", timeout_ms)])
+                    }
+                    GenToxic::LimitData { bytes } => ("limit_data", vec![("bytes", bytes)]),
+                };
+                set("toxic", name.into());
+                for (key, n) in fields {
+                    set(key, int(n));
+                }
             }
         }
         Value::Table(fault)
@@ -545,6 +662,44 @@ mod tests {
             assert_eq!(data, &case.dataset);
             assert_eq!(scenario.healed_at().as_millis() as u64, case.healed_ms());
         }
+    }
+
+    #[test]
+    fn the_generator_reaches_every_fault_and_toxic() {
+        let mut seen: Vec<String> = Vec::new();
+        for seed in 0..400 {
+            let case = sample(&case(4), seed).unwrap();
+            let text = case.to_toml("t", None);
+            let scenario = Scenario::from_toml(Path::new("t.toml"), &text)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+            for fault in &scenario.faults {
+                let label = fault.kind.label();
+                if !seen.contains(&label) {
+                    seen.push(label);
+                }
+            }
+        }
+        seen.sort();
+        let mut expected = [
+            "bounce",
+            "crash",
+            "hold",
+            "latency",
+            "link_failure",
+            "partition",
+            "partition_oneway",
+            "stall",
+            "proxy bandwidth",
+            "proxy drop",
+            "proxy latency",
+            "proxy limit_data",
+            "proxy reset_peer",
+            "proxy slicer",
+            "proxy slow_close",
+            "proxy timeout",
+        ];
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -23,8 +23,12 @@
 //! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
 //! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
 //! and the workspace builds with `--cfg tokio_unstable` (`.cargo/config.toml`)
-//! so that tokio's `select!` draws from turmoil's seeded RNG. The same seed
-//! gives the same trace, byte for byte.
+//! so that tokio's `select!` draws from turmoil's seeded RNG; every run
+//! starts tokio's process-wide task numbering at the same alignment, so that
+//! a crashed host's tasks shut down in the same order. The same (scenario,
+//! seed, build) gives the same trace and wire log, byte for byte, in a fresh
+//! process or after other runs in the same one, provided no other thread
+//! spawns tokio tasks while the run is going (they share the numbering).
 
 pub mod dataset;
 pub mod duplex;

@@ -31,13 +31,15 @@ enum Command {
         /// A range of seeds, A..B (inclusive).
         #[arg(long, value_parser = parse_range)]
         seeds: Option<RangeInclusive<u64>>,
-        /// Print each run's trace (faults and queries with simulated times).
-        #[arg(long)]
-        trace: bool,
-        /// Also write every run's trace and wire log (every message the
-        /// client sent and received, with simulated times) to FILE.
+        /// Write every run's trace (faults and queries) and wire log (every
+        /// message the clients sent and received), with simulated times, to
+        /// FILE.
         #[arg(long, value_name = "FILE")]
-        trace_file: Option<PathBuf>,
+        trace: Option<PathBuf>,
+        /// Also print each run's trace after its summary (a failing run's
+        /// trace is always printed).
+        #[arg(long)]
+        print_trace: bool,
         /// Print one JSON object per run instead of text.
         #[arg(long)]
         json: bool,
@@ -75,6 +77,10 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_parser = parse_range, default_value = "1..5")]
         seeds: RangeInclusive<u64>,
+        /// Run both runs of every seed inside this one process, after all
+        /// the seeds before it, instead of each in a fresh process.
+        #[arg(long)]
+        in_process: bool,
     },
 }
 
@@ -105,6 +111,15 @@ fn parse_shard(raw: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// The seeds of `seeds` that shard K of N runs: seed s belongs to shard
+/// (s mod N) + 1. All of them without a shard.
+fn in_shard(seeds: RangeInclusive<u64>, shard: Option<(u64, u64)>) -> Vec<u64> {
+    match shard {
+        Some((k, n)) => seeds.filter(|s| s % n == k - 1).collect(),
+        None => seeds.collect(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli.command) {
@@ -124,7 +139,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             seed,
             seeds,
             trace,
-            trace_file,
+            print_trace,
             json,
             junit,
             shard,
@@ -134,9 +149,13 @@ fn execute(command: Command) -> anyhow::Result<bool> {
                 let seed = seed.unwrap_or(scenario.seed);
                 seed..=seed
             });
-            let seeds: Vec<u64> = match shard {
-                Some((k, n)) => seeds.filter(|s| s % n == k - 1).collect(),
-                None => seeds.collect(),
+            let seeds = in_shard(seeds, shard);
+            let mut trace_file = match &trace {
+                Some(path) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                )),
+                None => None,
             };
             let progress = progress_bar(seeds.len() as u64, json, "seeds");
             let started = Instant::now();
@@ -144,55 +163,61 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             let mut failed = Vec::new();
             let mut reports = Vec::with_capacity(seeds.len());
             for &seed in &seeds {
-                let report =
+                let mut report =
                     harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
                 simulated += report.simulated;
                 progress.suspend(|| {
                     if json {
                         say!("{}", report_json(&scenario, &report));
                     } else {
-                        print_report(&scenario, &report, trace);
+                        print_report(&scenario, &report, print_trace);
                     }
                 });
                 progress.inc(1);
-                if !report.as_expected {
-                    failed.push(seed);
+                if let (Some(out), Some(path)) = (&mut trace_file, &trace) {
+                    use std::io::Write as _;
+                    write!(
+                        out,
+                        "# {} seed {}\n{}# wire\n{}",
+                        scenario.name, report.seed, report.trace, report.wire
+                    )
+                    .with_context(|| format!("writing {}", path.display()))?;
                 }
+                if !report.as_expected {
+                    failed.push((seed, report.trace_hash));
+                }
+                // The JUnit report needs only the verdicts.
+                report.trace = String::new();
+                report.wire = String::new();
                 reports.push(report);
             }
             progress.finish_and_clear();
             let wall = started.elapsed();
-            if let Some(path) = &trace_file {
-                let text: String = reports
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "# {} seed {}\n{}# wire\n{}",
-                            scenario.name, r.seed, r.trace, r.wire
-                        )
-                    })
-                    .collect();
-                std::fs::write(path, text)
+            if let (Some(out), Some(path)) = (trace_file, &trace) {
+                out.into_inner()
+                    .map_err(std::io::IntoInnerError::into_error)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(path) = &junit {
                 std::fs::write(path, junit_xml(&scenario, &reports))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            if !json {
-                say!(
-                    "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
-                    seeds.len(),
-                    wall.as_secs_f64(),
-                    seeds.len() as f64 / wall.as_secs_f64(),
-                    simulated.as_secs_f64() / wall.as_secs_f64()
-                );
-            }
-            for seed in &failed {
+            // Wall time varies from run to run; stdout stays the same.
+            eprintln!(
+                "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
+                seeds.len(),
+                wall.as_secs_f64(),
+                seeds.len() as f64 / wall.as_secs_f64(),
+                simulated.as_secs_f64() / wall.as_secs_f64()
+            );
+            for &(seed, trace_hash) in &failed {
                 eprintln!(
-                    "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --trace",
+                    "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
                     file.display()
                 );
+                if seeds.len() > 1 {
+                    eprintln!("       {}", replay_check(&file, seed, trace_hash));
+                }
             }
             Ok(failed.is_empty())
         }
@@ -203,47 +228,101 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             out,
             planted_bug,
         } => explore(cases, faults_max, seed, &out, planted_bug.as_deref()),
-        Command::CheckDeterminism { file, seeds } => {
-            // Every run in a fresh process, as a replay would be: two runs
-            // inside one process can diverge (see scenarios/README.md).
-            Scenario::from_file(&file)?;
-            let exe = std::env::current_exe().context("cannot find this executable")?;
-            let run_once = |seed: u64| -> anyhow::Result<String> {
-                let output = std::process::Command::new(&exe)
-                    .args([
-                        "run",
-                        &file.to_string_lossy(),
-                        "--seed",
-                        &seed.to_string(),
-                        "--json",
-                    ])
-                    .output()
-                    .context("cannot run the harness")?;
-                let line = String::from_utf8_lossy(&output.stdout);
-                let report: serde_json::Value = serde_json::from_str(line.trim())
-                    .with_context(|| format!("seed {seed}: unreadable run output: {line}"))?;
-                Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
-            };
-            let mut differing = Vec::new();
-            for seed in seeds.clone() {
-                let (first, second) = (run_once(seed)?, run_once(seed)?);
-                if first != second {
-                    say!("seed {seed}: trace {first} then {second}");
-                    differing.push(seed);
-                }
-            }
-            if differing.is_empty() {
-                say!(
-                    "deterministic: seeds {}..={} gave identical traces in two separate processes",
-                    seeds.start(),
-                    seeds.end()
-                );
-            } else {
-                say!("NOT deterministic for seed(s) {differing:?}");
-            }
-            Ok(differing.is_empty())
+        Command::CheckDeterminism {
+            file,
+            seeds,
+            in_process,
+        } => check_determinism(&file, seeds, in_process),
+    }
+}
+
+/// Runs every seed twice, each run in a fresh process (as a replay is) or
+/// all of them in this one, and reports the seeds whose traces differ.
+fn check_determinism(
+    file: &std::path::Path,
+    seeds: RangeInclusive<u64>,
+    in_process: bool,
+) -> anyhow::Result<bool> {
+    let scenario = Scenario::from_file(file)?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let run_once = |seed: u64| -> anyhow::Result<String> {
+        if in_process {
+            let report = harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
+            return Ok(format!("{:016x}", report.trace_hash));
+        }
+        let report = run_in_fresh_process(&exe, file, seed)?;
+        Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut differing = Vec::new();
+    for seed in seeds.clone() {
+        let (first, second) = (run_once(seed)?, run_once(seed)?);
+        if first != second {
+            say!("seed {seed}: trace {first} then {second}");
+            differing.push(seed);
         }
     }
+    let how = if in_process {
+        "twice in one process"
+    } else {
+        "in two separate processes"
+    };
+    if differing.is_empty() {
+        say!(
+            "deterministic: seeds {}..={} gave identical traces {how}",
+            seeds.start(),
+            seeds.end()
+        );
+    } else {
+        say!("NOT deterministic for seed(s) {differing:?} (run {how})");
+    }
+    Ok(differing.is_empty())
+}
+
+/// Re-runs a seed that failed inside a multi-seed run in a fresh process,
+/// as its replay command would, and says whether the failure reproduced
+/// there: same trace, same unmet expectation.
+fn replay_check(file: &std::path::Path, seed: u64, trace_hash: u64) -> String {
+    let replayed = std::env::current_exe()
+        .context("cannot find this executable")
+        .and_then(|exe| run_in_fresh_process(&exe, file, seed));
+    let here = format!("{trace_hash:016x}");
+    match replayed {
+        Err(error) => format!(
+            "could not replay it in a fresh process: {}",
+            mcp_server_kit::describe(error.as_ref())
+        ),
+        Ok(report) if report["trace_hash"] == here.as_str() && report["as_expected"] == false => {
+            "reproduced in a fresh process (same trace)".to_owned()
+        }
+        Ok(report) => format!(
+            "did NOT reproduce in a fresh process (trace {here} here, {} there): a run \
+             that depends on what ran before it in the process, a determinism bug \
+             (see \"Replay\" in scenarios/README.md)",
+            report["trace_hash"].as_str().unwrap_or("missing")
+        ),
+    }
+}
+
+/// Runs `harness run FILE --seed SEED --json` in a fresh process, as the
+/// printed replay command would, and returns its report.
+fn run_in_fresh_process(
+    exe: &std::path::Path,
+    file: &std::path::Path,
+    seed: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new(exe)
+        .args([
+            "run",
+            &file.to_string_lossy(),
+            "--seed",
+            &seed.to_string(),
+            "--json",
+        ])
+        .output()
+        .context("cannot run the harness")?;
+    let line = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("seed {seed}: unreadable run output: {line}"))
 }
 
 fn explore(
@@ -322,42 +401,37 @@ fn explore(
     Ok(false)
 }
 
-fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
+fn print_report(scenario: &Scenario, report: &RunReport, print_trace: bool) {
     let right = count(report, |o| matches!(o, Outcome::Right));
     let errors = count(report, |o| matches!(o, Outcome::Error(_)));
     let wrong = count(report, |o| matches!(o, Outcome::Wrong { .. }));
-    let mut latencies: Vec<u128> = report
-        .queries
-        .iter()
-        .map(|q| q.latency.as_millis())
-        .collect();
-    latencies.sort_unstable();
-    let pick = |p: f64| {
-        latencies
-            .get(((p * latencies.len() as f64).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(0)
-    };
     let verdict = if report.as_expected { "ok  " } else { "FAIL" };
-    let reconnects: u64 = report
-        .stats
-        .connections
-        .iter()
-        .map(|(_, n)| n.saturating_sub(1))
-        .sum();
-    let trips: u64 = report.stats.breaker_trips.iter().map(|(_, n)| n).sum();
+    let stats = &report.stats;
     say!(
         "{verdict} {} seed {}: {} queries: {right} right, {errors} typed errors, {wrong} wrong · \
-         p50 {} ms, p99 {} ms (simulated) · {} faults · {} retries, {} hedges, {reconnects} reconnects, {trips} breaker trips · trace {:016x}",
+         p50 {} ms, p99 {} ms (simulated) · trace {:016x}",
         scenario.name,
         report.seed,
         report.queries.len(),
-        pick(0.50),
-        pick(0.99),
-        report.faults_applied,
-        report.stats.retries,
-        report.stats.hedges,
+        report.latency_percentile(0.50).as_millis(),
+        report.latency_percentile(0.99).as_millis(),
         report.trace_hash
+    );
+    say!(
+        "       {:12} {} applied: {}",
+        "faults",
+        report.faults_applied,
+        report.faults_summary()
+    );
+    say!(
+        "       {:12} {} attempts ({} calls + {} retries + {} hedges), {} reconnects, {} breaker trips",
+        "orchestrator",
+        report.attempts(),
+        stats.calls,
+        stats.retries,
+        stats.hedges,
+        report.reconnects(),
+        report.breaker_trips()
     );
     for v in &report.verdicts {
         let expected_to_break = scenario.expect_fail == Some(v.invariant);
@@ -369,7 +443,7 @@ fn print_report(scenario: &Scenario, report: &RunReport, trace: bool) {
         };
         say!("       {:12} {state}: {}", v.invariant.name(), v.detail);
     }
-    if trace || !report.as_expected {
+    if print_trace || !report.as_expected {
         for line in report.trace.lines() {
             say!("       | {line}");
         }
@@ -398,16 +472,20 @@ fn report_json(scenario: &Scenario, report: &RunReport) -> serde_json::Value {
         "right": count(report, |o| matches!(o, Outcome::Right)),
         "typed_errors": count(report, |o| matches!(o, Outcome::Error(_))),
         "wrong": count(report, |o| matches!(o, Outcome::Wrong { .. })),
-        "attempts": report.queries.iter().map(|q| q.attempts).sum::<u32>(),
+        "p50_ms": report.latency_percentile(0.50).as_millis() as u64,
+        "p99_ms": report.latency_percentile(0.99).as_millis() as u64,
+        "attempts": report.attempts(),
         "calls": report.stats.calls,
         "retries": report.stats.retries,
         "hedges": report.stats.hedges,
         "servers": report.load.iter().map(|l| (l.server.to_owned(), serde_json::json!({
             "in_flight_peak": l.in_flight_peak, "sessions_peak": l.sessions_peak,
         }))).collect::<serde_json::Map<_, _>>(),
-        "breaker_trips": report.stats.breaker_trips.iter().map(|(_, n)| n).sum::<u64>(),
+        "reconnects": report.reconnects(),
+        "breaker_trips": report.breaker_trips(),
         "connections": report.stats.connections.iter().map(|(s, n)| (s.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "faults": report.faults_applied,
+        "faults_by_kind": report.faults_by_kind.iter().map(|(k, n)| (k.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "simulated_ms": report.simulated.as_millis() as u64,
         "trace_hash": format!("{:016x}", report.trace_hash),
         "verdicts": report.verdicts.iter().map(|v| serde_json::json!({
@@ -472,4 +550,68 @@ fn progress_bar(len: u64, quiet: bool, unit: &str) -> indicatif::ProgressBar {
         .expect("valid template"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_is_inclusive_with_or_without_the_equals_sign() {
+        assert_eq!(parse_range("1..50"), Ok(1..=50));
+        assert_eq!(parse_range("1..=50"), Ok(1..=50));
+        assert_eq!(parse_range("7..7"), Ok(7..=7));
+        assert_eq!(parse_range("0..18446744073709551615"), Ok(0..=u64::MAX));
+    }
+
+    #[test]
+    fn a_bad_range_says_what_is_wrong() {
+        assert_eq!(parse_range("5"), Err("\"5\" is not A..B".to_owned()));
+        assert_eq!(parse_range("9..1"), Err("9 is after 1".to_owned()));
+        for bad in [
+            "a..5", "1..b", "..5", "1..", "1..=", "-1..5", "1...5", "1..5..9",
+        ] {
+            assert!(parse_range(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_range("x..5").unwrap_err().starts_with("\"x\": "));
+    }
+
+    #[test]
+    fn a_shard_is_k_of_n_from_1() {
+        assert_eq!(parse_shard("1/1"), Ok((1, 1)));
+        assert_eq!(parse_shard("3/8"), Ok((3, 8)));
+        assert_eq!(parse_shard("8/8"), Ok((8, 8)));
+        for bad in ["0/4", "5/4", "1/0", "0/0"] {
+            assert_eq!(
+                parse_shard(bad),
+                Err(format!("shard {bad}: need 1 <= K <= N"))
+            );
+        }
+        for bad in ["4", "a/4", "1/b", "1/2/3", "-1/4", ""] {
+            assert!(parse_shard(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_shards_of_a_range_split_it_exactly() {
+        let all: Vec<u64> = (1..=1000).collect();
+        for n in 1..=7 {
+            let mut union: Vec<u64> = (1..=n)
+                .flat_map(|k| in_shard(1..=1000, Some((k, n))))
+                .collect();
+            union.sort_unstable();
+            assert_eq!(union, all, "{n} shards");
+            // Shards are as even as the range allows.
+            let sizes: Vec<usize> = (1..=n)
+                .map(|k| in_shard(1..=1000, Some((k, n))).len())
+                .collect();
+            assert!(
+                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                "{sizes:?}"
+            );
+        }
+        assert_eq!(in_shard(1..=6, Some((1, 3))), [3, 6]);
+        assert_eq!(in_shard(1..=6, Some((2, 3))), [1, 4]);
+        assert_eq!(in_shard(4..=4, None), [4]);
+    }
 }

@@ -163,6 +163,41 @@ pub enum FaultKind {
     },
 }
 
+impl FaultKind {
+    /// How a run's summary counts it: the file's `kind`, and for a toxic
+    /// `proxy` and the toxic's name (`proxy drop`).
+    pub fn label(&self) -> String {
+        let kind = match self {
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::PartitionOneway { .. } => "partition_oneway",
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Bounce { .. } => "bounce",
+            FaultKind::LinkFailure { .. } => "link_failure",
+            FaultKind::Hold { .. } => "hold",
+            FaultKind::Stall { .. } => "stall",
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Toxic(toxic) => return format!("proxy {}", toxic.kind.name()),
+        };
+        kind.to_owned()
+    }
+}
+
+impl ToxicKind {
+    /// Its name in a scenario file's `toxic` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToxicKind::Latency { .. } => "latency",
+            ToxicKind::Bandwidth { .. } => "bandwidth",
+            ToxicKind::Slicer { .. } => "slicer",
+            ToxicKind::SlowClose { .. } => "slow_close",
+            ToxicKind::Timeout { .. } => "timeout",
+            ToxicKind::ResetPeer { .. } => "reset_peer",
+            ToxicKind::LimitData { .. } => "limit_data",
+            ToxicKind::Drop => "drop",
+        }
+    }
+}
+
 /// Which way through the proxy a toxic acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

@@ -84,6 +84,9 @@ pub struct RunReport {
     pub seed: u64,
     pub queries: Vec<QueryRecord>,
     pub faults_applied: usize,
+    /// The faults applied, counted by [`FaultKind::label`], in the order
+    /// each kind was first applied.
+    pub faults_by_kind: Vec<(String, usize)>,
     pub verdicts: Vec<Verdict>,
     /// Hash of the trace and the wire log: equal seeds give equal hashes.
     pub trace_hash: u64,
@@ -101,6 +104,54 @@ pub struct RunReport {
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
     pub as_expected: bool,
+}
+
+impl RunReport {
+    /// The `p`-th quantile (0.5 for the median) of query latency, in
+    /// simulated time, by the nearest-rank method; zero without queries.
+    pub fn latency_percentile(&self, p: f64) -> Duration {
+        percentile(&self.queries, p)
+    }
+
+    /// Connections the orchestrators opened beyond the first per server.
+    pub fn reconnects(&self) -> u64 {
+        self.stats
+            .connections
+            .iter()
+            .map(|(_, n)| n.saturating_sub(1))
+            .sum()
+    }
+
+    /// Times any server's circuit breaker opened.
+    pub fn breaker_trips(&self) -> u64 {
+        self.stats.breaker_trips.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Attempts the servers were sent: first tries, retries and hedges.
+    pub fn attempts(&self) -> u64 {
+        self.stats.calls + self.stats.retries + self.stats.hedges
+    }
+
+    /// The faults applied by kind, as "2 bounce, 1 partition, 3 proxy drop"
+    /// ("none" when there were none).
+    pub fn faults_summary(&self) -> String {
+        if self.faults_by_kind.is_empty() {
+            return "none".to_owned();
+        }
+        self.faults_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The nearest-rank `p`-th quantile of the queries' latencies.
+fn percentile(queries: &[QueryRecord], p: f64) -> Duration {
+    let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
+    latencies.sort_unstable();
+    let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
+    latencies.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// The busiest a server got during a run.
@@ -194,6 +245,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             message: error.to_string(),
         })?;
     let asked = Arc::new(questions_for(scenario, &oracle, seed)?);
+    align_task_ids();
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
@@ -378,6 +430,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         ),
     )];
     let mut faults_applied = 0;
+    let mut faults_by_kind: Vec<(String, usize)> = Vec::new();
     loop {
         let now = sim.elapsed();
         while let Some((at, action)) = schedule.first() {
@@ -386,8 +439,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             }
             apply(&mut sim, scenario, &probes, &toxics, action);
             events.push((*at, describe(action)));
-            if matches!(action, Action::Start(_)) {
+            if let Action::Start(fault) = action {
                 faults_applied += 1;
+                let label = fault.kind.label();
+                match faults_by_kind.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, n)) => *n += 1,
+                    None => faults_by_kind.push((label, 1)),
+                }
             }
             schedule.remove(0);
         }
@@ -481,6 +539,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         seed,
         queries,
         faults_applied,
+        faults_by_kind,
         verdicts,
         trace_hash: fnv1a(trace.as_bytes()) ^ fnv1a(wire.as_bytes()).rotate_left(1),
         trace,
@@ -491,6 +550,39 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         as_expected,
     })
 }
+
+/// tokio numbers tasks from one process-wide counter, and a runtime files
+/// each task in one of its (4 on one thread) lists by that number modulo the
+/// list count. When turmoil crashes or bounces a host, it drops the host's
+/// runtime, which shuts the tasks down list by list: the order their
+/// connections close in, and so which message draws which latency from the
+/// seeded RNG, depends on the task numbers. Two runs in one process would
+/// see different numbers. Starting every run at a number that is a multiple
+/// of [`TASK_ID_ALIGNMENT`] files every task of a seed in the same list each
+/// time, so a run in a process that has run others before replays one in a
+/// fresh process exactly.
+///
+/// It cannot help when another thread spawns tokio tasks during the run
+/// (parallel tests that each run a simulation, say): they take numbers from
+/// the same counter.
+fn align_task_ids() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    loop {
+        let id = runtime.spawn(async {}).id();
+        // `Id` shows its number; nothing else exposes it.
+        match id.to_string().parse::<u64>() {
+            Ok(n) if n % TASK_ID_ALIGNMENT == TASK_ID_ALIGNMENT - 1 => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A multiple of the number of task lists a one-thread tokio runtime keeps
+/// (4 in tokio 1.54), with room should that grow.
+const TASK_ID_ALIGNMENT: u64 = 64;
 
 /// Safety: no wrong answer, ever. Liveness: once every fault has healed and
 /// `liveness_after` has passed, every query is right.
@@ -548,11 +640,7 @@ fn check(
         });
     }
     if let Some(max) = scenario.p99_max {
-        let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
-        latencies.sort_unstable();
-        let rank =
-            ((0.99 * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
-        let p99 = latencies.get(rank - 1).copied().unwrap_or_default();
+        let p99 = percentile(queries, 0.99);
         verdicts.push(Verdict {
             invariant: Invariant::Latency,
             held: p99 <= max,

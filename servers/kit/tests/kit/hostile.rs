@@ -2,7 +2,9 @@
 //! exactly the JSON-RPC 2.0 answer the spec requires (code and id), or
 //! silence where the spec says a notification gets none; the session keeps
 //! serving (a ping after every line still gets its pong, and nothing extra
-//! was written); and a second session interleaved with it is never
+//! was written); requests that reuse an id, in flight or after it was
+//! answered, each get a well-formed answer; and a second session
+//! interleaved with it is never
 //! disturbed. Over the kit's real line framing, on real TCP and on the
 //! in-memory pipes stdio's framing runs on.
 //!
@@ -23,6 +25,15 @@ enum Expect {
     Silence,
     /// The ping's own pong: the line was a valid (if odd) request.
     Pong,
+    /// For requests that reuse an id, in flight or already answered: at
+    /// least one and at most `most` answers with this id, each a result or
+    /// an error, whichever the server chose, but a well-formed JSON-RPC
+    /// response either way. (rmcp answers two requests in flight with one
+    /// id once: the first answer retires the id, and the second request's
+    /// answer is dropped. The client broke the rule that ids are unique,
+    /// so one answer is acceptable; a malformed one or a stuck session is
+    /// not.)
+    Answers { id: Value, most: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +186,30 @@ fn line() -> impl Strategy<Value = Hostile> {
                 message["params"] = json!({"_meta": {"x": value}});
                 hostile(message.to_string(), Expect::Pong)
             }),
+        // Duplicate ids in flight: two requests with one id in one write,
+        // before the first is answered.
+        (
+            scalar_id(),
+            proptest::sample::select(vec!["ping", "tools/list"]),
+            proptest::sample::select(vec!["ping", "tools/list"]),
+        )
+            .prop_map(|(id, first, second)| {
+                let request = |method: &str| json!({"jsonrpc": "2.0", "id": id, "method": method});
+                hostile(
+                    format!("{}\n{}", request(first), request(second)),
+                    Expect::Answers { id, most: 2 },
+                )
+            }),
+        // Duplicate ids in sequence: the id of the handshake (0) or of a
+        // ping this session already had answered (`check`'s own, from
+        // 1,000,000 up), used again.
+        prop_oneof![Just(0i64), 1_000_000i64..1_000_004].prop_map(|id| hostile(
+            ping_with(json!(id)).to_string(),
+            Expect::Answers {
+                id: json!(id),
+                most: 1
+            }
+        )),
         // Oversized lines, up to 20 times the cap: refused whole, id null.
         (1usize..20 * SMALL_CAP).prop_map(move |extra| {
             let mut message = ping(0);
@@ -291,10 +326,26 @@ async fn check(
                 let reply = wire.recv().await;
                 prop_assert_eq!(&reply["result"], &json!({}), "{} -> {}", shown, reply);
             }
+            Expect::Answers { id, .. } => {
+                let reply = wire.recv().await;
+                answers(&reply, id, &shown)?;
+            }
             Expect::Silence => {}
         }
-        // The session still serves, and nothing extra was written.
-        let pong = wire.ask(ping(1_000_000 + n as i64)).await;
+        // The session still serves, and nothing extra was written (but for
+        // further answers to a reused id, up to their limit).
+        let marker = json!(1_000_000 + n as i64);
+        wire.send(&ping_with(marker.clone())).await;
+        let mut pong = wire.recv().await;
+        if let Expect::Answers { id, most } = &hostile.expect {
+            for _ in 1..*most {
+                if pong["id"] == marker {
+                    break;
+                }
+                answers(&pong, id, &shown)?;
+                pong = wire.recv().await;
+            }
+        }
         prop_assert_eq!(
             &pong["id"],
             &json!(1_000_000 + n as i64),
@@ -312,6 +363,28 @@ async fn check(
             shown,
             theirs
         );
+    }
+    Ok(())
+}
+
+/// `reply` is a well-formed JSON-RPC answer to the request with `id`: a
+/// result object or an error with a code and a message, never both.
+fn answers(reply: &Value, id: &Value, shown: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&reply["id"], id, "{} -> {}", shown, reply);
+    match (reply.get("result"), reply.get("error")) {
+        (Some(result), None) => prop_assert!(result.is_object(), "{} -> {}", shown, reply),
+        (None, Some(error)) => prop_assert!(
+            error["code"].is_i64() && error["message"].is_string(),
+            "{} -> {}",
+            shown,
+            reply
+        ),
+        _ => prop_assert!(
+            false,
+            "{} -> neither a result nor an error: {}",
+            shown,
+            reply
+        ),
     }
     Ok(())
 }
