@@ -98,20 +98,16 @@ async fn servers(token_requests_max: usize) -> Servers {
         let options = protected(&spec, addr, &static_token, token_requests_max);
         let done = shutdown.clone();
         if spec.name == "user-server" {
-            let handler = UserServer::new(UserStore::demo());
-            tokio::spawn(mcp_server_kit::serve_http(
+            tokio::spawn(serve(
                 listener,
-                handler,
-                Limits::DEFAULT,
+                UserServer::new(UserStore::demo()),
                 options,
                 done,
             ));
         } else {
-            let handler = PaymentServer::new(Ledger::demo());
-            tokio::spawn(mcp_server_kit::serve_http(
+            tokio::spawn(serve(
                 listener,
-                handler,
-                Limits::DEFAULT,
+                PaymentServer::new(Ledger::demo()),
                 options,
                 done,
             ));
@@ -124,6 +120,15 @@ async fn servers(token_requests_max: usize) -> Servers {
         static_token,
         shutdown,
     }
+}
+
+async fn serve<S: rmcp::ServerHandler + Clone>(
+    listener: tokio::net::TcpListener,
+    handler: S,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) {
+    let _ = mcp_server_kit::serve_http(listener, handler, Limits::DEFAULT, options, shutdown).await;
 }
 
 fn protected(
