@@ -29,6 +29,10 @@ step "chaos harness: flaky.toml over more seeds, and replay"
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..10
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..300 --in-process
 
+step "chaos harness: an intruder under faults leaks nothing (intruder.toml), and replays"
+./target/debug/harness run scenarios/intruder.toml --seeds 1..200
+./target/debug/harness check-determinism scenarios/intruder.toml --seeds 1..5
+
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
 # cargo test built these; the TypeScript peer installs its pinned SDK itself.
 ./target/debug/compare --queries 200 --throughput-queries 2000 --smoke

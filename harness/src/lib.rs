@@ -30,6 +30,7 @@
 //! process or after other runs in the same one, provided no other thread
 //! spawns tokio tasks while the run is going (they share the numbering).
 
+mod attacker;
 pub mod dataset;
 pub mod duplex;
 pub mod explore;

@@ -69,11 +69,27 @@ pub struct Scenario {
     pub in_flight_max: Option<u64>,
     /// If set, no server ever has more sessions (connections) open at once.
     pub sessions_max: Option<u64>,
+    /// An intruder probing the servers' authenticated HTTP endpoints, if any;
+    /// with one, the `leaks` invariant is checked.
+    pub attacker: Option<Attacker>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
     /// A bug deliberately planted in the orchestrator (only in builds with
     /// the `planted-bug` feature), as written out by `harness explore`.
     pub planted_bug: Option<orchestrator::PlantedBug>,
+}
+
+/// The `[attacker]` table: an `attacker` host that replays the denial
+/// matrix against both servers' HTTP endpoints while the workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attacker {
+    /// One probe this often.
+    pub every: Duration,
+    /// No probe starts after this (simulated time since the start).
+    pub until: Duration,
+    /// Serve the attacked endpoints with authentication off: a planted
+    /// vulnerability, to prove the leak check catches what leaks.
+    pub no_auth: bool,
 }
 
 /// What the servers are loaded with.
@@ -266,6 +282,9 @@ pub enum Invariant {
     /// Requests a server handles at once, and sessions it holds open, stay
     /// bounded.
     Load,
+    /// Nothing the attacker received holds a record of the dataset, and
+    /// every probe that was answered was refused with its 401 or 403.
+    Leaks,
 }
 
 impl Invariant {
@@ -279,6 +298,7 @@ impl Invariant {
             Invariant::Amplification => "amplification",
             Invariant::Budget => "budget",
             Invariant::Load => "load",
+            Invariant::Leaks => "leaks",
         }
     }
 }
@@ -647,11 +667,12 @@ impl Scenario {
                 Some("amplification") => Invariant::Amplification,
                 Some("budget") => Invariant::Budget,
                 Some("load") => Invariant::Load,
+                Some("leaks") => Invariant::Leaks,
                 other => {
                     return Err(invalid(
                         0,
                         format!(
-                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\", \"breaker\", \"latency\", \"amplification\", \"budget\" or \"load\", got {other:?}"
+                            "expect = \"fail\" needs [invariants] expected_to_break = \"safety\", \"liveness\", \"availability\", \"breaker\", \"latency\", \"amplification\", \"budget\", \"load\" or \"leaks\", got {other:?}"
                         ),
                     ));
                 }
@@ -691,6 +712,7 @@ impl Scenario {
             Invariant::Load => {
                 invariants.in_flight_max.is_some() || invariants.sessions_max.is_some()
             }
+            Invariant::Leaks => raw.attacker.is_some(),
         };
         if let Some(invariant) = expect_fail
             && !checked(invariant)
@@ -727,6 +749,40 @@ impl Scenario {
             }
         };
 
+        let attacker = match &raw.attacker {
+            None => None,
+            Some(table) => {
+                let at = table.span().start;
+                let a = table.get_ref();
+                if a.every_ms == 0 || a.every_ms > 60_000 {
+                    return Err(invalid(
+                        at,
+                        format!(
+                            "[attacker] every_ms must be between 1 and 60000, got {}",
+                            a.every_ms
+                        ),
+                    ));
+                }
+                let until =
+                    Duration::from_millis(a.until_ms.unwrap_or(duration.as_millis() as u64));
+                if until > duration {
+                    return Err(invalid(
+                        at,
+                        format!(
+                            "[attacker] until_ms ({}) is past the end of the run (duration_ms = {})",
+                            until.as_millis(),
+                            duration.as_millis()
+                        ),
+                    ));
+                }
+                Some(Attacker {
+                    every: Duration::from_millis(a.every_ms),
+                    until,
+                    no_auth: a.no_auth,
+                })
+            }
+        };
+
         Ok(Scenario {
             name: raw.name,
             seed: raw.seed,
@@ -754,6 +810,7 @@ impl Scenario {
             within_budget: invariants.retries_within_budget,
             in_flight_max: invariants.in_flight_max,
             sessions_max: invariants.sessions_max,
+            attacker,
             expect_fail,
             planted_bug,
         })
@@ -810,6 +867,7 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<Spanned<RawFault>>,
     invariants: Option<RawInvariants>,
+    attacker: Option<Spanned<RawAttacker>>,
     expect: Option<String>,
     planted_bug: Option<Spanned<String>>,
 }
@@ -820,6 +878,15 @@ fn default_seed() -> u64 {
 
 fn one() -> u32 {
     1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttacker {
+    every_ms: u64,
+    until_ms: Option<u64>,
+    #[serde(default)]
+    no_auth: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1042,6 +1109,33 @@ host = "user"
     }
 
     #[test]
+    fn an_attacker_table_sets_up_the_leak_check() {
+        let s = Scenario::from_toml(
+            Path::new("s.toml"),
+            &format!("{MINIMAL}[attacker]\nevery_ms = 250\nuntil_ms = 5000\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.attacker,
+            Some(Attacker {
+                every: Duration::from_millis(250),
+                until: Duration::from_millis(5000),
+                no_auth: false
+            })
+        );
+        let unset = Scenario::from_toml(
+            Path::new("s.toml"),
+            &format!("expect = \"fail\"\n{MINIMAL}[invariants]\nexpected_to_break = \"leaks\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unset.contains("expected_to_break = \"leaks\" but [invariants] does not set it up"),
+            "{unset}"
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let cases = [
             (
@@ -1100,6 +1194,14 @@ host = "user"
             (
                 "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"partition\"\nbetween = [\"client2\", \"user\"]\n",
                 "s.toml:9: faults[0]: unknown host \"client2\"; hosts are client, user, payment",
+            ),
+            (
+                "[attacker]\nevery_ms = 0\n",
+                "s.toml:9: [attacker] every_ms must be between 1 and 60000, got 0",
+            ),
+            (
+                "[attacker]\nevery_ms = 100\nuntil_ms = 70000\n",
+                "s.toml:9: [attacker] until_ms (70000) is past the end of the run (duration_ms = 60000)",
             ),
         ];
         for (extra, expected) in more {

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use user_server::UserServer;
 
 use crate::{
+    attacker,
     dataset::Dataset,
     oracle::Oracle,
     proxy::{self, Toxics},
@@ -257,26 +258,65 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         .build();
 
     let probes = Probes::default();
+    // With an attacker, each server also serves its authenticated HTTP
+    // endpoint: the same handler and store behind the kit's real router.
+    let attacked = scenario.attacker.map(|a| a.no_auth);
     let user_probe = probes.user.clone();
+    let user_store = users.clone();
     sim.host("user", move || {
+        let handler = UserServer::new(user_store.clone());
+        if let Some(no_auth) = attacked {
+            let options = attacker::http_options(&user_server::SPEC, "user", no_auth);
+            let router = mcp_server_kit::http_router(
+                handler.clone(),
+                &Limits::DEFAULT,
+                options,
+                &CancellationToken::new(),
+            );
+            tokio::spawn(attacker::serve_http(router));
+        }
         serve(
             Instrumented {
-                inner: UserServer::new(users.clone()),
+                inner: handler,
                 probe: user_probe.clone(),
             },
             user_probe.clone(),
         )
     });
     let payment_probe = probes.payment.clone();
+    let payment_store = ledger.clone();
     sim.host("payment", move || {
+        let handler = PaymentServer::new(payment_store.clone());
+        if let Some(no_auth) = attacked {
+            let options = attacker::http_options(&payment_server::SPEC, "payment", no_auth);
+            let router = mcp_server_kit::http_router(
+                handler.clone(),
+                &Limits::DEFAULT,
+                options,
+                &CancellationToken::new(),
+            );
+            tokio::spawn(attacker::serve_http(router));
+        }
         serve(
             Instrumented {
-                inner: PaymentServer::new(ledger.clone()),
+                inner: handler,
                 probe: payment_probe.clone(),
             },
             payment_probe.clone(),
         )
     });
+    let attack_log = Arc::new(Mutex::new(attacker::AttackLog::default()));
+    if let Some(settings) = scenario.attacker {
+        let victim = oracle.dataset().users.first();
+        let probes = attacker::matrix(
+            victim.map_or("no-such-user", |u| u.id.as_str()),
+            victim.map_or("nobody@example.com", |u| u.email.as_str()),
+        );
+        let log = attack_log.clone();
+        sim.client("attacker", async move {
+            attacker::run(probes.clone(), settings.every, settings.until, log).await
+        });
+    }
 
     // Servers with toxics are reached through the proxy host.
     let mut proxied: Vec<&'static str> = Vec::new();
@@ -488,6 +528,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             ),
         ));
     }
+    let attack = std::mem::take(&mut *attack_log.lock().expect("attack log"));
+    events.extend(attack.events.iter().cloned());
     // Stable: at equal times, faults (pushed first) come before queries.
     events.sort_by_key(|(at, _)| *at);
     let mut trace = String::new();
@@ -530,7 +572,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             .collect::<Vec<_>>()
             .join("; ")
     );
-    let verdicts = check(scenario, &queries, &stats, &load, simulated);
+    let mut verdicts = check(scenario, &queries, &stats, &load, simulated);
+    if scenario.attacker.is_some() {
+        verdicts.push(leak_verdict(&attack, oracle.dataset()));
+    }
     let as_expected = match scenario.expect_fail {
         None => verdicts.iter().all(|v| v.held),
         Some(invariant) => verdicts.iter().any(|v| v.invariant == invariant && !v.held),
@@ -706,6 +751,29 @@ fn check(
         });
     }
     verdicts
+}
+
+/// Zero leaked records, and every answered probe refused as it must be. A
+/// run in which no probe was answered proves nothing and fails.
+fn leak_verdict(attack: &attacker::AttackLog, dataset: &crate::Dataset) -> Verdict {
+    let leaked = attacker::leaks(&attack.received, dataset);
+    let held = leaked.is_empty() && attack.unexpected.is_empty() && attack.answered > 0;
+    let mut detail = format!(
+        "{} probe(s): {} answered, {} unanswered (faults); {} with the wrong status, {} dataset record(s) leaked",
+        attack.answered + attack.unanswered,
+        attack.answered,
+        attack.unanswered,
+        attack.unexpected.len(),
+        leaked.len()
+    );
+    for line in leaked.iter().chain(&attack.unexpected).take(5) {
+        let _ = write!(detail, "; {line}");
+    }
+    Verdict {
+        invariant: Invariant::Leaks,
+        held,
+        detail,
+    }
 }
 
 /// Faults on a link between a client and a server that sits behind the
