@@ -358,6 +358,22 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
         }
     }
 
+    // DNS-rebinding protection stays on behind authentication: a valid
+    // token with a foreign Host is still refused.
+    let rebound = reqwest::Client::new()
+        .post(&users)
+        .header("host", "evil.example.test")
+        .header("authorization", format!("Bearer {user_token}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(lookup.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    let body = rebound.text().await.unwrap();
+    assert!(!body.contains(BOB), "{body}");
+
     // The metadata every challenge points to, open to all.
     let metadata: serde_json::Value = reqwest::get(format!(
         "http://{}/.well-known/oauth-protected-resource/mcp",
