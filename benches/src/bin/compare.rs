@@ -89,23 +89,24 @@ fn measure(what: &str, command: &mut Command) -> anyhow::Result<Measured> {
     Ok(measured)
 }
 
-/// The project's orchestrator binary, built if it is not there yet.
-fn orchestrator_binary(dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join("orchestrator");
+/// `dir/bin`, built first with this binary's profile if it is not there
+/// (as after `cargo run --bin compare`, which builds only this one).
+fn built_binary(dir: &Path, package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(bin);
     if !path.exists() {
         let release = dir.ends_with("release");
         eprintln!(
-            "building the orchestrator ({})",
+            "building {bin} ({})",
             if release { "release" } else { "debug" }
         );
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "-p", "orchestrator", "--bin", "orchestrator"]);
+        cargo.args(["build", "-p", package, "--bin", bin]);
         if release {
             cargo.arg("--release");
         }
         let status = cargo.status().context("cannot run cargo")?;
         if !status.success() {
-            bail!("building the orchestrator failed");
+            bail!("building {bin} failed");
         }
     }
     Ok(path)
@@ -136,7 +137,8 @@ struct Row {
 
 fn run(args: &Args) -> anyhow::Result<bool> {
     let dir = bin_dir()?;
-    let orchestrator = orchestrator_binary(&dir)?;
+    let orchestrator = built_binary(&dir, "orchestrator", "orchestrator")?;
+    let floor = built_binary(&dir, "benches", "floor")?;
     let q = args.queries.to_string();
     let ours = |transport: &str, concurrency: u32, queries: &str| -> anyhow::Result<Measured> {
         measure(
@@ -182,7 +184,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         name: "floor stdio",
         measured: measure(
             "floor probe",
-            Command::new(dir.join("floor")).args(["client", "--queries", &q]),
+            Command::new(&floor).args(["client", "--queries", &q]),
         )?,
     });
     if !args.skip_ts {
