@@ -110,6 +110,7 @@ pub(crate) struct Probe {
     pub(crate) name: &'static str,
     pub(crate) server: &'static str,
     authorization: Option<String>,
+    content_type: &'static str,
     body: String,
     pub(crate) expect: u16,
 }
@@ -243,6 +244,20 @@ pub(crate) fn matrix(victim: &str, victim_email: &str) -> Vec<Probe> {
             &list,
             403,
         ),
+        Probe {
+            // rmcp takes any case of the media type: so must the checks.
+            content_type: "Application/JSON; charset=utf-8",
+            ..probe(
+                "the same in a mixed-case Content-Type",
+                "payment",
+                bearer(sign(
+                    ISSUER_KEY,
+                    claims("payment", "transactions:read", Some(INTRUDER)),
+                )),
+                &list,
+                403,
+            )
+        },
     ]
 }
 
@@ -257,6 +272,7 @@ fn probe(
         name,
         server,
         authorization,
+        content_type: "application/json",
         body: body.to_owned(),
         expect,
     }
@@ -340,7 +356,7 @@ async fn send(probe: &Probe) -> Result<(u16, Vec<u8>), String> {
     tokio::spawn(connection);
     let mut request = hyper::Request::post(resource(probe.server))
         .header("host", probe.server)
-        .header("content-type", "application/json")
+        .header("content-type", probe.content_type)
         .header("accept", "application/json, text/event-stream");
     if let Some(value) = &probe.authorization {
         request = request.header("authorization", value);

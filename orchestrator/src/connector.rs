@@ -110,7 +110,9 @@ pub enum HttpRefusal {
     Unauthorized { reason: Option<String> },
     /// 403: the token lacks a scope.
     Forbidden { scope: Option<String> },
-    /// 429: too many requests; `Retry-After` in whole seconds, if given.
+    /// 429: too many requests; `Retry-After` in whole seconds, if given (an
+    /// HTTP-date `Retry-After` is not read: that needs the wall clock, which
+    /// the orchestrator never reads; the backoff applies instead).
     RateLimited { retry_after: Option<Duration> },
 }
 
@@ -165,6 +167,18 @@ impl HttpRefusal {
                         .clone()
                         .or_else(|| challenge_param(&e.www_authenticate_header, "scope")),
                 });
+            }
+            // A 401/403 without a challenge (rmcp's own Host check, a proxy):
+            // rmcp reports it as "HTTP 403 Forbidden: body".
+            if let Some(StreamableHttpError::UnexpectedServerResponse(text)) =
+                current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+            {
+                if text.starts_with("HTTP 401") {
+                    return Some(HttpRefusal::Unauthorized { reason: None });
+                }
+                if text.starts_with("HTTP 403") {
+                    return Some(HttpRefusal::Forbidden { scope: None });
+                }
             }
             if let Some(StreamableHttpError::HttpStatus(status)) =
                 current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
@@ -278,6 +292,53 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_found_with_or_without_a_challenge() {
+        use rmcp::transport::streamable_http_client::{
+            AuthRequiredError, HttpStatusError, StreamableHttpError,
+        };
+        type E = StreamableHttpError<reqwest::Error>;
+        let challenge =
+            r#"Bearer error="invalid_token", error_description="the token has expired""#;
+        let cases: [(E, HttpRefusal); 4] = [
+            (
+                E::AuthRequired(AuthRequiredError::new(challenge.into())),
+                HttpRefusal::Unauthorized {
+                    reason: Some("the token has expired".into()),
+                },
+            ),
+            (
+                E::UnexpectedServerResponse(
+                    "HTTP 403 Forbidden: Host header is not allowed".into(),
+                ),
+                HttpRefusal::Forbidden { scope: None },
+            ),
+            (
+                E::UnexpectedServerResponse("HTTP 401 Unauthorized: ".into()),
+                HttpRefusal::Unauthorized { reason: None },
+            ),
+            (
+                E::HttpStatus(HttpStatusError::new(429, Some("3".into()))),
+                HttpRefusal::RateLimited {
+                    retry_after: Some(Duration::from_secs(3)),
+                },
+            ),
+        ];
+        for (error, refusal) in cases {
+            assert_eq!(HttpRefusal::find(&error), Some(refusal), "{error}");
+        }
+        let other = E::UnexpectedServerResponse("HTTP 500 Internal Server Error: x".into());
+        assert_eq!(HttpRefusal::find(&other), None);
+        let date = E::HttpStatus(HttpStatusError::new(
+            429,
+            Some("Wed, 21 Oct 2026 07:28:00 GMT".into()),
+        ));
+        assert_eq!(
+            HttpRefusal::find(&date),
+            Some(HttpRefusal::RateLimited { retry_after: None })
+        );
+    }
 
     #[test]
     fn authority_defaults_the_port_by_scheme() {

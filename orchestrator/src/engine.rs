@@ -598,6 +598,8 @@ impl Orchestrator {
                         self.promote_spare(server).await;
                         return Attempt::Done(reply);
                     }
+                    // A refused token is refused on every session: stop.
+                    denied @ Attempt::Fail(CallError::Denied { .. }) => return denied,
                     Attempt::Retry(_) | Attempt::Fail(_) => {}
                 },
             }
@@ -635,10 +637,13 @@ impl Orchestrator {
         let attempt = self
             .attempt_call_admitted(server, slot, tool, arguments, deadline)
             .await;
-        // A JSON-RPC error or a refused token still proves the server is alive.
+        // A JSON-RPC error, a refused token or a 429 (which paces the retry
+        // itself) still proves the server is alive.
         server.report(matches!(
             attempt,
-            Attempt::Done(_) | Attempt::Fail(CallError::Refused { .. } | CallError::Denied { .. })
+            Attempt::Done(_)
+                | Attempt::Fail(CallError::Refused { .. } | CallError::Denied { .. })
+                | Attempt::Retry(CallError::RateLimited { .. })
         ));
         attempt
     }
@@ -816,13 +821,31 @@ impl Orchestrator {
                     }
                 })?;
             let tools = client.list_all_tools().await.map_err(|error| {
-                (
-                    CallError::Transport {
-                        attempts: 0,
-                        message: format!("listing tools failed: {error}"),
-                    },
-                    true,
-                )
+                match crate::connector::HttpRefusal::find(&error) {
+                    Some(refusal @ crate::connector::HttpRefusal::RateLimited { .. }) => (
+                        CallError::RateLimited {
+                            attempts: 0,
+                            refusal,
+                        },
+                        true,
+                    ),
+                    Some(refusal) => (
+                        CallError::Denied {
+                            source: ConnectError::Denied {
+                                target: server.connector.target(),
+                                refusal,
+                            },
+                        },
+                        false,
+                    ),
+                    None => (
+                        CallError::Transport {
+                            attempts: 0,
+                            message: format!("listing tools failed: {error}"),
+                        },
+                        true,
+                    ),
+                }
             })?;
             Ok::<_, (CallError, bool)>((client, tools))
         };

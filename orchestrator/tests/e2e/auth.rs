@@ -78,7 +78,9 @@ fn jwks() -> jsonwebtoken::jwk::JwkSet {
 struct Servers {
     user: SocketAddr,
     payment: SocketAddr,
+    /// The user server's static token; the payment server's is `payment_static`.
     static_token: String,
+    payment_static: String,
     shutdown: CancellationToken,
 }
 
@@ -90,12 +92,18 @@ impl Drop for Servers {
 
 async fn servers(token_requests_max: usize) -> Servers {
     let shutdown = CancellationToken::new();
-    let static_token = "static-token-for-the-auth-tests-0123456789".to_owned();
+    let static_token = "static-token-of-the-user-server-0123456789".to_owned();
+    let payment_static = "static-token-of-the-payment-server-012345".to_owned();
     let mut addrs = Vec::new();
     for spec in [user_server::SPEC, payment_server::SPEC] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let options = protected(&spec, addr, &static_token, token_requests_max);
+        let own = if spec.name == "user-server" {
+            &static_token
+        } else {
+            &payment_static
+        };
+        let options = protected(&spec, addr, own, token_requests_max);
         let done = shutdown.clone();
         if spec.name == "user-server" {
             tokio::spawn(serve(
@@ -118,6 +126,7 @@ async fn servers(token_requests_max: usize) -> Servers {
         user: addrs[0],
         payment: addrs[1],
         static_token,
+        payment_static,
         shutdown,
     }
 }
@@ -185,10 +194,20 @@ async fn post(
     authorization: Option<&str>,
     body: String,
 ) -> (u16, String, String) {
+    post_as(addr, authorization, "application/json", body).await
+}
+
+/// [`post`] with this `Content-Type`.
+async fn post_as(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> (u16, String, String) {
     let client = reqwest::Client::new();
     let mut request = client
         .post(resource(addr))
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header("accept", "application/json, text/event-stream")
         .body(body);
     if let Some(value) = authorization {
@@ -325,6 +344,14 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
             "scope=\"transactions:read:any\"",
         ),
         (
+            "the user server's static token replayed at the payment server",
+            s.payment,
+            bearer(s.static_token.clone()),
+            list(BOB),
+            401,
+            "invalid_token",
+        ),
+        (
             "RS256 token for another audience",
             s.payment,
             bearer(sign(
@@ -357,6 +384,67 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
             );
         }
     }
+
+    // Content-Type in another case is still JSON to rmcp, so it is still
+    // checked: bob's token asking for alice's transactions is a 403.
+    let (status, _, body) = post_as(
+        s.payment,
+        Some(&format!("Bearer {bob_token}")),
+        "Application/JSON; charset=utf-8",
+        list(ALICE),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains(ALICE), "{body}");
+
+    // A session belongs to the token that opened it: its id is worth
+    // nothing with another valid token.
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let opened = reqwest::Client::new()
+        .post(&users)
+        .header("authorization", format!("Bearer {user_token}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status().as_u16(), 200);
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let in_session = |token: String| {
+        let session = session.clone();
+        let users = users.clone();
+        async move {
+            reqwest::Client::new()
+                .post(&users)
+                .header("authorization", format!("Bearer {token}"))
+                .header("mcp-session-id", session)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        in_session(s.static_token.clone()).await,
+        404,
+        "another token"
+    );
+    assert_eq!(
+        in_session(user_token.clone()).await,
+        202,
+        "the token that opened it"
+    );
 
     // DNS-rebinding protection stays on behind authentication: a valid
     // token with a foreign Host is still refused.
@@ -414,7 +502,7 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
             .contains("Coffee"),
         "a user-bound token reads its own user's transactions"
     );
-    let (answer, _) = ask(token(&s.static_token), token(&s.static_token)).await;
+    let (answer, _) = ask(token(&s.static_token), token(&s.payment_static)).await;
     assert!(answer.is_ok(), "a static token grants everything");
     let alice_token = es(claims(&payments, "transactions:read", Some(ALICE)));
     let (answer, trace) = ask(token(&user_token), token(&alice_token)).await;
@@ -514,7 +602,10 @@ async fn a_busy_token_gets_429_and_the_orchestrator_waits_as_retry_after_says() 
     tokio::io::AsyncWriteExt::write_all(&mut pin, head.as_bytes())
         .await
         .unwrap();
+    let mut tries = 0;
     let (status, _, _) = loop {
+        tries += 1;
+        assert!(tries < 10_000, "the pinned slot never produced a 429");
         let answer = post(
             s.user,
             Some(&format!("Bearer {}", s.static_token)),
@@ -646,6 +737,7 @@ async fn tokens_never_reach_logs_errors_or_traces() {
         &good_payment,
         &replayed,
         &s.static_token,
+        &s.payment_static,
         &wrong,
     ] {
         // The signature part of a JWT is what makes it a credential.

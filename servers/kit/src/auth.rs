@@ -41,6 +41,13 @@ pub const JWKS_KEYS_MAX: usize = 32;
 pub const TRACKED_TOKENS_MAX: usize = 4096;
 /// Shortest static token accepted, in characters: anything shorter is not a secret.
 pub const STATIC_TOKEN_CHARS_MIN: usize = 16;
+/// Most HTTP sessions one token may hold open; one more `initialize` gets 429.
+pub const SESSIONS_PER_TOKEN_MAX: usize = 32;
+/// Most sessions whose owner is remembered; past this, new sessions wait (429).
+pub const TRACKED_SESSIONS_MAX: usize = 8192;
+/// A session unused this long is forgotten (rmcp closes an idle session
+/// after 5 minutes too).
+pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Who a request comes from, and what it may do.
 #[derive(Clone, PartialEq, Eq)]
@@ -330,6 +337,12 @@ pub enum Denial {
     Scope(String),
     /// Too many requests in flight for this token: 429.
     Busy,
+    /// This token holds [`SESSIONS_PER_TOKEN_MAX`] sessions already: 429.
+    TooManySessions,
+    /// The `Mcp-Session-Id` is not one this token opened (or not one at
+    /// all): 404, exactly what an unknown session gets, so that a session
+    /// id is worth nothing without the token that opened it.
+    ForeignSession,
 }
 
 /// Checks bearer tokens for one server. Built once; shared by every request.
@@ -345,6 +358,8 @@ pub struct Authenticator {
     clock: Clock,
     token_requests_max: usize,
     in_flight: Mutex<HashMap<[u8; 32], Arc<Semaphore>>>,
+    /// Session id → (the digest of the token that opened it, last use).
+    sessions: Mutex<HashMap<String, ([u8; 32], tokio::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -422,6 +437,7 @@ impl Authenticator {
             clock: settings.clock,
             token_requests_max: settings.token_requests_max,
             in_flight: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -446,7 +462,6 @@ impl Authenticator {
         });
         if let Some(issuer) = &self.issuer {
             doc["authorization_servers"] = serde_json::json!([issuer]);
-            doc["resource_signing_alg_values_supported"] = serde_json::json!(["RS256", "ES256"]);
         }
         doc
     }
@@ -552,13 +567,53 @@ impl Authenticator {
         slots.try_acquire_owned().ok()
     }
 
+    /// May the token with `digest` use the session `id` (a request that
+    /// names one), or open a new one (a request that names none)? Sessions
+    /// are bound to the token that opened them.
+    pub fn check_session(&self, id: Option<&str>, digest: &[u8; 32]) -> Result<(), Denial> {
+        let now = tokio::time::Instant::now();
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        match id {
+            Some(id) => match sessions.get_mut(id) {
+                Some((owner, last)) if owner == digest => {
+                    *last = now;
+                    Ok(())
+                }
+                _ => Err(Denial::ForeignSession),
+            },
+            None => {
+                sessions.retain(|_, (_, last)| now.duration_since(*last) < SESSION_IDLE);
+                let held = sessions
+                    .values()
+                    .filter(|(owner, _)| owner == digest)
+                    .count();
+                if held >= SESSIONS_PER_TOKEN_MAX || sessions.len() >= TRACKED_SESSIONS_MAX {
+                    Err(Denial::TooManySessions)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The server opened session `id` for the token with `digest`.
+    pub fn session_opened(&self, id: &str, digest: [u8; 32]) {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        sessions.insert(id.to_owned(), (digest, tokio::time::Instant::now()));
+    }
+
+    /// Session `id` was closed (DELETE).
+    pub fn session_closed(&self, id: &str) {
+        self.sessions.lock().expect("sessions lock").remove(id);
+    }
+
     /// The `WWW-Authenticate` value for a denial (RFC 6750 §3, with the
     /// RFC 9728 `resource_metadata` parameter the MCP spec asks for).
     pub fn challenge(&self, denial: &Denial) -> String {
         let metadata = &self.metadata_url;
         let scope = self.protection.scope;
         match denial {
-            Denial::Missing | Denial::Busy => {
+            Denial::Missing | Denial::Busy | Denial::TooManySessions | Denial::ForeignSession => {
                 format!(r#"Bearer resource_metadata="{metadata}", scope="{scope}""#)
             }
             Denial::Invalid { code, description } => format!(
@@ -714,6 +769,52 @@ mod tests {
         assert!(auth.admit(b).is_some(), "another token is not starved");
         drop(first);
         assert!(auth.admit(a).is_some(), "a finished request frees its slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_belong_to_the_token_that_opened_them() {
+        let auth = with_static("0123456789abcdef0123");
+        let (mine, theirs) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(
+            auth.check_session(Some("s1"), &mine),
+            Err(Denial::ForeignSession)
+        );
+        auth.check_session(None, &mine).unwrap();
+        auth.session_opened("s1", mine);
+        assert_eq!(auth.check_session(Some("s1"), &mine), Ok(()));
+        assert_eq!(
+            auth.check_session(Some("s1"), &theirs),
+            Err(Denial::ForeignSession)
+        );
+        for n in 1..SESSIONS_PER_TOKEN_MAX {
+            auth.session_opened(&format!("more{n}"), mine);
+        }
+        assert_eq!(
+            auth.check_session(None, &mine),
+            Err(Denial::TooManySessions)
+        );
+        assert_eq!(
+            auth.check_session(None, &theirs),
+            Ok(()),
+            "others still open sessions"
+        );
+        auth.session_closed("s1");
+        assert_eq!(
+            auth.check_session(None, &mine),
+            Ok(()),
+            "a closed session frees room"
+        );
+        auth.session_opened("s1", mine);
+        tokio::time::advance(SESSION_IDLE).await;
+        assert_eq!(
+            auth.check_session(None, &mine),
+            Ok(()),
+            "idle sessions are forgotten"
+        );
+        assert_eq!(
+            auth.check_session(Some("s1"), &mine),
+            Err(Denial::ForeignSession)
+        );
     }
 
     #[test]

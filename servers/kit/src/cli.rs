@@ -265,7 +265,8 @@ pub fn run<S: ServerHandler + Clone>(
         source,
     })?;
     let limits = args.limits();
-    let mut generated = None;
+    // Removes the generated token file however `run` ends.
+    let mut generated: Option<RemoveOnDrop> = None;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let on_signal =
@@ -289,7 +290,7 @@ pub fn run<S: ServerHandler + Clone>(
                 let listener = bind(addr).await?;
                 let addr = listener.local_addr().unwrap_or(addr);
                 let (access, token_file) = http_access(spec, &args.auth, addr)?;
-                generated = token_file;
+                generated = token_file.map(RemoveOnDrop);
                 let http = HttpOptions {
                     allowed_hosts: args.allowed_hosts.clone(),
                     allowed_origins: args.allowed_origins.clone(),
@@ -303,10 +304,7 @@ pub fn run<S: ServerHandler + Clone>(
         tracing::info!("{name}: stopped");
         result
     })?;
-    if let Some(path) = generated {
-        // The token dies with the server, as Jupyter's runtime files do.
-        let _ = std::fs::remove_file(path);
-    }
+    drop(generated);
     // stdin may still be blocked in a read no cancellation can interrupt.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
@@ -336,9 +334,13 @@ fn http_access(
         )?);
     }
     if let Some(var) = &auth.auth_token_env {
+        // Not the VarError's text: for a non-UTF-8 value it holds the value.
         let value = std::env::var(var).map_err(|e| crate::AuthConfigError::Env {
             name: var.clone(),
-            message: e.to_string(),
+            message: match e {
+                std::env::VarError::NotPresent => "is not set".into(),
+                std::env::VarError::NotUnicode(_) => "is not UTF-8".into(),
+            },
         })?;
         crate::check_static_token(value.trim()).map_err(|message| crate::AuthConfigError::Env {
             name: var.clone(),
@@ -433,13 +435,34 @@ fn default_token_path(name: &str, port: u16) -> PathBuf {
     dir.join(format!("{name}-{port}.token"))
 }
 
+/// A generated token's file, removed when this is dropped: the token dies
+/// with the server, as Jupyter's runtime files do.
+#[derive(Debug)]
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Writes `text` to a new file at `path` that only its owner can read or
-/// write. A file already there (a previous run's) is replaced; a link is
+/// write (on Unix). A file already there is replaced only if it looks like
+/// a token file a server wrote (a regular file of one 64-hex-digit line,
+/// mode 0600): a mistyped path never destroys anything else. A link is
 /// never followed.
 fn write_owner_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
+    match std::fs::symlink_metadata(path) {
+        Ok(existing) => {
+            if !looks_like_a_token_file(path, &existing) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "refusing to replace it: it is not a token file a server wrote (remove it, or choose another --auth-token-out)",
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
@@ -452,6 +475,20 @@ fn write_owner_only(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+fn looks_like_a_token_file(path: &std::path::Path, metadata: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    let private = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777 == 0o600;
+    #[cfg(not(unix))]
+    let private = true;
+    metadata.is_file()
+        && private
+        && metadata.len() <= 66
+        && std::fs::read_to_string(path).is_ok_and(|text| {
+            let token = text.trim_end();
+            token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 /// Binds a TCP listener, naming the address on failure.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::bind(addr)
@@ -460,4 +497,53 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
             addr: addr.to_string(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_fresh_64_hex_digits() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert_eq!(a.expose().len(), 64);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_token_file_is_private_and_never_replaces_another_file() {
+        let dir = std::env::temp_dir().join(format!("kit-token-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.token");
+        let _ = std::fs::remove_file(&path);
+        let first = generate_token().unwrap();
+        write_owner_only(&path, first.expose()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // A previous run's token file is replaced...
+        let second = generate_token().unwrap();
+        write_owner_only(&path, second.expose()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            second.expose()
+        );
+        // ...but nothing else is.
+        let precious = dir.join("notes.txt");
+        std::fs::write(&precious, "my notes\n").unwrap();
+        let error = write_owner_only(&precious, second.expose()).unwrap_err();
+        assert!(
+            error.to_string().starts_with("refusing to replace it"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "my notes\n");
+        drop(RemoveOnDrop(path.clone()));
+        assert!(!path.exists(), "the guard removes the token file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -259,11 +259,16 @@ async fn check_posts(
         http::{Method, StatusCode, header},
         response::IntoResponse,
     };
+    // The same test rmcp applies (any case, parameters allowed), so that
+    // nothing rmcp would take skips the checks below.
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| {
+            let essence = v.split_once(';').map_or(v, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        });
     if request.method() != Method::POST || !is_json {
         return next.run(request).await;
     }
@@ -352,13 +357,29 @@ async fn authenticate(
             return denied(&auth, &denial);
         }
     };
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let method = request.method().clone();
+    if let Err(denial) = auth.check_session(session.as_deref(), &digest) {
+        return denied(&auth, &denial);
+    }
     let Some(slot) = auth.admit(digest) else {
         return denied(&auth, &Denial::Busy);
     };
-    let holds_slot = request.method() == axum::http::Method::POST;
     request.extensions_mut().insert(principal);
     let response = next.run(request).await;
-    if !holds_slot {
+    if response.status().is_success() {
+        match (&session, response.headers().get("mcp-session-id")) {
+            (None, Some(opened)) => {
+                auth.session_opened(&String::from_utf8_lossy(opened.as_bytes()), digest);
+            }
+            (Some(id), _) if method == axum::http::Method::DELETE => auth.session_closed(id),
+            _ => {}
+        }
+    }
+    if method != axum::http::Method::POST {
         // A GET is the long-lived event stream: it must not pin a slot.
         return response;
     }
@@ -396,6 +417,16 @@ fn denied(auth: &Authenticator, denial: &Denial) -> axum::response::Response {
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             "this token has too many requests in flight",
+        ),
+        Denial::TooManySessions => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            "this token has too many sessions open: close one (DELETE) or reuse it",
+        ),
+        Denial::ForeignSession => (
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            "no such session for this token",
         ),
     };
     let body = serde_json::json!({ "error": error, "error_description": description });
