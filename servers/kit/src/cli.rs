@@ -177,9 +177,12 @@ pub fn main<S: ServerHandler + Clone>(
     load: impl FnOnce(Option<&std::path::Path>) -> Result<S, crate::DataFileError>,
 ) -> std::process::ExitCode {
     init_tracing("info,rmcp=warn");
-    let result = match load(args.data.as_deref()) {
+    let result = match check_flags(spec, args)
+        .map_err(|e| describe(&e))
+        .and_then(|_| load(args.data.as_deref()).map_err(|e| describe(&e)))
+    {
         Ok(handler) => run(spec, handler, args).map_err(|e| describe(&e)),
-        Err(error) => Err(describe(&error)),
+        Err(message) => Err(message),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -228,29 +231,7 @@ pub fn run<S: ServerHandler + Clone>(
     args: &ServeArgs,
 ) -> Result<(), ServeError> {
     let name = spec.name;
-    let listen = args.listen(spec.default_http);
-    match listen {
-        Listen::Http(_) => {}
-        Listen::Stdio | Listen::Tcp(_) if args.auth.any_given() => {
-            return Err(ServeError::Config(
-                "authentication flags apply to --http only (stdio trusts its parent process; TCP binds to loopback only)".into(),
-            ));
-        }
-        Listen::Tcp(addr) if !addr.ip().is_loopback() => {
-            return Err(ServeError::Config(format!(
-                "--tcp {addr}: the TCP transport has no authentication, so it listens on loopback only; use --http to serve other hosts"
-            )));
-        }
-        Listen::Stdio | Listen::Tcp(_) => {}
-    }
-    if let Listen::Http(addr) = listen
-        && args.auth.no_auth
-        && !addr.ip().is_loopback()
-    {
-        return Err(ServeError::Config(format!(
-            "--no-auth is accepted only on a loopback address, not {addr}"
-        )));
-    }
+    let listen = check_flags(spec, args)?;
     let runtime = match listen {
         // One client: a single thread is both enough and fastest.
         Listen::Stdio => tokio::runtime::Builder::new_current_thread()
@@ -308,6 +289,35 @@ pub fn run<S: ServerHandler + Clone>(
     // stdin may still be blocked in a read no cancellation can interrupt.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// Refuses flag combinations that would be unsafe or mean nothing, before
+/// anything is loaded or bound; returns where the server will listen.
+fn check_flags(spec: &ServerSpec, args: &ServeArgs) -> Result<Listen, ServeError> {
+    let listen = args.listen(spec.default_http);
+    match listen {
+        Listen::Http(_) => {}
+        Listen::Stdio | Listen::Tcp(_) if args.auth.any_given() => {
+            return Err(ServeError::Config(
+                "authentication flags apply to --http only (stdio trusts its parent process; TCP binds to loopback only)".into(),
+            ));
+        }
+        Listen::Tcp(addr) if !addr.ip().is_loopback() => {
+            return Err(ServeError::Config(format!(
+                "--tcp {addr}: the TCP transport has no authentication, so it listens on loopback only; use --http to serve other hosts"
+            )));
+        }
+        Listen::Stdio | Listen::Tcp(_) => {}
+    }
+    if let Listen::Http(addr) = listen
+        && args.auth.no_auth
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeError::Config(format!(
+            "--no-auth is accepted only on a loopback address, not {addr}"
+        )));
+    }
+    Ok(listen)
 }
 
 /// Resolves the auth flags into who may call, reading token and key files.
@@ -502,6 +512,49 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SPEC: ServerSpec = ServerSpec {
+        name: "test-server",
+        default_http: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8082),
+        protection: crate::Protection {
+            scope: "test:read",
+            scopes_supported: &["test:read"],
+            guard: None,
+        },
+    };
+
+    #[test]
+    fn unsafe_flag_combinations_are_refused_before_anything_starts() {
+        let refused = |edit: &dyn Fn(&mut ServeArgs)| {
+            let mut args = ServeArgs::stdio();
+            edit(&mut args);
+            check_flags(&SPEC, &args).map_err(|e| e.to_string())
+        };
+        assert_eq!(refused(&|_| {}), Ok(Listen::Stdio));
+        let public = "0.0.0.0:8082".parse().unwrap();
+        assert_eq!(
+            refused(&|a| {
+                a.http = Some(Some(public));
+                a.auth.no_auth = true;
+            }),
+            Err("--no-auth is accepted only on a loopback address, not 0.0.0.0:8082".into())
+        );
+        assert!(
+            refused(&|a| a.tcp = Some(public))
+                .unwrap_err()
+                .contains("listens on loopback only")
+        );
+        assert!(
+            refused(&|a| a.auth.auth_token_env = Some("T".into()))
+                .unwrap_err()
+                .starts_with("authentication flags apply to --http only")
+        );
+        assert_eq!(
+            refused(&|a| a.http = Some(Some(public))),
+            Ok(Listen::Http(public)),
+            "a public address is fine with authentication on"
+        );
+    }
 
     #[test]
     fn generated_tokens_are_fresh_64_hex_digits() {
