@@ -53,7 +53,7 @@ pub(crate) fn resource(server: &str) -> String {
 /// sessions (rmcp draws session ids from the OS, which a replay must not
 /// see), and `Host` names of the simulated network. `no_auth` serves it open,
 /// to prove the leak check catches what an open endpoint gives away.
-pub(crate) fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
+fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
     let access = if no_auth {
         Access::Open
     } else {
@@ -82,9 +82,26 @@ pub(crate) fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> Http
     }
 }
 
+/// Serves `handler` behind the kit's HTTP router on [`HTTP_PORT`] of this
+/// host, in the background, for as long as the host runs.
+pub(crate) fn spawn_endpoint<S: rmcp::ServerHandler + Clone>(
+    handler: S,
+    spec: &ServerSpec,
+    host: &str,
+    no_auth: bool,
+) {
+    let router = mcp_server_kit::http_router(
+        handler,
+        &mcp_server_kit::Limits::DEFAULT,
+        http_options(spec, host, no_auth),
+        &tokio_util::sync::CancellationToken::new(),
+    );
+    tokio::spawn(serve_http(router));
+}
+
 /// Serves `router` on [`HTTP_PORT`] of this host, one hyper HTTP/1
 /// connection per accepted stream, until the host stops.
-pub(crate) async fn serve_http(router: axum::Router) -> std::io::Result<()> {
+async fn serve_http(router: axum::Router) -> std::io::Result<()> {
     let listener = turmoil::net::TcpListener::bind((
         std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         HTTP_PORT,
@@ -144,6 +161,11 @@ pub(crate) fn matrix(victim: &str, victim_email: &str) -> Vec<Probe> {
     let lookup = call("getUserIdByEmail", json!({ "email": victim_email }));
     let list = call("getTransactionsUsingUserId", json!({ "userId": victim }));
     let all_scopes = "users:read transactions:read";
+    // The attacker's own, valid token: bound to a user no dataset has.
+    let own = sign(
+        ISSUER_KEY,
+        claims("payment", "transactions:read", Some(INTRUDER)),
+    );
     vec![
         probe("no token", "payment", None, &list, 401),
         probe("no token", "user", None, &lookup, 401),
@@ -237,10 +259,7 @@ pub(crate) fn matrix(victim: &str, victim_email: &str) -> Vec<Probe> {
         probe(
             "own token asking for another user's transactions",
             "payment",
-            bearer(sign(
-                ISSUER_KEY,
-                claims("payment", "transactions:read", Some(INTRUDER)),
-            )),
+            bearer(own.clone()),
             &list,
             403,
         ),
@@ -250,10 +269,7 @@ pub(crate) fn matrix(victim: &str, victim_email: &str) -> Vec<Probe> {
             ..probe(
                 "the same in a mixed-case Content-Type",
                 "payment",
-                bearer(sign(
-                    ISSUER_KEY,
-                    claims("payment", "transactions:read", Some(INTRUDER)),
-                )),
+                bearer(own),
                 &list,
                 403,
             )

@@ -266,14 +266,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     sim.host("user", move || {
         let handler = UserServer::new(user_store.clone());
         if let Some(no_auth) = attacked {
-            let options = attacker::http_options(&user_server::SPEC, "user", no_auth);
-            let router = mcp_server_kit::http_router(
-                handler.clone(),
-                &Limits::DEFAULT,
-                options,
-                &CancellationToken::new(),
-            );
-            tokio::spawn(attacker::serve_http(router));
+            attacker::spawn_endpoint(handler.clone(), &user_server::SPEC, "user", no_auth);
         }
         serve(
             Instrumented {
@@ -288,14 +281,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     sim.host("payment", move || {
         let handler = PaymentServer::new(payment_store.clone());
         if let Some(no_auth) = attacked {
-            let options = attacker::http_options(&payment_server::SPEC, "payment", no_auth);
-            let router = mcp_server_kit::http_router(
-                handler.clone(),
-                &Limits::DEFAULT,
-                options,
-                &CancellationToken::new(),
-            );
-            tokio::spawn(attacker::serve_http(router));
+            attacker::spawn_endpoint(handler.clone(), &payment_server::SPEC, "payment", no_auth);
         }
         serve(
             Instrumented {
