@@ -168,28 +168,28 @@ impl HttpRefusal {
                         .or_else(|| challenge_param(&e.www_authenticate_header, "scope")),
                 });
             }
-            // A 401/403 without a challenge (rmcp's own Host check, a proxy):
-            // rmcp reports it as "HTTP 403 Forbidden: body".
-            if let Some(StreamableHttpError::UnexpectedServerResponse(text)) =
-                current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
-            {
-                if text.starts_with("HTTP 401") {
+            match current.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+                // A 401/403 without a challenge (rmcp's own Host check, a
+                // proxy): rmcp reports it as "HTTP 403 Forbidden: body".
+                Some(StreamableHttpError::UnexpectedServerResponse(text))
+                    if text.starts_with("HTTP 401") =>
+                {
                     return Some(HttpRefusal::Unauthorized { reason: None });
                 }
-                if text.starts_with("HTTP 403") {
+                Some(StreamableHttpError::UnexpectedServerResponse(text))
+                    if text.starts_with("HTTP 403") =>
+                {
                     return Some(HttpRefusal::Forbidden { scope: None });
                 }
-            }
-            if let Some(StreamableHttpError::HttpStatus(status)) =
-                current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
-                && status.status == 429
-            {
-                let retry_after = status
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                return Some(HttpRefusal::RateLimited { retry_after });
+                Some(StreamableHttpError::HttpStatus(status)) if status.status == 429 => {
+                    let retry_after = status
+                        .retry_after
+                        .as_deref()
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    return Some(HttpRefusal::RateLimited { retry_after });
+                }
+                _ => {}
             }
             cause = current.source();
         }

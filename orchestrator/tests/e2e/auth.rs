@@ -482,16 +482,7 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
     // The allowed cases get data, through the real client.
     let ask = |user: Credential, payment: Credential| {
         let orchestrator = orchestrator_for(&s, Some(user), Some(payment));
-        async move {
-            let mut trace = Vec::new();
-            let result = orchestrator
-                .ask(
-                    "What are the recent transactions for bob@example.com?",
-                    &mut trace,
-                )
-                .await;
-            (result, trace)
-        }
+        async move { ask_seed(&orchestrator).await }
     };
     let token = |t: &str| Credential::Value(Token::new(t));
     let (answer, _) = ask(token(&user_token), token(&bob_token)).await;
@@ -523,6 +514,18 @@ async fn the_denial_matrix_gets_its_status_and_never_any_data() {
         other => panic!("alice's token reads bob's transactions: {other:?}"),
     }
     assert_eq!(trace[1].attempts, 1, "a refusal is never retried");
+}
+
+/// Asks the seed question; returns the answer and the steps' trace.
+async fn ask_seed(
+    orchestrator: &Orchestrator,
+) -> (
+    Result<orchestrator::Answer, AskError>,
+    Vec<orchestrator::StepTrace>,
+) {
+    let mut trace = Vec::new();
+    let result = orchestrator.ask(super::SEED_QUESTION, &mut trace).await;
+    (result, trace)
 }
 
 fn orchestrator_for(
@@ -563,10 +566,7 @@ async fn a_refused_token_stops_the_question_with_the_server_and_reason_named() {
         )),
     );
     let error = orchestrator
-        .ask(
-            "What are the recent transactions for bob@example.com?",
-            &mut Vec::new(),
-        )
+        .ask(super::SEED_QUESTION, &mut Vec::new())
         .await
         .unwrap_err();
     let text = error.to_string();
@@ -708,13 +708,7 @@ async fn tokens_never_reach_logs_errors_or_traces() {
             Some(Credential::Value(Token::new(user))),
             Some(Credential::Value(Token::new(payment))),
         );
-        let mut trace = Vec::new();
-        let result = orchestrator
-            .ask(
-                "What are the recent transactions for bob@example.com?",
-                &mut trace,
-            )
-            .await;
+        let (result, trace) = ask_seed(&orchestrator).await;
         seen.push(format!("{result:?}"));
         if let Err(error) = &result {
             seen.push(error.to_string());

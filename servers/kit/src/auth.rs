@@ -43,8 +43,6 @@ pub const TRACKED_TOKENS_MAX: usize = 4096;
 pub const STATIC_TOKEN_CHARS_MIN: usize = 16;
 /// Most HTTP sessions one token may hold open; one more `initialize` gets 429.
 pub const SESSIONS_PER_TOKEN_MAX: usize = 32;
-/// Most sessions whose owner is remembered; past this, new sessions wait (429).
-pub const TRACKED_SESSIONS_MAX: usize = 8192;
 /// A session unused this long is forgotten (rmcp closes an idle session
 /// after 5 minutes too).
 pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -358,8 +356,10 @@ pub struct Authenticator {
     clock: Clock,
     token_requests_max: usize,
     in_flight: Mutex<HashMap<[u8; 32], Arc<Semaphore>>>,
-    /// Session id → (the digest of the token that opened it, last use).
-    sessions: Mutex<HashMap<String, ([u8; 32], tokio::time::Instant)>>,
+    /// Per token digest: the sessions it opened, with their last use. Keyed
+    /// by token so that a request costs one lookup, never a scan; at most
+    /// [`TRACKED_TOKENS_MAX`] tokens of [`SESSIONS_PER_TOKEN_MAX`] each.
+    sessions: Mutex<HashMap<[u8; 32], HashMap<String, tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -569,42 +569,68 @@ impl Authenticator {
 
     /// May the token with `digest` use the session `id` (a request that
     /// names one), or open a new one (a request that names none)? Sessions
-    /// are bound to the token that opened them.
+    /// are bound to the token that opened them; one idle for
+    /// [`SESSION_IDLE`] is gone.
     pub fn check_session(&self, id: Option<&str>, digest: &[u8; 32]) -> Result<(), Denial> {
         let now = tokio::time::Instant::now();
+        let live = |last: &tokio::time::Instant| now.duration_since(*last) < SESSION_IDLE;
         let mut sessions = self.sessions.lock().expect("sessions lock");
-        match id {
-            Some(id) => match sessions.get_mut(id) {
-                Some((owner, last)) if owner == digest => {
-                    *last = now;
-                    Ok(())
-                }
-                _ => Err(Denial::ForeignSession),
-            },
-            None => {
-                sessions.retain(|_, (_, last)| now.duration_since(*last) < SESSION_IDLE);
-                let held = sessions
-                    .values()
-                    .filter(|(owner, _)| owner == digest)
-                    .count();
-                if held >= SESSIONS_PER_TOKEN_MAX || sessions.len() >= TRACKED_SESSIONS_MAX {
-                    Err(Denial::TooManySessions)
-                } else {
-                    Ok(())
+        let Some(id) = id else {
+            if !sessions.contains_key(digest) && sessions.len() >= TRACKED_TOKENS_MAX {
+                sessions.retain(|_, own| {
+                    own.retain(|_, last| live(last));
+                    !own.is_empty()
+                });
+                if sessions.len() >= TRACKED_TOKENS_MAX {
+                    return Err(Denial::TooManySessions);
                 }
             }
+            return match sessions.get_mut(digest) {
+                Some(own) if own.len() >= SESSIONS_PER_TOKEN_MAX => {
+                    own.retain(|_, last| live(last));
+                    if own.len() >= SESSIONS_PER_TOKEN_MAX {
+                        Err(Denial::TooManySessions)
+                    } else {
+                        Ok(())
+                    }
+                }
+                _ => Ok(()),
+            };
+        };
+        let Some(own) = sessions.get_mut(digest) else {
+            return Err(Denial::ForeignSession);
+        };
+        match own.get_mut(id) {
+            Some(last) if live(last) => {
+                *last = now;
+                Ok(())
+            }
+            Some(_) => {
+                own.remove(id);
+                Err(Denial::ForeignSession)
+            }
+            None => Err(Denial::ForeignSession),
         }
     }
 
     /// The server opened session `id` for the token with `digest`.
     pub fn session_opened(&self, id: &str, digest: [u8; 32]) {
         let mut sessions = self.sessions.lock().expect("sessions lock");
-        sessions.insert(id.to_owned(), (digest, tokio::time::Instant::now()));
+        sessions
+            .entry(digest)
+            .or_default()
+            .insert(id.to_owned(), tokio::time::Instant::now());
     }
 
-    /// Session `id` was closed (DELETE).
-    pub fn session_closed(&self, id: &str) {
-        self.sessions.lock().expect("sessions lock").remove(id);
+    /// The token with `digest` closed its session `id` (DELETE).
+    pub fn session_closed(&self, id: &str, digest: &[u8; 32]) {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        if let Some(own) = sessions.get_mut(digest) {
+            own.remove(id);
+            if own.is_empty() {
+                sessions.remove(digest);
+            }
+        }
     }
 
     /// The `WWW-Authenticate` value for a denial (RFC 6750 §3, with the
@@ -798,7 +824,7 @@ mod tests {
             Ok(()),
             "others still open sessions"
         );
-        auth.session_closed("s1");
+        auth.session_closed("s1", &mine);
         assert_eq!(
             auth.check_session(None, &mine),
             Ok(()),
@@ -807,13 +833,14 @@ mod tests {
         auth.session_opened("s1", mine);
         tokio::time::advance(SESSION_IDLE).await;
         assert_eq!(
-            auth.check_session(None, &mine),
-            Ok(()),
-            "idle sessions are forgotten"
+            auth.check_session(Some("s1"), &mine),
+            Err(Denial::ForeignSession),
+            "an idle session is gone"
         );
         assert_eq!(
-            auth.check_session(Some("s1"), &mine),
-            Err(Denial::ForeignSession)
+            auth.check_session(None, &mine),
+            Ok(()),
+            "idle sessions no longer count against the token"
         );
     }
 

@@ -22,9 +22,8 @@ mod serve;
 pub use auth::{
     AUTHORIZATION_BYTES_MAX, AuthConfigError, AuthSettings, Authenticator, CLOCK_LEEWAY_S,
     CallGuard, Clock, Denial, JWKS_KEYS_MAX, JwtSettings, Principal, Protection, SESSION_IDLE,
-    SESSIONS_PER_TOKEN_MAX, STATIC_TOKEN_CHARS_MIN, Secret, TRACKED_SESSIONS_MAX,
-    TRACKED_TOKENS_MAX, Via, bearer_token, check_static_token, metadata_url, parse_jwks,
-    parse_static_tokens, principal,
+    SESSIONS_PER_TOKEN_MAX, STATIC_TOKEN_CHARS_MIN, Secret, TRACKED_TOKENS_MAX, Via, bearer_token,
+    check_static_token, metadata_url, parse_jwks, parse_static_tokens, principal,
 };
 pub use cli::{
     AuthArgs, Listen, ServeArgs, ServerSpec, bind, describe, generate_token, init_tracing, main,

@@ -375,7 +375,9 @@ async fn authenticate(
             (None, Some(opened)) => {
                 auth.session_opened(&String::from_utf8_lossy(opened.as_bytes()), digest);
             }
-            (Some(id), _) if method == axum::http::Method::DELETE => auth.session_closed(id),
+            (Some(id), _) if method == axum::http::Method::DELETE => {
+                auth.session_closed(id, &digest)
+            }
             _ => {}
         }
     }
