@@ -11,6 +11,7 @@ use std::{
     cell::Cell,
     fmt::Write as _,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use orchestrator::PlantedBug;
@@ -18,130 +19,110 @@ use proptest::{
     prelude::*,
     test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
 };
-use toml::{Table, Value};
+use toml::Spanned;
 
-use crate::{Dataset, Scenario, strategies};
+use crate::{
+    Dataset, Scenario,
+    fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind},
+    scenario::{DatasetTable, InvariantsTable, NetworkTable, ScenarioFile, WorkloadTable},
+    strategies,
+};
 
-/// The servers a fault can hit (the client's links lead to them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    User,
-    Payment,
+/// The servers a fault can hit (the client's links lead to them): the
+/// default topology's.
+fn target() -> impl Strategy<Value = String> {
+    prop_oneof![Just("user".to_owned()), Just("payment".to_owned())]
 }
 
-impl Target {
-    pub fn host(self) -> &'static str {
-        match self {
-            Target::User => "user",
-            Target::Payment => "payment",
-        }
-    }
-}
-
-/// One generated fault: when, for how long, what.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenFault {
-    pub at_ms: u64,
-    /// Ignored by `Bounce`, which is instant.
-    pub for_ms: u64,
-    pub kind: GenKind,
-}
-
-/// The harness's faults, each aimed at a server or its link to the client.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GenKind {
-    Partition(Target),
-    /// Messages lost in one direction: `to_server` or back from it.
-    PartitionOneway {
-        target: Target,
-        to_server: bool,
-    },
-    LinkFailure {
-        target: Target,
-        /// In thousandths, so that it shrinks to a round number.
-        per_mille: u32,
-    },
-    Crash(Target),
-    Bounce(Target),
-    Hold(Target),
-    Latency {
-        target: Target,
-        min_ms: u64,
-        extra_ms: u64,
-    },
-    Stall {
-        target: Target,
-        delay_ms: u64,
-    },
-    /// The proxy stops forwarding a share of connections silently.
-    Drop {
-        target: Target,
-        percent: u32,
-    },
-    /// The proxy cuts a share of connections `timeout_ms` in.
-    ResetPeer {
-        target: Target,
-        timeout_ms: u64,
-        percent: u32,
-    },
-    /// One of the proxy's other toxics on a share of connections, one way.
-    Toxic {
-        target: Target,
-        toxic: GenToxic,
-        upstream: bool,
-        percent: u32,
-    },
+/// A link between the client and `server`.
+fn link(server: String) -> [String; 2] {
+    ["client".to_owned(), server]
 }
 
 /// The proxy's toxics besides `drop` and `reset_peer`, with parameters
 /// bounded so that a run stays quick: at worst a chunk is held a few
 /// seconds, which the client's call timeout and reconnect outlast.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GenToxic {
-    Latency {
-        latency_ms: u64,
-        jitter_ms: u64,
-    },
-    Bandwidth {
-        rate_kbps: u64,
-    },
-    Slicer {
-        average_size: u64,
-        size_variation: u64,
-        delay_us: u64,
-    },
-    SlowClose {
-        delay_ms: u64,
-    },
-    /// Data stops; the connection closes after `timeout_ms` (never if 0).
-    Timeout {
-        timeout_ms: u64,
-    },
-    LimitData {
-        bytes: u64,
-    },
-}
-
-fn gen_toxic() -> impl Strategy<Value = GenToxic> {
+fn gen_toxic() -> impl Strategy<Value = ToxicKind> {
+    let ms = Duration::from_millis;
     prop_oneof![
-        (0u64..=1_000, 0u64..=500).prop_map(|(latency_ms, jitter)| GenToxic::Latency {
-            latency_ms,
+        (0u64..=1_000, 0u64..=500).prop_map(move |(latency_ms, jitter)| ToxicKind::Latency {
+            latency: ms(latency_ms),
             // Toxiproxy's jitter is at most the latency.
-            jitter_ms: jitter.min(latency_ms),
+            jitter: ms(jitter.min(latency_ms)),
         }),
         // 64 kbit/s holds a 16 KiB chunk 2 s.
-        (64u64..=10_000).prop_map(|rate_kbps| GenToxic::Bandwidth { rate_kbps }),
-        (16u64..=256, 0u64..=256, 0u64..=5_000).prop_map(|(average_size, variation, delay_us)| {
-            GenToxic::Slicer {
+        (64u64..=10_000).prop_map(|rate_kbps| ToxicKind::Bandwidth { rate_kbps }),
+        (16usize..=256, 0usize..=256, 0u64..=5_000).prop_map(
+            |(average_size, variation, delay_us)| ToxicKind::Slicer {
                 average_size,
                 size_variation: variation.min(average_size),
-                delay_us,
+                delay: Duration::from_micros(delay_us),
             }
+        ),
+        (0u64..=2_000).prop_map(move |delay| ToxicKind::SlowClose { delay: ms(delay) }),
+        (0u64..=2_000).prop_map(move |timeout| ToxicKind::Timeout {
+            timeout: ms(timeout)
         }),
-        (0u64..=2_000).prop_map(|delay_ms| GenToxic::SlowClose { delay_ms }),
-        (0u64..=2_000).prop_map(|timeout_ms| GenToxic::Timeout { timeout_ms }),
-        (0u64..=8_192).prop_map(|bytes| GenToxic::LimitData { bytes }),
+        (0u64..=8_192).prop_map(|bytes| ToxicKind::LimitData { bytes }),
     ]
+}
+
+/// A toxic on `server`'s traffic, on `percent` of its connections.
+fn toxic(server: String, kind: ToxicKind, stream: Stream, percent: u32) -> FaultKind<String> {
+    FaultKind::Toxic(Toxic {
+        server,
+        stream,
+        toxicity: f64::from(percent) / 100.0,
+        kind,
+    })
+}
+
+/// Every fault kind, each aimed at a server or its link to the client.
+/// Rates and shares are drawn as whole thousandths or percents, so that
+/// they shrink to round numbers.
+fn fault_kind() -> impl Strategy<Value = FaultKind<String>> {
+    let ms = Duration::from_millis;
+    let stream = prop_oneof![Just(Stream::Upstream), Just(Stream::Downstream)];
+    prop_oneof![
+        1 => target().prop_map(|t| FaultKind::Partition { between: link(t) }),
+        1 => (target(), any::<bool>()).prop_map(|(t, to_server)| {
+            let [client, server] = link(t);
+            let between = if to_server { [client, server] } else { [server, client] };
+            FaultKind::PartitionOneway { between }
+        }),
+        1 => (target(), 1u32..=100).prop_map(|(t, per_mille)| FaultKind::LinkFailure {
+            between: link(t),
+            fail_rate: f64::from(per_mille) / 1000.0,
+        }),
+        1 => target().prop_map(|host| FaultKind::Crash { host }),
+        1 => target().prop_map(|host| FaultKind::Bounce { host }),
+        1 => target().prop_map(|t| FaultKind::Hold { between: link(t) }),
+        1 => (target(), 0u64..=300, 0u64..=700).prop_map(move |(t, min, extra)| {
+            FaultKind::Latency { between: link(t), min: ms(min), max: ms(min + extra) }
+        }),
+        1 => (target(), 1u64..=3_000)
+            .prop_map(move |(host, delay)| FaultKind::Stall { host, delay: ms(delay) }),
+        1 => (target(), 1u32..=100)
+            .prop_map(|(t, percent)| toxic(t, ToxicKind::Drop {}, Stream::Downstream, percent)),
+        1 => (target(), 0u64..=1_000, 1u32..=100).prop_map(move |(t, timeout, percent)| {
+            toxic(t, ToxicKind::ResetPeer { timeout: ms(timeout) }, Stream::Downstream, percent)
+        }),
+        // Six toxics, each as likely as any one fault above.
+        6 => (target(), gen_toxic(), stream, 1u32..=100)
+            .prop_map(|(t, kind, stream, percent)| toxic(t, kind, stream, percent)),
+    ]
+}
+
+/// A fault anywhere in the window, lasting 50 ms to 3 s (a bounce is
+/// instant).
+pub fn fault() -> impl Strategy<Value = FaultEntry<String>> {
+    (0..FAULT_WINDOW_MS, 50u64..=3_000, fault_kind()).prop_map(|(at_ms, for_ms, kind)| FaultEntry {
+        at_ms,
+        for_ms: (!kind.is_instant()).then_some(for_ms),
+        every_ms: None,
+        until_ms: None,
+        kind,
+    })
 }
 
 /// One generated test case.
@@ -153,7 +134,7 @@ pub struct Case {
     pub dataset: Dataset,
     /// Asked in turn until the workload ends.
     pub questions: Vec<String>,
-    pub faults: Vec<GenFault>,
+    pub faults: Vec<FaultEntry<String>>,
 }
 
 /// Faults start within this window of simulated time.
@@ -164,54 +145,6 @@ pub const LIVENESS_AFTER_MS: u64 = 4_000;
 const INTERVAL_MS: u64 = 250;
 /// Queries that must start after the liveness point.
 const QUERIES_AFTER_LIVENESS: u64 = 4;
-
-fn target() -> impl Strategy<Value = Target> {
-    prop_oneof![Just(Target::User), Just(Target::Payment)]
-}
-
-/// A fault anywhere in the window, lasting 50 ms to 3 s.
-pub fn fault() -> impl Strategy<Value = GenFault> {
-    let kind = prop_oneof![
-        1 => target().prop_map(GenKind::Partition),
-        1 => (target(), any::<bool>())
-            .prop_map(|(target, to_server)| GenKind::PartitionOneway { target, to_server }),
-        1 => (target(), 1u32..=100)
-            .prop_map(|(target, per_mille)| GenKind::LinkFailure { target, per_mille }),
-        1 => target().prop_map(GenKind::Crash),
-        1 => target().prop_map(GenKind::Bounce),
-        1 => target().prop_map(GenKind::Hold),
-        1 => (target(), 0u64..=300, 0u64..=700).prop_map(|(target, min_ms, extra_ms)| {
-            GenKind::Latency {
-                target,
-                min_ms,
-                extra_ms,
-            }
-        }),
-        1 => (target(), 1u64..=3_000).prop_map(|(target, delay_ms)| GenKind::Stall { target, delay_ms }),
-        1 => (target(), 1u32..=100).prop_map(|(target, percent)| GenKind::Drop { target, percent }),
-        1 => (target(), 0u64..=1_000, 1u32..=100).prop_map(|(target, timeout_ms, percent)| {
-            GenKind::ResetPeer {
-                target,
-                timeout_ms,
-                percent,
-            }
-        }),
-        // Six toxics, each as likely as any one fault above.
-        6 => (target(), gen_toxic(), any::<bool>(), 1u32..=100).prop_map(
-            |(target, toxic, upstream, percent)| GenKind::Toxic {
-                target,
-                toxic,
-                upstream,
-                percent,
-            }
-        ),
-    ];
-    (0..FAULT_WINDOW_MS, 50u64..=3_000, kind).prop_map(|(at_ms, for_ms, kind)| GenFault {
-        at_ms,
-        for_ms,
-        kind,
-    })
-}
 
 /// A small awkward dataset, one to four questions about it, and up to
 /// `faults_max` faults. The parts are independent, so each shrinks on its
@@ -237,10 +170,7 @@ impl Case {
     fn healed_ms(&self) -> u64 {
         self.faults
             .iter()
-            .map(|f| match f.kind {
-                GenKind::Bounce(_) => f.at_ms,
-                _ => f.at_ms + f.for_ms,
-            })
+            .map(|f| f.at_ms + f.for_ms.unwrap_or(0))
             .max()
             .unwrap_or(0)
     }
@@ -253,207 +183,70 @@ impl Case {
 
     /// The case as a scenario file, with `planted_bug` if one is planted.
     pub fn to_toml(&self, name: &str, planted: Option<PlantedBug>) -> String {
-        let mut root = Table::new();
-        root.insert("name".into(), name.into());
-        root.insert("seed".into(), Value::Integer(self.seed as i64));
-        root.insert("duration_ms".into(), Value::Integer(600_000));
-        root.insert("tick_ms".into(), Value::Integer(5));
-        if let Some(bug) = planted {
-            root.insert("planted_bug".into(), bug.name().into());
+        let file = self.to_file(name, planted);
+        toml::to_string(&file).expect("a scenario file always serialises")
+    }
+
+    fn to_file(&self, name: &str, planted: Option<PlantedBug>) -> ScenarioFile {
+        ScenarioFile {
+            name: name.to_owned(),
+            seed: self.seed,
+            duration_ms: written(600_000),
+            tick_ms: written(5),
+            expect: None,
+            planted_bug: planted.map(|bug| written(bug.name().to_owned())),
+            network: Some(NetworkTable {
+                latency_min_ms: 5,
+                latency_max_ms: 50,
+                repair_rate: 0.2,
+            }),
+            servers: None,
+            dataset: Some(written(DatasetTable {
+                generate: None,
+                users: self.dataset.users.clone(),
+                transactions: self.dataset.transactions.clone(),
+            })),
+            workload: written(WorkloadTable {
+                queries: u32::try_from(self.queries()).unwrap_or(u32::MAX),
+                clients: 1,
+                concurrency: 1,
+                interval_ms: INTERVAL_MS,
+                rate_per_s: None,
+                questions: Some(self.questions.clone()),
+                question_pool: None,
+                unknown_share: None,
+            }),
+            policy: Some(written(policy_table())),
+            faults: self.faults.iter().cloned().map(written).collect(),
+            attacker: None,
+            invariants: Some(written(InvariantsTable {
+                liveness_after_ms: LIVENESS_AFTER_MS,
+                ..InvariantsTable::default()
+            })),
         }
-        root.insert(
-            "network".into(),
-            table([
-                ("latency_min_ms", 5.into()),
-                ("latency_max_ms", 50.into()),
-                ("repair_rate", 0.2.into()),
-            ]),
-        );
-        root.insert(
-            "dataset".into(),
-            table([
-                (
-                    "users",
-                    Value::try_from(&self.dataset.users).expect("users serialise"),
-                ),
-                (
-                    "transactions",
-                    Value::try_from(&self.dataset.transactions).expect("transactions serialise"),
-                ),
-            ]),
-        );
-        root.insert(
-            "workload".into(),
-            table([
-                ("queries", Value::Integer(self.queries() as i64)),
-                ("interval_ms", Value::Integer(INTERVAL_MS as i64)),
-                (
-                    "questions",
-                    Value::Array(self.questions.iter().map(|q| q.as_str().into()).collect()),
-                ),
-            ]),
-        );
-        root.insert(
-            "policy".into(),
-            table([
-                ("connect_timeout_ms", 500.into()),
-                ("call_timeout_ms", 800.into()),
-                ("deadline_ms", 5_000.into()),
-                ("attempts_max", 4.into()),
-                ("backoff_base_ms", 20.into()),
-                ("backoff_max_ms", 300.into()),
-                ("breaker_open_ms", 500.into()),
-            ]),
-        );
-        let faults = self.faults.iter().map(GenFault::to_toml).collect();
-        root.insert("faults".into(), Value::Array(faults));
-        root.insert(
-            "invariants".into(),
-            table([(
-                "liveness_after_ms",
-                Value::Integer(LIVENESS_AFTER_MS as i64),
-            )]),
-        );
-        toml::to_string(&root).expect("a table always serialises")
     }
 }
 
-impl GenFault {
-    fn to_toml(&self) -> Value {
-        let link = |t: Target| Value::Array(vec!["client".into(), t.host().into()]);
-        let mut fault = Table::new();
-        fault.insert("at_ms".into(), Value::Integer(self.at_ms as i64));
-        if !matches!(self.kind, GenKind::Bounce(_)) {
-            fault.insert("for_ms".into(), Value::Integer(self.for_ms as i64));
-        }
-        let mut set = |key: &str, value: Value| {
-            fault.insert(key.into(), value);
-        };
-        match &self.kind {
-            GenKind::Partition(t) => {
-                set("kind", "partition".into());
-                set("between", link(*t));
-            }
-            GenKind::PartitionOneway { target, to_server } => {
-                set("kind", "partition_oneway".into());
-                let (from, to) = if *to_server {
-                    ("client", target.host())
-                } else {
-                    (target.host(), "client")
-                };
-                set("between", Value::Array(vec![from.into(), to.into()]));
-            }
-            GenKind::LinkFailure { target, per_mille } => {
-                set("kind", "link_failure".into());
-                set("between", link(*target));
-                set("fail_rate", (f64::from(*per_mille) / 1000.0).into());
-            }
-            GenKind::Crash(t) => {
-                set("kind", "crash".into());
-                set("host", t.host().into());
-            }
-            GenKind::Bounce(t) => {
-                set("kind", "bounce".into());
-                set("host", t.host().into());
-            }
-            GenKind::Hold(t) => {
-                set("kind", "hold".into());
-                set("between", link(*t));
-            }
-            GenKind::Latency {
-                target,
-                min_ms,
-                extra_ms,
-            } => {
-                set("kind", "latency".into());
-                set("between", link(*target));
-                set("latency_min_ms", Value::Integer(*min_ms as i64));
-                set("latency_max_ms", Value::Integer((min_ms + extra_ms) as i64));
-            }
-            GenKind::Stall { target, delay_ms } => {
-                set("kind", "stall".into());
-                set("host", target.host().into());
-                set("delay_ms", Value::Integer(*delay_ms as i64));
-            }
-            GenKind::Drop { target, percent } => {
-                set("kind", "toxic".into());
-                set("server", target.host().into());
-                set("toxic", "drop".into());
-                set("toxicity", (f64::from(*percent) / 100.0).into());
-            }
-            GenKind::ResetPeer {
-                target,
-                timeout_ms,
-                percent,
-            } => {
-                set("kind", "toxic".into());
-                set("server", target.host().into());
-                set("toxic", "reset_peer".into());
-                set("timeout_ms", Value::Integer(*timeout_ms as i64));
-                set("toxicity", (f64::from(*percent) / 100.0).into());
-            }
-            GenKind::Toxic {
-                target,
-                toxic,
-                upstream,
-                percent,
-            } => {
-                set("kind", "toxic".into());
-                set("server", target.host().into());
-                set(
-                    "stream",
-                    if *upstream { "upstream" } else { "downstream" }.into(),
-                );
-                set("toxicity", (f64::from(*percent) / 100.0).into());
-                let int = |n: u64| Value::Integer(n as i64);
-                let (name, fields): (&str, Vec<(&str, u64)>) = match *toxic {
-                    GenToxic::Latency {
-                        latency_ms,
-                        jitter_ms,
-                    } => (
-                        "latency",
-                        vec![("latency_ms", latency_ms), ("jitter_ms", jitter_ms)],
-                    ),
-                    GenToxic::Bandwidth { rate_kbps } => {
-                        ("bandwidth", vec![("rate_kbps", rate_kbps)])
-                    }
-                    GenToxic::Slicer {
-                        average_size,
-                        size_variation,
-                        delay_us,
-                    } => (
-                        "slicer",
-                        vec![
-                            ("average_size", average_size),
-                            ("size_variation", size_variation),
-                            ("delay_us", delay_us),
-                        ],
-                    ),
-                    GenToxic::SlowClose { delay_ms } => {
-                        ("slow_close", vec![("delay_ms", delay_ms)])
-                    }
-                    GenToxic::Timeout { timeout_ms } => {
-                        ("timeout", vec![("timeout_ms", timeout_ms)])
-                    }
-                    GenToxic::LimitData { bytes } => ("limit_data", vec![("bytes", bytes)]),
-                };
-                set("toxic", name.into());
-                for (key, n) in fields {
-                    set(key, int(n));
-                }
-            }
-        }
-        Value::Table(fault)
-    }
+/// A value for a file being written (spans only matter when reading).
+fn written<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
 }
 
-fn table<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Table(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
+/// The orchestrator policy every case runs with: quick timeouts, a few
+/// attempts, so that a case's run stays short.
+fn policy_table() -> toml::Table {
+    [
+        ("connect_timeout_ms", 500),
+        ("call_timeout_ms", 800),
+        ("deadline_ms", 5_000),
+        ("attempts_max", 4),
+        ("backoff_base_ms", 20),
+        ("backoff_max_ms", 300),
+        ("breaker_open_ms", 500),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), toml::Value::Integer(value)))
+    .collect()
 }
 
 /// Runs `case` under the simulation. `Err` names every invariant that broke.
@@ -705,10 +498,14 @@ mod tests {
     #[test]
     fn the_workload_outlasts_the_liveness_point() {
         let mut case = sample(&case(0), 1).unwrap();
-        case.faults = vec![GenFault {
+        case.faults = vec![FaultEntry {
             at_ms: 7_000,
-            for_ms: 3_000,
-            kind: GenKind::Crash(Target::Payment),
+            for_ms: Some(3_000),
+            every_ms: None,
+            until_ms: None,
+            kind: FaultKind::Crash {
+                host: "payment".into(),
+            },
         }];
         let last_start = (case.queries() - 1) * INTERVAL_MS;
         assert!(last_start >= 10_000 + LIVENESS_AFTER_MS + (QUERIES_AFTER_LIVENESS - 1) * 250);

@@ -10,6 +10,8 @@
 //! ```
 //!
 //! - [`scenario`]: the TOML format, validated with file:line errors;
+//! - [`topology`]: servers as data (`[[servers]]`) and the typed hosts;
+//! - [`fault`]: the one fault vocabulary, read and written by serde;
 //! - [`dataset`]: what the servers serve, in their dataset-file format;
 //! - [`strategies`]: proptest strategies for awkward datasets and questions,
 //!   shared with the property tests;
@@ -34,16 +36,17 @@ mod attacker;
 pub mod dataset;
 pub mod duplex;
 pub mod explore;
+pub mod fault;
 pub mod oracle;
 pub mod proxy;
 pub mod scenario;
 pub mod sim;
 pub mod strategies;
+pub mod topology;
 
 pub use dataset::Dataset;
+pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
 pub use oracle::Oracle;
-pub use scenario::{
-    DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, ScenarioError, Stream, Toxic,
-    ToxicKind,
-};
+pub use scenario::{DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError};
 pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
+pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};

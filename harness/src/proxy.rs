@@ -12,22 +12,28 @@ use std::{
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::scenario::{Stream, Toxic, ToxicKind};
+use crate::{
+    fault::{Stream, Toxic, ToxicKind},
+    topology::{Host, ServerId},
+};
 
 /// The proxy listens on `PROXY_PORT_BASE + n` for the n-th server.
 pub const PROXY_PORT_BASE: u16 = 9100;
 /// Largest chunk the proxy reads at once.
 const CHUNK_BYTES: usize = 16 * 1024;
 
+/// A toxic in force, with the id of the fault that put it there.
+type Active = (usize, Toxic<Host>);
+
 /// The toxics in force, shared between the fault loop and the proxy host.
 #[derive(Debug, Clone, Default)]
 pub struct Toxics {
-    active: Arc<Mutex<Vec<(usize, Toxic)>>>,
+    active: Arc<Mutex<Vec<Active>>>,
 }
 
 impl Toxics {
     /// Puts toxic number `id` in force.
-    pub fn add(&self, id: usize, toxic: Toxic) {
+    pub fn add(&self, id: usize, toxic: Toxic<Host>) {
         self.active.lock().expect("toxics").push((id, toxic));
     }
 
@@ -39,39 +45,45 @@ impl Toxics {
             .retain(|(i, _)| *i != id);
     }
 
-    fn current(&self, server: &str, stream: Stream) -> Vec<(usize, Toxic)> {
+    fn current(&self, server: ServerId, stream: Stream) -> Vec<Active> {
         self.active
             .lock()
             .expect("toxics")
             .iter()
-            .filter(|(_, t)| t.server == server && t.stream == stream)
+            .filter(|(_, t)| t.server == Host::Server(server) && t.stream == stream)
             .cloned()
             .collect()
     }
 }
 
-/// The proxy host's software: one listener per proxied server.
-pub async fn run(servers: Vec<(&'static str, u16)>, toxics: Toxics, seed: u64) -> turmoil::Result {
+/// The proxy host's software: one listener per proxied server, given as
+/// (server, its host name, its port).
+pub async fn run(
+    servers: Vec<(ServerId, String, u16)>,
+    toxics: Toxics,
+    seed: u64,
+) -> turmoil::Result {
     let mut listeners = Vec::new();
-    for (index, (server, port)) in servers.into_iter().enumerate() {
+    for (index, (server, host, port)) in servers.into_iter().enumerate() {
         let listen_port = PROXY_PORT_BASE + index as u16;
         let listener =
             turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), listen_port))
                 .await?;
-        listeners.push((server, port, listener));
+        listeners.push((server, host, port, listener));
     }
     // One RNG per proxy: connections draw their toxicity from it in accept
     // order, which the simulation makes deterministic.
     let rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed ^ 0x0070_726f_7879)));
     let mut tasks = Vec::new();
-    for (server, port, listener) in listeners {
+    for (server, host, port, listener) in listeners {
         let (toxics, rng) = (toxics.clone(), rng.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                let Ok(upstream) = turmoil::net::TcpStream::connect((server, port)).await else {
+                let Ok(upstream) = turmoil::net::TcpStream::connect((host.as_str(), port)).await
+                else {
                     continue; // the client sees its connection close
                 };
                 let (client_read, client_write) = client.into_split();
@@ -114,7 +126,7 @@ pub async fn run(servers: Vec<(&'static str, u16)>, toxics: Toxics, seed: u64) -
 async fn pump(
     mut from: turmoil::net::tcp::OwnedReadHalf,
     mut to: turmoil::net::tcp::OwnedWriteHalf,
-    server: &'static str,
+    server: ServerId,
     stream: Stream,
     toxics: Toxics,
     mut rng: SmallRng,
@@ -201,7 +213,7 @@ async fn pump(
                     let _ = to.write_all(&buf[..allowed]).await;
                     return;
                 }
-                ToxicKind::Drop => std::future::pending::<()>().await,
+                ToxicKind::Drop {} => std::future::pending::<()>().await,
                 ToxicKind::LimitData { .. } | ToxicKind::SlowClose { .. } => {}
             }
         }

@@ -1,0 +1,309 @@
+//! The client hosts of a run: each runs its own real `Orchestrator` over
+//! simulated TCP, and its workload loops record every query and every byte
+//! on the wire.
+
+use std::{
+    fmt::Write as _,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use orchestrator::{
+    Answer, ConnectError, Connector, McpClient, Orchestrator, Stats, connector::handshake_lines,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::{Asked, Outcome, QueryRecord, hosts::Routes};
+use crate::scenario::{Scenario, Workload};
+
+/// What the clients leave behind, filled in as the simulation runs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Collected {
+    pub(super) records: Arc<Mutex<Vec<QueryRecord>>>,
+    pub(super) wire: Arc<Mutex<String>>,
+    /// Each client's orchestrator statistics, by client number.
+    pub(super) stats: Arc<Mutex<Vec<(usize, Stats)>>>,
+}
+
+/// Adds one client host per `[workload] clients`. They take query numbers
+/// from one shared sequence.
+pub(super) fn spawn_clients(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    routes: &Routes,
+    asked: Arc<Vec<Asked>>,
+    seed: u64,
+) -> Collected {
+    let collected = Collected::default();
+    let next = Arc::new(AtomicU64::new(0));
+    let topology = &scenario.topology;
+    let labelled = topology.clients() > 1;
+    for (client, host) in topology.client_hosts().enumerate() {
+        let name = topology.name(host).into_owned();
+        let label = labelled.then(|| name.clone());
+        let targets = topology
+            .servers()
+            .map(|(id, server)| {
+                let (to, port) = routes.to(id);
+                Target {
+                    server: server.name.clone(),
+                    wire_name: match &label {
+                        Some(client) => format!("{client} {}", server.name),
+                        None => server.name.clone(),
+                    },
+                    host: topology.name(to).into_owned(),
+                    port,
+                }
+            })
+            .collect();
+        let client = Client {
+            index: client,
+            targets,
+            workload: scenario.workload.clone(),
+            policy: scenario.policy,
+            planted_bug: scenario.planted_bug,
+            seed: seed.wrapping_add(client as u64),
+            asked: asked.clone(),
+            next: next.clone(),
+            collected: collected.clone(),
+        };
+        sim.client(name, client.run());
+    }
+    collected
+}
+
+/// A server as one client reaches it.
+struct Target {
+    /// The server's name, which the orchestrator calls it by.
+    server: String,
+    /// What the wire log calls it: the name, after the client's with
+    /// several clients.
+    wire_name: String,
+    /// The host it connects to (the server's or the proxy's) and the port.
+    host: String,
+    port: u16,
+}
+
+/// One client host's orchestrator and workload.
+struct Client {
+    index: usize,
+    targets: Vec<Target>,
+    workload: Workload,
+    policy: orchestrator::Policy,
+    planted_bug: Option<orchestrator::PlantedBug>,
+    seed: u64,
+    asked: Arc<Vec<Asked>>,
+    next: Arc<AtomicU64>,
+    collected: Collected,
+}
+
+impl Client {
+    async fn run(self) -> turmoil::Result {
+        let wire = Wire {
+            log: self.collected.wire.clone(),
+            start: tokio::time::Instant::now(),
+        };
+        let servers = self
+            .targets
+            .iter()
+            .map(|target| {
+                let connector: Arc<dyn Connector> = Arc::new(SimConnector {
+                    server: target.wire_name.clone(),
+                    host: target.host.clone(),
+                    port: target.port,
+                    wire: wire.clone(),
+                });
+                (target.server.clone(), connector)
+            })
+            .collect();
+        let mut orchestrator = Orchestrator::new(servers, self.policy, self.seed);
+        if let Some(bug) = self.planted_bug {
+            orchestrator.plant(bug)?;
+        }
+        // `concurrency` loops share this client's orchestrator (and so its
+        // connections, breakers and retry budget). join_all polls them in
+        // one task: the interleaving is the simulation's.
+        let started = tokio::time::Instant::now();
+        let loops = (0..self.workload.concurrency).map(|_| self.worker(&orchestrator, started));
+        futures::future::join_all(loops).await;
+        self.collected
+            .stats
+            .lock()
+            .expect("stats")
+            .push((self.index, orchestrator.stats()));
+        orchestrator.shutdown().await;
+        Ok(())
+    }
+
+    /// One workload loop: takes the next query number until none are left.
+    async fn worker(&self, orchestrator: &Orchestrator, started: tokio::time::Instant) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+            if i >= self.workload.queries as usize {
+                return;
+            }
+            if let Some(rate) = self.workload.rate_per_s {
+                tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+            }
+            let record = self.ask(orchestrator, i, started).await;
+            self.collected.records.lock().expect("records").push(record);
+            tokio::time::sleep(self.workload.interval).await;
+        }
+    }
+
+    /// Asks query `i` and judges the answer against the oracle's.
+    async fn ask(
+        &self,
+        orchestrator: &Orchestrator,
+        i: usize,
+        started: tokio::time::Instant,
+    ) -> QueryRecord {
+        let (question, expected) = &self.asked[i % self.asked.len()];
+        let begun = tokio::time::Instant::now();
+        let mut trace = Vec::new();
+        let result = orchestrator.ask(question, &mut trace).await;
+        QueryRecord {
+            index: i,
+            client: self.index,
+            question: question.clone(),
+            start: begun - started,
+            latency: begun.elapsed(),
+            attempts: trace.iter().map(|s| s.attempts).sum(),
+            outcome: judge(&result, expected),
+        }
+    }
+}
+
+/// Right, a typed error, or wrong (with both renderings).
+fn judge<E: std::fmt::Display>(
+    result: &Result<Answer, E>,
+    expected: &Result<Answer, String>,
+) -> Outcome {
+    match (result, expected) {
+        (Ok(got), Ok(want)) if got == want => Outcome::Right,
+        (Ok(got), Ok(want)) => Outcome::Wrong {
+            got: got.render(),
+            expected: want.render(),
+        },
+        (Ok(got), Err(why)) => Outcome::Wrong {
+            got: got.render(),
+            expected: format!("an error: {why}"),
+        },
+        (Err(error), _) => Outcome::Error(error.to_string()),
+    }
+}
+
+/// Connects to a server host over simulated TCP, recording every byte the
+/// client sends and receives, with its simulated time, in `wire`.
+#[derive(Debug)]
+struct SimConnector {
+    /// The server this reaches (names the wire log's lines).
+    server: String,
+    /// Where it connects: the server's host, or the proxy in front of it.
+    host: String,
+    port: u16,
+    wire: Wire,
+}
+
+impl Connector for SimConnector {
+    fn target(&self) -> String {
+        format!("sim://{}:{}", self.host, self.port)
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|source| ConnectError::Io {
+                    target: self.target(),
+                    source,
+                })?;
+            let (read, write) = stream.into_split();
+            let read = Recorded::new(read, self.wire.clone(), format!("{} >", self.server));
+            let write = Recorded::new(write, self.wire.clone(), format!("{} <", self.server));
+            handshake_lines(read, write, &self.target()).await
+        })
+    }
+}
+
+/// The wire log of one run: "time ms, direction, bytes" per chunk, times
+/// from the start of the client host.
+#[derive(Debug, Clone)]
+struct Wire {
+    log: Arc<Mutex<String>>,
+    start: tokio::time::Instant,
+}
+
+impl Wire {
+    fn record(&self, direction: &str, bytes: &[u8]) {
+        let at = self.start.elapsed().as_millis();
+        let mut log = self.log.lock().expect("wire log");
+        let _ = writeln!(
+            log,
+            "{at:>8} ms  {direction} {}",
+            String::from_utf8_lossy(bytes).trim_end()
+        );
+    }
+}
+
+/// A stream half that copies what passes through it into a [`Wire`].
+struct Recorded<T> {
+    inner: T,
+    wire: Wire,
+    direction: String,
+}
+
+impl<T> Recorded<T> {
+    fn new(inner: T, wire: Wire, direction: String) -> Self {
+        Self {
+            inner,
+            wire,
+            direction,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Recorded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && buf.filled().len() > before
+        {
+            self.wire.record(&self.direction, &buf.filled()[before..]);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, bytes);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.wire.record(&self.direction, &bytes[..n]);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,278 @@
+//! The server hosts of a run: each `[[servers]]` entry on a turmoil host,
+//! running the real handler behind the kit's `serve_connection`, wrapped
+//! so that the harness can stall tool calls and count load; the proxy host
+//! in front of servers with toxics; and the attacker host.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use mcp_server_kit::Limits;
+use payment_server::{Ledger, PaymentServer};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, Service,
+    model::{ClientNotification, ClientRequest, ServerConfig, ServerResult},
+    service::{NotificationContext, RequestContext},
+};
+use tokio_util::sync::CancellationToken;
+use user_server::{UserServer, UserStore};
+
+use super::PORT;
+use crate::{
+    attacker,
+    dataset::Dataset,
+    proxy::{self, Toxics},
+    scenario::Scenario,
+    topology::{Host, ServerId, ServerKind, Topology},
+};
+
+/// What every server of a kind serves: one dataset, validated once.
+#[derive(Clone)]
+pub(super) struct Stores {
+    pub(super) users: UserStore,
+    pub(super) ledger: Ledger,
+}
+
+/// What the harness sets on, and reads from, each server without the
+/// server knowing: a response delay (stall faults) and load gauges. One
+/// probe per server, in topology order.
+#[derive(Debug)]
+pub(super) struct Probes(Vec<Arc<Probe>>);
+
+impl Probes {
+    pub(super) fn of(&self, server: ServerId) -> &Probe {
+        &self.0[server.index()]
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Probe {
+    /// Every request waits this long first (set by stall faults).
+    pub(super) stall_ms: AtomicU64,
+    /// Requests being handled.
+    pub(super) in_flight: Gauge,
+    /// MCP sessions (connections) open.
+    pub(super) sessions: Gauge,
+}
+
+/// A count that goes up and down, and the highest it reached.
+#[derive(Debug, Default)]
+pub(super) struct Gauge {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Gauge {
+    /// Counts one in until the guard drops (also when a crash drops the
+    /// task holding it).
+    fn enter(&self) -> GaugeGuard<'_> {
+        let now = self.current.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+
+    pub(super) fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Puts every server of the topology on its own host, in file order. With
+/// an attacker, each also serves its authenticated HTTP endpoint: the same
+/// handler and store behind the kit's real router.
+pub(super) fn install_servers(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    stores: &Stores,
+) -> Probes {
+    let attacked = scenario.attacker.map(|a| a.no_auth);
+    let mut probes = Vec::new();
+    for (_, server) in scenario.topology.servers() {
+        let probe = Arc::new(Probe::default());
+        probes.push(probe.clone());
+        let (name, stores) = (server.name.clone(), stores.clone());
+        match server.kind {
+            ServerKind::User => sim.host(server.name.as_str(), move || {
+                let handler = UserServer::new(stores.users.clone());
+                host_software(handler, &user_server::SPEC, &name, attacked, probe.clone())
+            }),
+            ServerKind::Payment => sim.host(server.name.as_str(), move || {
+                let handler = PaymentServer::new(stores.ledger.clone());
+                host_software(
+                    handler,
+                    &payment_server::SPEC,
+                    &name,
+                    attacked,
+                    probe.clone(),
+                )
+            }),
+        }
+    }
+    Probes(probes)
+}
+
+/// What a server host runs each time it (re)starts.
+fn host_software<S: ServerHandler + Clone>(
+    handler: S,
+    spec: &mcp_server_kit::ServerSpec,
+    host: &str,
+    attacked: Option<bool>,
+    probe: Arc<Probe>,
+) -> impl Future<Output = turmoil::Result> + use<S> {
+    if let Some(no_auth) = attacked {
+        attacker::spawn_endpoint(handler.clone(), spec, host, no_auth);
+    }
+    serve(
+        Instrumented {
+            inner: handler,
+            probe: probe.clone(),
+        },
+        probe,
+    )
+}
+
+/// The attacker host, if the scenario has one; its log fills as it probes.
+pub(super) fn install_attacker(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    dataset: &Dataset,
+) -> Arc<Mutex<attacker::AttackLog>> {
+    let log = Arc::new(Mutex::new(attacker::AttackLog::default()));
+    if let Some(settings) = scenario.attacker {
+        let victim = dataset.users.first();
+        let probes = attacker::matrix(
+            victim.map_or("no-such-user", |u| u.id.as_str()),
+            victim.map_or("nobody@example.com", |u| u.email.as_str()),
+        );
+        let log = log.clone();
+        sim.client("attacker", async move {
+            attacker::run(probes.clone(), settings.every, settings.until, log).await
+        });
+    }
+    log
+}
+
+/// Where clients reach each server: its own host, or the proxy in front of
+/// it when a toxic names it.
+#[derive(Debug, Clone)]
+pub(super) struct Routes {
+    /// The proxied servers, in the order of their proxy ports.
+    proxied: Vec<ServerId>,
+    pub(super) toxics: Toxics,
+}
+
+impl Routes {
+    /// The host and port that reach `server`.
+    pub(super) fn to(&self, server: ServerId) -> (Host, u16) {
+        match self.proxied.iter().position(|s| *s == server) {
+            Some(i) => (Host::Proxy, proxy::PROXY_PORT_BASE + i as u16),
+            None => (Host::Server(server), PORT),
+        }
+    }
+
+    pub(super) fn is_proxied(&self, server: ServerId) -> bool {
+        self.proxied.contains(&server)
+    }
+}
+
+/// Adds the proxy host when any fault is a toxic. Proxied servers take
+/// proxy ports in the order of their names.
+pub(super) fn install_proxy(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, seed: u64) -> Routes {
+    let topology = &scenario.topology;
+    let mut proxied: Vec<ServerId> = Vec::new();
+    for server in scenario.faults.iter().filter_map(|f| f.kind.toxic_server()) {
+        if !proxied.contains(&server) {
+            proxied.push(server);
+        }
+    }
+    proxied.sort_by(|a, b| topology.server(*a).name.cmp(&topology.server(*b).name));
+    let toxics = Toxics::default();
+    if !proxied.is_empty() {
+        let servers: Vec<(ServerId, String, u16)> = proxied
+            .iter()
+            .map(|id| (*id, topology.server(*id).name.clone(), PORT))
+            .collect();
+        let toxics = toxics.clone();
+        sim.host(proxy_name(topology).as_str(), move || {
+            proxy::run(servers.clone(), toxics.clone(), seed)
+        });
+    }
+    Routes { proxied, toxics }
+}
+
+fn proxy_name(topology: &Topology) -> String {
+    topology.name(Host::Proxy).into_owned()
+}
+
+/// A server handler wrapped by the harness: tool calls wait out any stall
+/// first, and requests are counted, so the server code stays unaware of faults.
+#[derive(Clone)]
+struct Instrumented<S> {
+    inner: S,
+    probe: Arc<Probe>,
+}
+
+impl<S: ServerHandler> Service<RoleServer> for Instrumented<S> {
+    async fn handle_request(
+        &self,
+        request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let _counted = self.probe.in_flight.enter();
+        let delay = self.probe.stall_ms.load(Ordering::Relaxed);
+        // A slow backend behind a live process: the handshake and tool
+        // listing stay quick, tool calls are late.
+        if delay > 0 && matches!(request, ClientRequest::CallToolRequest(_)) {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Service::handle_request(&self.inner, request, context).await
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ClientNotification,
+        context: NotificationContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Service::handle_notification(&self.inner, notification, context).await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        Service::get_info(&self.inner)
+    }
+}
+
+/// A reference server on a turmoil host: one MCP session per connection,
+/// exactly as `serve_tcp` frames them.
+async fn serve<S: Service<RoleServer> + Clone>(handler: S, probe: Arc<Probe>) -> turmoil::Result {
+    let listener =
+        turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let handler = handler.clone();
+        let probe = probe.clone();
+        tokio::spawn(async move {
+            let _open = probe.sessions.enter();
+            let (read, write) = stream.into_split();
+            let _ = mcp_server_kit::serve_connection(
+                handler,
+                read,
+                write,
+                &Limits::DEFAULT,
+                CancellationToken::new(),
+            )
+            .await;
+        });
+    }
+}
