@@ -144,3 +144,53 @@ fn a_seed_replays_inside_one_process() {
         "{stdout}"
     );
 }
+
+/// The lines of a run's wire log that carry a `tools/call` the clients sent
+/// to `server`.
+fn calls_sent_to(wire: &str, server: &str) -> usize {
+    let prefix = format!("{server} < ");
+    wire.lines()
+        .filter(|line| line.contains(&prefix) && line.contains("\"tools/call\""))
+        .count()
+}
+
+#[test]
+fn servers_are_data_the_names_are_the_files_own() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenario = Scenario::from_file(&dir.join("renamed-servers.toml")).unwrap();
+    let report = harness::run(&scenario, 1).unwrap();
+    assert!(report.as_expected, "{:#?}", report.verdicts);
+    assert!(calls_sent_to(&report.wire, "directory") > 0);
+    assert!(calls_sent_to(&report.wire, "ledger") > 0);
+    for old in ["user <", "payment <", "sim://user", "sim://payment"] {
+        assert!(!report.wire.contains(old), "{old} in the wire log");
+        assert!(!report.trace.contains(old), "{old} in the trace");
+    }
+    let servers: Vec<&str> = report.load.iter().map(|l| l.server.as_str()).collect();
+    assert_eq!(servers, ["directory", "ledger"]);
+}
+
+#[test]
+fn a_second_ledger_answers_while_the_first_is_down() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenario = Scenario::from_file(&dir.join("replicated-ledger.toml")).unwrap();
+    let crash = &scenario.faults[0];
+    let (down_from, down_until) = (crash.at, crash.at + crash.lasts.unwrap());
+    let report = harness::run(&scenario, 1).unwrap();
+    assert!(report.as_expected, "{:#?}", report.verdicts);
+    assert!(calls_sent_to(&report.wire, "ledger-a") > 0);
+    assert!(
+        calls_sent_to(&report.wire, "ledger-b") > 0,
+        "ledger-b never served a call"
+    );
+    let right_while_down = report
+        .queries
+        .iter()
+        .filter(|q| q.start > down_from + std::time::Duration::from_millis(1500))
+        .filter(|q| q.start + q.latency < down_until && q.outcome == Outcome::Right)
+        .count();
+    assert!(
+        right_while_down > 0,
+        "no question was answered while ledger-a was down"
+    );
+}
