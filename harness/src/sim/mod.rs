@@ -294,7 +294,13 @@ impl Assembly<'_> {
         let load = self.load();
         let mut trace = self.timeline(&queries, driven.events);
         write_totals(&mut trace, &stats, &load);
-        let mut verdicts = verdict::check(self.scenario, &queries, &stats, &load, driven.simulated);
+        let mut verdicts = verdict::check(&verdict::Record {
+            scenario: self.scenario,
+            queries: &queries,
+            stats: &stats,
+            load: &load,
+            simulated: driven.simulated,
+        });
         if self.scenario.attacker.is_some() {
             verdicts.push(verdict::leak_verdict(self.attack, self.oracle.dataset()));
         }

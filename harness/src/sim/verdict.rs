@@ -10,28 +10,53 @@ use crate::{
     scenario::{Invariant, Scenario},
 };
 
-/// Safety: no wrong answer, ever. Liveness: once every fault has healed and
-/// `liveness_after` has passed, every query is right.
-pub(super) fn check(
-    scenario: &Scenario,
-    queries: &[QueryRecord],
-    stats: &Stats,
-    load: &[ServerLoad],
-    simulated: Duration,
-) -> Vec<Verdict> {
-    let wrong = queries
+/// What a run recorded, for the checks.
+pub(super) struct Record<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) queries: &'a [QueryRecord],
+    pub(super) stats: &'a Stats,
+    pub(super) load: &'a [ServerLoad],
+    pub(super) simulated: Duration,
+}
+
+/// Every invariant the scenario sets up, in the order they are reported:
+/// safety and liveness always, the others when asked for.
+pub(super) fn check(record: &Record<'_>) -> Vec<Verdict> {
+    let optional = [
+        availability(record),
+        latency(record),
+        breaker(record),
+        amplification(record),
+        budget(record),
+        load(record),
+    ];
+    [safety(record), liveness(record)]
+        .into_iter()
+        .chain(optional.into_iter().flatten())
+        .collect()
+}
+
+/// No wrong answer, ever.
+fn safety(r: &Record<'_>) -> Verdict {
+    let wrong = r
+        .queries
         .iter()
         .filter(|q| matches!(q.outcome, Outcome::Wrong { .. }))
         .count();
-    let safety = Verdict {
+    Verdict {
         invariant: Invariant::Safety,
         held: wrong == 0,
-        detail: format!("{wrong} wrong answer(s) of {}", queries.len()),
-    };
-    let settled = scenario.healed_at() + scenario.liveness_after;
-    let after: Vec<&QueryRecord> = queries.iter().filter(|q| q.start >= settled).collect();
+        detail: format!("{wrong} wrong answer(s) of {}", r.queries.len()),
+    }
+}
+
+/// Once every fault has healed and `liveness_after` has passed, every
+/// query is right (and some query runs then).
+fn liveness(r: &Record<'_>) -> Verdict {
+    let settled = r.scenario.healed_at() + r.scenario.liveness_after;
+    let after: Vec<&QueryRecord> = r.queries.iter().filter(|q| q.start >= settled).collect();
     let failed = after.iter().filter(|q| q.outcome != Outcome::Right).count();
-    let liveness = Verdict {
+    Verdict {
         invariant: Invariant::Liveness,
         held: !after.is_empty() && failed == 0,
         detail: if after.is_empty() {
@@ -46,92 +71,109 @@ pub(super) fn check(
                 settled.as_millis()
             )
         },
-    };
-    let mut verdicts = vec![safety, liveness];
-    if let Some(min) = scenario.availability_min {
-        let right = queries
-            .iter()
-            .filter(|q| q.outcome == Outcome::Right)
-            .count();
-        let ratio = right as f64 / queries.len().max(1) as f64;
-        verdicts.push(Verdict {
-            invariant: Invariant::Availability,
-            held: ratio >= min,
-            detail: format!(
-                "{right} of {} right ({:.0}%), at least {:.0}% required",
-                queries.len(),
-                ratio * 100.0,
-                min * 100.0
-            ),
-        });
     }
-    if let Some(max) = scenario.p99_max {
-        let p99 = percentile(queries, 0.99);
-        verdicts.push(Verdict {
-            invariant: Invariant::Latency,
-            held: p99 <= max,
-            detail: format!(
-                "p99 {} ms, at most {} ms allowed",
-                p99.as_millis(),
-                max.as_millis()
-            ),
-        });
+}
+
+fn availability(r: &Record<'_>) -> Option<Verdict> {
+    let min = r.scenario.availability_min?;
+    let right = r
+        .queries
+        .iter()
+        .filter(|q| q.outcome == Outcome::Right)
+        .count();
+    let ratio = right as f64 / r.queries.len().max(1) as f64;
+    Some(Verdict {
+        invariant: Invariant::Availability,
+        held: ratio >= min,
+        detail: format!(
+            "{right} of {} right ({:.0}%), at least {:.0}% required",
+            r.queries.len(),
+            ratio * 100.0,
+            min * 100.0
+        ),
+    })
+}
+
+fn latency(r: &Record<'_>) -> Option<Verdict> {
+    let max = r.scenario.p99_max?;
+    let p99 = percentile(r.queries, 0.99);
+    Some(Verdict {
+        invariant: Invariant::Latency,
+        held: p99 <= max,
+        detail: format!(
+            "p99 {} ms, at most {} ms allowed",
+            p99.as_millis(),
+            max.as_millis()
+        ),
+    })
+}
+
+fn breaker(r: &Record<'_>) -> Option<Verdict> {
+    let min = r.scenario.breaker_trips_min?;
+    let trips: u64 = r.stats.breaker_trips.iter().map(|(_, n)| n).sum();
+    Some(Verdict {
+        invariant: Invariant::Breaker,
+        held: trips >= min,
+        detail: format!("{trips} breaker trip(s), at least {min} required"),
+    })
+}
+
+/// Attempts the servers saw per call the clients made.
+fn amplification(r: &Record<'_>) -> Option<Verdict> {
+    let max = r.scenario.amplification_max?;
+    let (calls, extra) = (r.stats.calls, r.stats.retries + r.stats.hedges);
+    let ratio = (calls + extra) as f64 / calls.max(1) as f64;
+    Some(Verdict {
+        invariant: Invariant::Amplification,
+        held: ratio <= max,
+        detail: format!(
+            "{} attempts for {calls} calls ({ratio:.2}x), at most {max}x allowed",
+            calls + extra,
+        ),
+    })
+}
+
+/// Each client's bucket: full at the start, refilled by time and by a
+/// fraction of every first attempt.
+fn budget(r: &Record<'_>) -> Option<Verdict> {
+    if !r.scenario.within_budget {
+        return None;
     }
-    if let Some(min) = scenario.breaker_trips_min {
-        let trips: u64 = stats.breaker_trips.iter().map(|(_, n)| n).sum();
-        verdicts.push(Verdict {
-            invariant: Invariant::Breaker,
-            held: trips >= min,
-            detail: format!("{trips} breaker trip(s), at least {min} required"),
-        });
+    let p = &r.scenario.policy;
+    let extra = r.stats.retries + r.stats.hedges;
+    let clients = f64::from(r.scenario.topology.clients());
+    let allowed = clients * f64::from(p.retry_budget_burst)
+        + p.retry_budget_ratio * r.stats.calls as f64
+        + clients * p.retry_budget_per_s * r.simulated.as_secs_f64();
+    Some(Verdict {
+        invariant: Invariant::Budget,
+        held: extra as f64 <= allowed,
+        detail: format!(
+            "{extra} retries and hedges, the budget allows {}",
+            allowed.floor()
+        ),
+    })
+}
+
+fn load(r: &Record<'_>) -> Option<Verdict> {
+    let (in_flight_max, sessions_max) = (r.scenario.in_flight_max, r.scenario.sessions_max);
+    if in_flight_max.is_none() && sessions_max.is_none() {
+        return None;
     }
-    let extra = stats.retries + stats.hedges;
-    if let Some(max) = scenario.amplification_max {
-        let ratio = (stats.calls + extra) as f64 / stats.calls.max(1) as f64;
-        verdicts.push(Verdict {
-            invariant: Invariant::Amplification,
-            held: ratio <= max,
-            detail: format!(
-                "{} attempts for {} calls ({ratio:.2}x), at most {max}x allowed",
-                stats.calls + extra,
-                stats.calls
-            ),
-        });
-    }
-    if scenario.within_budget {
-        // Each client's bucket: full at the start, refilled by time and by
-        // a fraction of every first attempt.
-        let p = &scenario.policy;
-        let clients = f64::from(scenario.topology.clients());
-        let allowed = clients * f64::from(p.retry_budget_burst)
-            + p.retry_budget_ratio * stats.calls as f64
-            + clients * p.retry_budget_per_s * simulated.as_secs_f64();
-        verdicts.push(Verdict {
-            invariant: Invariant::Budget,
-            held: extra as f64 <= allowed,
-            detail: format!(
-                "{extra} retries and hedges, the budget allows {}",
-                allowed.floor()
-            ),
-        });
-    }
-    if scenario.in_flight_max.is_some() || scenario.sessions_max.is_some() {
-        let in_flight = load.iter().map(|l| l.in_flight_peak).max().unwrap_or(0);
-        let sessions = load.iter().map(|l| l.sessions_peak).max().unwrap_or(0);
-        let held = scenario.in_flight_max.is_none_or(|m| in_flight <= m)
-            && scenario.sessions_max.is_none_or(|m| sessions <= m);
-        let limit = |m: Option<u64>| m.map_or("unbounded".to_owned(), |m| format!("at most {m}"));
-        verdicts.push(Verdict {
-            invariant: Invariant::Load,
-            held,
-            detail: format!(
-                "peak {in_flight} request(s) in flight ({}), {sessions} session(s) open ({})",
-                limit(scenario.in_flight_max),
-                limit(scenario.sessions_max)
-            ),
-        });
-    }
-    verdicts
+    let in_flight = r.load.iter().map(|l| l.in_flight_peak).max().unwrap_or(0);
+    let sessions = r.load.iter().map(|l| l.sessions_peak).max().unwrap_or(0);
+    let held =
+        in_flight_max.is_none_or(|m| in_flight <= m) && sessions_max.is_none_or(|m| sessions <= m);
+    let limit = |m: Option<u64>| m.map_or("unbounded".to_owned(), |m| format!("at most {m}"));
+    Some(Verdict {
+        invariant: Invariant::Load,
+        held,
+        detail: format!(
+            "peak {in_flight} request(s) in flight ({}), {sessions} session(s) open ({})",
+            limit(in_flight_max),
+            limit(sessions_max)
+        ),
+    })
 }
 
 /// Zero leaked records, and every answered probe refused as it must be. A
