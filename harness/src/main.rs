@@ -5,7 +5,12 @@
 
 use mcp_server_kit::say;
 
-use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode, time::Instant};
+use std::{
+    ops::RangeInclusive,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -22,35 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a scenario for one seed or a range of seeds.
-    Run {
-        /// The scenario file, e.g. scenarios/flaky.toml.
-        file: PathBuf,
-        /// One seed (default: the scenario's own).
-        #[arg(long, conflicts_with = "seeds")]
-        seed: Option<u64>,
-        /// A range of seeds, A..B (inclusive).
-        #[arg(long, value_parser = parse_range)]
-        seeds: Option<RangeInclusive<u64>>,
-        /// Write every run's trace (faults and queries) and wire log (every
-        /// message the clients sent and received), with simulated times, to
-        /// FILE.
-        #[arg(long, value_name = "FILE")]
-        trace: Option<PathBuf>,
-        /// Also print each run's trace after its summary (a failing run's
-        /// trace is always printed).
-        #[arg(long)]
-        print_trace: bool,
-        /// Print one JSON object per run instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Write a JUnit XML report (one test case per seed) to FILE.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Run only shard K of N (1-based) of the seeds: seed s belongs to
-        /// shard (s mod N) + 1, so N machines can split a range.
-        #[arg(long, value_name = "K/N", value_parser = parse_shard)]
-        shard: Option<(u64, u64)>,
-    },
+    Run(RunArgs),
     /// Generate datasets, questions and fault schedules with proptest, run
     /// each under the simulation, and on the first failure shrink it to a
     /// minimal case and write it out as a scenario file.
@@ -82,6 +59,38 @@ enum Command {
         #[arg(long)]
         in_process: bool,
     },
+}
+
+/// `harness run`'s arguments.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The scenario file, e.g. scenarios/flaky.toml.
+    file: PathBuf,
+    /// One seed (default: the scenario's own).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A range of seeds, A..B (inclusive).
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<RangeInclusive<u64>>,
+    /// Write every run's trace (faults and queries) and wire log (every
+    /// message the clients sent and received), with simulated times, to
+    /// FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Also print each run's trace after its summary (a failing run's
+    /// trace is always printed).
+    #[arg(long)]
+    print_trace: bool,
+    /// Print one JSON object per run instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write a JUnit XML report (one test case per seed) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Run only shard K of N (1-based) of the seeds: seed s belongs to
+    /// shard (s mod N) + 1, so N machines can split a range.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
 }
 
 fn parse_range(raw: &str) -> Result<RangeInclusive<u64>, String> {
@@ -134,93 +143,7 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<bool> {
     match command {
-        Command::Run {
-            file,
-            seed,
-            seeds,
-            trace,
-            print_trace,
-            json,
-            junit,
-            shard,
-        } => {
-            let scenario = Scenario::from_file(&file)?;
-            let seeds = seeds.unwrap_or_else(|| {
-                let seed = seed.unwrap_or(scenario.seed);
-                seed..=seed
-            });
-            let seeds = in_shard(seeds, shard);
-            let mut trace_file = match &trace {
-                Some(path) => Some(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?,
-                )),
-                None => None,
-            };
-            let progress = progress_bar(seeds.len() as u64, json, "seeds");
-            let started = Instant::now();
-            let mut simulated = std::time::Duration::ZERO;
-            let mut failed = Vec::new();
-            let mut reports = Vec::with_capacity(seeds.len());
-            for &seed in &seeds {
-                let mut report =
-                    harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
-                simulated += report.simulated;
-                progress.suspend(|| {
-                    if json {
-                        say!("{}", report_json(&scenario, &report));
-                    } else {
-                        print_report(&scenario, &report, print_trace);
-                    }
-                });
-                progress.inc(1);
-                if let (Some(out), Some(path)) = (&mut trace_file, &trace) {
-                    use std::io::Write as _;
-                    write!(
-                        out,
-                        "# {} seed {}\n{}# wire\n{}",
-                        scenario.name, report.seed, report.trace, report.wire
-                    )
-                    .with_context(|| format!("writing {}", path.display()))?;
-                }
-                if !report.as_expected {
-                    failed.push((seed, report.trace_hash));
-                }
-                // The JUnit report needs only the verdicts.
-                report.trace = String::new();
-                report.wire = String::new();
-                reports.push(report);
-            }
-            progress.finish_and_clear();
-            let wall = started.elapsed();
-            if let (Some(out), Some(path)) = (trace_file, &trace) {
-                out.into_inner()
-                    .map_err(std::io::IntoInnerError::into_error)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            if let Some(path) = &junit {
-                std::fs::write(path, junit_xml(&scenario, &reports))
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            // Wall time varies from run to run; stdout stays the same.
-            eprintln!(
-                "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
-                seeds.len(),
-                wall.as_secs_f64(),
-                seeds.len() as f64 / wall.as_secs_f64(),
-                simulated.as_secs_f64() / wall.as_secs_f64()
-            );
-            for &(seed, trace_hash) in &failed {
-                eprintln!(
-                    "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
-                    file.display()
-                );
-                if seeds.len() > 1 {
-                    eprintln!("       {}", replay_check(&file, seed, trace_hash));
-                }
-            }
-            Ok(failed.is_empty())
-        }
+        Command::Run(args) => run(&args),
         Command::Explore {
             cases,
             faults_max,
@@ -233,6 +156,118 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             seeds,
             in_process,
         } => check_determinism(&file, seeds, in_process),
+    }
+}
+
+/// `harness run`: every seed, its summary on stdout, the trace file and
+/// the JUnit report; wall-time figures on stderr.
+fn run(args: &RunArgs) -> anyhow::Result<bool> {
+    let scenario = Scenario::from_file(&args.file)?;
+    let seeds = args.seeds.clone().unwrap_or_else(|| {
+        let seed = args.seed.unwrap_or(scenario.seed);
+        seed..=seed
+    });
+    let seeds = in_shard(seeds, args.shard);
+    let mut trace_file = TraceFile::create(args.trace.as_deref())?;
+    let progress = progress_bar(seeds.len() as u64, args.json, "seeds");
+    let started = Instant::now();
+    let mut simulated = std::time::Duration::ZERO;
+    let mut failed = Vec::new();
+    let mut reports = Vec::with_capacity(seeds.len());
+    for &seed in &seeds {
+        let mut report = harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
+        simulated += report.simulated;
+        progress.suspend(|| {
+            if args.json {
+                say!("{}", report_json(&scenario, &report));
+            } else {
+                print_report(&scenario, &report, args.print_trace);
+            }
+        });
+        progress.inc(1);
+        trace_file.write(&scenario, &report)?;
+        if !report.as_expected {
+            failed.push((seed, report.trace_hash));
+        }
+        // The JUnit report needs only the verdicts.
+        report.trace = String::new();
+        report.wire = String::new();
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    let wall = started.elapsed();
+    trace_file.finish()?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit_xml(&scenario, &reports))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    // Wall time varies from run to run; stdout stays the same.
+    eprintln!(
+        "\n{} run(s) in {:.2} s: {:.1} seeds/s, simulated/wall time {:.0}x",
+        seeds.len(),
+        wall.as_secs_f64(),
+        seeds.len() as f64 / wall.as_secs_f64(),
+        simulated.as_secs_f64() / wall.as_secs_f64()
+    );
+    report_failures(&args.file, &failed, seeds.len() > 1);
+    Ok(failed.is_empty())
+}
+
+/// How to reproduce each failed seed, and (in a multi-seed run) whether a
+/// fresh process does.
+fn report_failures(file: &Path, failed: &[(u64, u64)], many: bool) {
+    for &(seed, trace_hash) in failed {
+        eprintln!(
+            "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
+            file.display()
+        );
+        if many {
+            eprintln!("       {}", replay_check(file, seed, trace_hash));
+        }
+    }
+}
+
+/// `--trace FILE`: every run's trace and wire log, one after the other.
+struct TraceFile {
+    out: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+}
+
+impl TraceFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        let out = match path {
+            Some(path) => Some((
+                path.to_owned(),
+                std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                ),
+            )),
+            None => None,
+        };
+        Ok(Self { out })
+    }
+
+    fn write(&mut self, scenario: &Scenario, report: &RunReport) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let Some((path, out)) = &mut self.out else {
+            return Ok(());
+        };
+        write!(
+            out,
+            "# {} seed {}\n{}# wire\n{}",
+            scenario.name, report.seed, report.trace, report.wire
+        )
+        .with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        let Some((path, out)) = self.out else {
+            return Ok(());
+        };
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
     }
 }
 
