@@ -33,16 +33,16 @@
 //! spawns tokio tasks while the run is going (they share the numbering).
 
 mod attacker;
-pub mod dataset;
+mod dataset;
 pub mod duplex;
 pub mod explore;
-pub mod fault;
-pub mod oracle;
-pub mod proxy;
-pub mod scenario;
-pub mod sim;
+mod fault;
+mod oracle;
+mod proxy;
+mod scenario;
+mod sim;
 pub mod strategies;
-pub mod topology;
+mod topology;
 
 pub use dataset::Dataset;
 pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The proxy listens on `PROXY_PORT_BASE + n` for the n-th server.
-pub const PROXY_PORT_BASE: u16 = 9100;
+pub(crate) const PROXY_PORT_BASE: u16 = 9100;
 /// Largest chunk the proxy reads at once.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -27,18 +27,18 @@ type Active = (usize, Toxic<Host>);
 
 /// The toxics in force, shared between the fault loop and the proxy host.
 #[derive(Debug, Clone, Default)]
-pub struct Toxics {
+pub(crate) struct Toxics {
     active: Arc<Mutex<Vec<Active>>>,
 }
 
 impl Toxics {
     /// Puts toxic number `id` in force.
-    pub fn add(&self, id: usize, toxic: Toxic<Host>) {
+    pub(crate) fn add(&self, id: usize, toxic: Toxic<Host>) {
         self.active.lock().expect("toxics").push((id, toxic));
     }
 
     /// Takes toxic number `id` out of force.
-    pub fn remove(&self, id: usize) {
+    pub(crate) fn remove(&self, id: usize) {
         self.active
             .lock()
             .expect("toxics")
@@ -58,7 +58,7 @@ impl Toxics {
 
 /// The proxy host's software: one listener per proxied server, given as
 /// (server, its host name, its port).
-pub async fn run(
+pub(crate) async fn run(
     servers: Vec<(ServerId, String, u16)>,
     toxics: Toxics,
     seed: u64,

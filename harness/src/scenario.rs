@@ -22,18 +22,18 @@ use crate::{
 };
 
 /// Largest generated or inline dataset.
-pub const USERS_MAX: u32 = 10_000;
-pub const TRANSACTIONS_MAX: u32 = 100_000;
+pub(crate) const USERS_MAX: u32 = 10_000;
+pub(crate) const TRANSACTIONS_MAX: u32 = 100_000;
 /// Most repetitions one `every_ms` fault may make.
-pub const REPEATS_MAX: usize = 1000;
+pub(crate) const REPEATS_MAX: usize = 1000;
 /// Most distinct generated questions.
-pub const QUESTION_POOL_MAX: u32 = 1000;
+pub(crate) const QUESTION_POOL_MAX: u32 = 1000;
 /// Longest simulated run a scenario may ask for.
-pub const DURATION_LIMIT: Duration = Duration::from_secs(3600);
+pub(crate) const DURATION_LIMIT: Duration = Duration::from_secs(3600);
 /// Most queries one run may issue.
-pub const QUERIES_MAX: u32 = 10_000;
+pub(crate) const QUERIES_MAX: u32 = 10_000;
 /// Most queries one run may have in flight at once.
-pub const CONCURRENCY_MAX: u32 = 64;
+pub(crate) const CONCURRENCY_MAX: u32 = 64;
 
 /// A validated scenario.
 #[derive(Debug, Clone)]
@@ -287,7 +287,7 @@ impl Locator<'_> {
 /// explore` writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScenarioFile {
+pub(crate) struct ScenarioFile {
     pub name: String,
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -327,7 +327,7 @@ fn one() -> u32 {
 /// `[network]`: all optional, 0 by default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkTable {
+pub(crate) struct NetworkTable {
     #[serde(default)]
     pub latency_min_ms: u64,
     #[serde(default)]
@@ -339,7 +339,7 @@ pub struct NetworkTable {
 /// `[dataset]`: generated from the seed, or written out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetTable {
+pub(crate) struct DatasetTable {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<GenerateTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -350,7 +350,7 @@ pub struct DatasetTable {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GenerateTable {
+pub(crate) struct GenerateTable {
     pub users: u32,
     pub transactions: u32,
 }
@@ -358,7 +358,7 @@ pub struct GenerateTable {
 /// `[workload]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkloadTable {
+pub(crate) struct WorkloadTable {
     pub queries: u32,
     #[serde(default = "one")]
     pub clients: u32,
@@ -379,7 +379,7 @@ pub struct WorkloadTable {
 /// `[attacker]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AttackerTable {
+pub(crate) struct AttackerTable {
     pub every_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
@@ -390,7 +390,7 @@ pub struct AttackerTable {
 /// `[invariants]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InvariantsTable {
+pub(crate) struct InvariantsTable {
     #[serde(default)]
     pub liveness_after_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

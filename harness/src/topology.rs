@@ -8,9 +8,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 /// Most servers a scenario may run.
-pub const SERVERS_MAX: usize = 8;
+pub(crate) const SERVERS_MAX: usize = 8;
 /// Most client hosts a scenario may have.
-pub const CLIENTS_MAX: u32 = 8;
+pub(crate) const CLIENTS_MAX: u32 = 8;
 
 /// Which reference server a host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -122,11 +122,6 @@ impl Topology {
             .map(|(i, s)| (ServerId(i), s))
     }
 
-    /// The servers as written (for writing a scenario back out).
-    pub fn server_specs(&self) -> &[ServerSpec] {
-        &self.servers
-    }
-
     pub fn server(&self, id: ServerId) -> &ServerSpec {
         &self.servers[id.0]
     }
@@ -176,21 +171,6 @@ impl Topology {
                 format!("unknown host {name:?}; hosts are {}", known.join(", "))
             })
     }
-
-    /// The server a scenario file names.
-    pub fn resolve_server(&self, name: &str) -> Result<ServerId, String> {
-        match self.resolve(name)? {
-            Host::Server(id) => Ok(id),
-            _ => Err(format!(
-                "{name:?} is not a server; servers are {}",
-                self.servers
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
 }
 
 /// A server's name must be a usable host name that no harness host has.
@@ -236,10 +216,6 @@ mod tests {
         assert_eq!(
             topology.resolve("db").unwrap_err(),
             "unknown host \"db\"; hosts are client, client2, user, payment"
-        );
-        assert_eq!(
-            topology.resolve_server("client").unwrap_err(),
-            "\"client\" is not a server; servers are user, payment"
         );
         assert_eq!(topology.first_of(ServerKind::Payment), ServerId(1));
     }

@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// Every server listens on this port of its host.
-pub const PORT: u16 = 9000;
+pub(crate) const PORT: u16 = 9000;
 
 /// What happened to one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
