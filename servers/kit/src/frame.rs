@@ -373,6 +373,9 @@ impl Encoder<TxJsonRpcMessage<RoleServer>> for JsonLineEncoder {
 }
 
 #[cfg(test)]
+mod cancel_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
