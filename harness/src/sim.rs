@@ -33,7 +33,7 @@ use user_server::UserServer;
 use crate::{
     attacker,
     dataset::Dataset,
-    oracle::Oracle,
+    oracle::{Expected, Oracle},
     proxy::{self, Toxics},
     scenario::{
         DatasetSource, Fault, FaultKind, Invariant, Questions, Scenario, Stream, ToxicKind,
@@ -198,7 +198,7 @@ pub fn dataset_for(scenario: &Scenario, seed: u64) -> Result<Dataset, RunError> 
 }
 
 /// A question and the oracle's answer to it (or why there is none).
-type Asked = (String, Result<orchestrator::Answer, String>);
+type Asked = (String, Expected);
 
 /// The questions a run asks in turn, each with the oracle's answer.
 fn questions_for(scenario: &Scenario, oracle: &Oracle, seed: u64) -> Result<Vec<Asked>, RunError> {
@@ -403,17 +403,15 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
                     let begun = tokio::time::Instant::now();
                     let mut trace = Vec::new();
                     let result = orchestrator.ask(question, &mut trace).await;
-                    let outcome = match (&result, expected) {
-                        (Ok(got), Ok(want)) if got == want => Outcome::Right,
-                        (Ok(got), Ok(want)) => Outcome::Wrong {
-                            got: got.render(),
-                            expected: want.render(),
+                    let outcome = match &result {
+                        Ok(got) => match expected.check(got, &got.render()) {
+                            Ok(()) => Outcome::Right,
+                            Err(wrong) => Outcome::Wrong {
+                                got: wrong.got,
+                                expected: wrong.expected,
+                            },
                         },
-                        (Ok(got), Err(why)) => Outcome::Wrong {
-                            got: got.render(),
-                            expected: format!("an error: {why}"),
-                        },
-                        (Err(error), _) => Outcome::Error(error.to_string()),
+                        Err(error) => Outcome::Error(error.to_string()),
                     };
                     records.lock().expect("records").push(QueryRecord {
                         index: i,
