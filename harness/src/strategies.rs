@@ -24,7 +24,7 @@ use proptest::{
     strategy::ValueTree,
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
-use user_server::{UserRecord, domain::email_key};
+use user_server::{UserRecord, email_key};
 
 use crate::dataset::Dataset;
 
