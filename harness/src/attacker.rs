@@ -5,12 +5,15 @@
 //! check then scans those bytes for any user id, email, name or transaction
 //! of the dataset.
 //!
-//! The servers trust one simulated authorization server, whose key is the
-//! test-only `servers/test-support/keys/issuer-es256.pem`. The attacker
-//! holds what an attacker plausibly has: tokens minted for the *other*
-//! server, for the wrong scope, for its own (non-existent) user, expired or
-//! not yet valid ones, tokens signed with a key of its own, and the id of
-//! the user it wants to read.
+//! The cases are `test_support::MATRIX`, the one denial matrix, which the
+//! orchestrator's e2e tests send over loopback too; each probe must get its
+//! case's status and challenge. The servers trust one simulated
+//! authorization server, whose key is the test-only
+//! `servers/test-support/keys/issuer-es256.pem`. The attacker holds what an
+//! attacker plausibly has: tokens minted for the *other* server, for the
+//! wrong scope, for its own (non-existent) user, expired or not yet valid
+//! ones, tokens signed with a key of its own, and the id of the user it
+//! wants to read.
 
 use std::{
     fmt::Write as _,
@@ -20,9 +23,8 @@ use std::{
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
 use mcp_server_kit::{Access, AuthSettings, Authenticator, HttpOptions, JwtSettings, ServerSpec};
-use serde_json::json;
+use test_support::{Refusal, Victim, World};
 
 use crate::dataset::Dataset;
 
@@ -33,8 +35,8 @@ pub(crate) const HTTP_PORT: u16 = 9080;
 pub(crate) const EPOCH_S: u64 = 1_700_000_000;
 /// The simulated authorization server.
 const ISSUER: &str = "https://auth.sim";
-const ISSUER_KEY: &[u8] = include_bytes!("../../servers/test-support/keys/issuer-es256.pem");
-const FORGER_KEY: &[u8] = include_bytes!("../../servers/test-support/keys/forger-es256.pem");
+/// The id of the simulated issuer's key in the servers' JWKS.
+const KEY_ID: &str = "sim";
 /// The user the attacker's own token is bound to: not in any dataset.
 const INTRUDER: &str = "intruder-0000";
 /// How long one probe may take before it counts as unanswered.
@@ -57,15 +59,16 @@ fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
     let access = if no_auth {
         Access::Open
     } else {
-        let key = EncodingKey::from_ec_pem(ISSUER_KEY).expect("the test issuer's key");
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).expect("a P-256 JWK");
-        jwk.common.key_id = Some("sim".into());
         let auth = Authenticator::new(AuthSettings {
             resource: resource(host),
             protection: spec.protection,
             static_tokens: Vec::new(),
             jwt: Some(JwtSettings {
-                keys: jsonwebtoken::jwk::JwkSet { keys: vec![jwk] },
+                // The key set depends only on the issuer's key, not on the hosts.
+                keys: test_support::jwks(&world(&Attacked {
+                    user: host,
+                    payment: host,
+                })),
                 issuer: ISSUER.into(),
             }),
             token_requests_max: 64,
@@ -121,183 +124,68 @@ async fn serve_http(router: axum::Router) -> std::io::Result<()> {
     }
 }
 
-/// One request of the denial matrix, and the status it must get.
+/// One request of the denial matrix, and the refusal it must get.
 #[derive(Debug, Clone)]
 pub(crate) struct Probe {
     pub(crate) name: &'static str,
-    pub(crate) server: &'static str,
+    /// The host it is sent to.
+    pub(crate) server: String,
     authorization: Option<String>,
     content_type: &'static str,
     body: String,
-    pub(crate) expect: u16,
+    pub(crate) refusal: Refusal,
 }
 
-/// The denial matrix, aimed at the user with id `victim` and email
-/// `victim_email` (taken from the dataset: the attacker knows its target).
-pub(crate) fn matrix(victim: &str, victim_email: &str) -> Vec<Probe> {
-    let now = EPOCH_S;
-    let sign = |pem: &[u8], claims: serde_json::Value| {
-        let key = EncodingKey::from_ec_pem(pem).expect("a test key");
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("sim".into());
-        jsonwebtoken::encode(&header, &claims, &key).expect("signs")
-    };
-    let claims = |server: &str, scope: &str, sub: Option<&str>| {
-        let mut claims = json!({
-            "iss": ISSUER, "aud": resource(server), "scope": scope,
-            // Valid for far longer than any simulation runs.
-            "exp": now + 86_400, "nbf": now - 60,
-        });
-        if let Some(sub) = sub {
-            claims["sub"] = json!(sub);
-        }
-        claims
-    };
-    let bearer = |token: String| Some(format!("Bearer {token}"));
-    let with = |mut c: serde_json::Value, field: &str, value: serde_json::Value| {
-        c[field] = value;
-        c
-    };
-    let lookup = call("getUserIdByEmail", json!({ "email": victim_email }));
-    let list = call("getTransactionsUsingUserId", json!({ "userId": victim }));
-    let all_scopes = "users:read transactions:read";
-    // The attacker's own, valid token: bound to a user no dataset has.
-    let own = sign(
-        ISSUER_KEY,
-        claims("payment", "transactions:read", Some(INTRUDER)),
-    );
-    vec![
-        probe("no token", "payment", None, &list, 401),
-        probe("no token", "user", None, &lookup, 401),
-        probe(
-            "malformed header",
-            "payment",
-            Some("Bearer".into()),
-            &list,
-            401,
-        ),
-        probe(
-            "wrong scheme",
-            "user",
-            Some("Basic aW50cnVkZXI6cGFzc3dvcmQ=".into()),
-            &lookup,
-            401,
-        ),
-        probe(
-            "forged signature",
-            "payment",
-            bearer(sign(
-                FORGER_KEY,
-                claims("payment", "transactions:read transactions:read:any", None),
-            )),
-            &list,
-            401,
-        ),
-        probe(
-            "expired",
-            "payment",
-            bearer(sign(
-                ISSUER_KEY,
-                with(
-                    claims("payment", "transactions:read transactions:read:any", None),
-                    "exp",
-                    json!(now - 3_600),
-                ),
-            )),
-            &list,
-            401,
-        ),
-        probe(
-            "not yet valid",
-            "user",
-            bearer(sign(
-                ISSUER_KEY,
-                with(
-                    claims("user", "users:read", None),
-                    "nbf",
-                    json!(now + 86_400),
-                ),
-            )),
-            &lookup,
-            401,
-        ),
-        probe(
-            "wrong issuer",
-            "user",
-            bearer(sign(
-                ISSUER_KEY,
-                with(
-                    claims("user", "users:read", None),
-                    "iss",
-                    json!("https://evil.sim"),
-                ),
-            )),
-            &lookup,
-            401,
-        ),
-        probe(
-            "user-server token replayed at the payment server",
-            "payment",
-            bearer(sign(ISSUER_KEY, claims("user", all_scopes, None))),
-            &list,
-            401,
-        ),
-        probe(
-            "payment-server token replayed at the user server",
-            "user",
-            bearer(sign(ISSUER_KEY, claims("payment", all_scopes, None))),
-            &lookup,
-            401,
-        ),
-        probe(
-            "missing scope",
-            "payment",
-            bearer(sign(ISSUER_KEY, claims("payment", "users:read", None))),
-            &list,
-            403,
-        ),
-        probe(
-            "own token asking for another user's transactions",
-            "payment",
-            bearer(own.clone()),
-            &list,
-            403,
-        ),
-        Probe {
-            // rmcp takes any case of the media type: so must the checks.
-            content_type: "Application/JSON; charset=utf-8",
-            ..probe(
-                "the same in a mixed-case Content-Type",
-                "payment",
-                bearer(own),
-                &list,
-                403,
-            )
-        },
-    ]
-}
-
-fn probe(
-    name: &'static str,
-    server: &'static str,
-    authorization: Option<String>,
-    body: &str,
-    expect: u16,
-) -> Probe {
-    Probe {
-        name,
-        server,
-        authorization,
-        content_type: "application/json",
-        body: body.to_owned(),
-        expect,
+/// The simulated setting of the denial matrix: the simulated issuer's
+/// ES256 key under one key id, simulated time, and neither static tokens
+/// nor an RS256 key (the cases that need those do not apply).
+fn world(hosts: &Attacked<'_>) -> World<'static> {
+    World {
+        issuer: ISSUER,
+        rogue_issuer: "https://evil.sim",
+        kid_es256: KEY_ID,
+        kid_rs256: None,
+        now: EPOCH_S,
+        // Valid for far longer than any simulation runs.
+        lifetime_s: 86_400,
+        user_resource: resource(hosts.user),
+        payment_resource: resource(hosts.payment),
+        own_user: INTRUDER,
+        static_tokens: None,
     }
 }
 
-fn call(tool: &str, arguments: serde_json::Value) -> String {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-           "params": {"name": tool, "arguments": arguments}})
-    .to_string()
+/// The hosts the attacker aims at: the scenario's first server of each kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attacked<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) payment: &'a str,
+}
+
+/// The denial matrix (`test_support::MATRIX`, the cases that apply here),
+/// sent to the `hosts` and aimed at the user with id `victim` and email
+/// `victim_email` (taken from the dataset: the attacker knows its target).
+pub(crate) fn matrix(hosts: &Attacked<'_>, victim: &str, victim_email: &str) -> Vec<Probe> {
+    let world = world(hosts);
+    let victim = Victim {
+        id: victim,
+        email: victim_email,
+    };
+    test_support::MATRIX
+        .iter()
+        .filter(|case| world.applies(case))
+        .map(|case| Probe {
+            name: case.name,
+            server: match case.server {
+                test_support::Server::User => hosts.user.to_owned(),
+                test_support::Server::Payment => hosts.payment.to_owned(),
+            },
+            authorization: world.authorization(case),
+            content_type: case.content_type,
+            body: case.body(&victim),
+            refusal: case.refusal,
+        })
+        .collect()
 }
 
 /// What the attacker saw.
@@ -331,13 +219,20 @@ pub(crate) async fn run(
         let result = tokio::time::timeout(PROBE_TIMEOUT, send(probe)).await;
         let mut log = log.lock().expect("attack log");
         let line = match result {
-            Ok(Ok((status, bytes))) => {
+            Ok(Ok(Reply {
+                status,
+                challenge,
+                bytes,
+            })) => {
                 log.answered += 1;
                 log.received.extend_from_slice(&bytes);
-                if status != probe.expect {
+                if status != probe.refusal.status() || !probe.refusal.challenged_by(&challenge) {
                     log.unexpected.push(format!(
-                        "{} at {}: {status}, expected {}",
-                        probe.name, probe.server, probe.expect
+                        "{} at {}: {status} {challenge:?}, expected {} {:?}",
+                        probe.name,
+                        probe.server,
+                        probe.refusal.status(),
+                        probe.refusal
                     ));
                 }
                 format!("{status}")
@@ -359,10 +254,18 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Sends one probe on a fresh connection; returns the status and every
-/// byte of the response (status line, headers and body).
-async fn send(probe: &Probe) -> Result<(u16, Vec<u8>), String> {
-    let stream = turmoil::net::TcpStream::connect((probe.server, HTTP_PORT))
+/// What a probe got back.
+struct Reply {
+    status: u16,
+    /// The `WWW-Authenticate` value, empty if none.
+    challenge: String,
+    /// Every byte of the response: status line, headers and body.
+    bytes: Vec<u8>,
+}
+
+/// Sends one probe on a fresh connection.
+async fn send(probe: &Probe) -> Result<Reply, String> {
+    let stream = turmoil::net::TcpStream::connect((probe.server.as_str(), HTTP_PORT))
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let (mut sender, connection) =
@@ -370,8 +273,8 @@ async fn send(probe: &Probe) -> Result<(u16, Vec<u8>), String> {
             .await
             .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(connection);
-    let mut request = hyper::Request::post(resource(probe.server))
-        .header("host", probe.server)
+    let mut request = hyper::Request::post(resource(&probe.server))
+        .header("host", probe.server.as_str())
         .header("content-type", probe.content_type)
         .header("accept", "application/json, text/event-stream");
     if let Some(value) = &probe.authorization {
@@ -385,6 +288,11 @@ async fn send(probe: &Probe) -> Result<(u16, Vec<u8>), String> {
         .await
         .map_err(|e| format!("request: {e}"))?;
     let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
     let mut bytes = format!("HTTP {status}\n").into_bytes();
     for (name, value) in response.headers() {
         bytes.extend_from_slice(name.as_str().as_bytes());
@@ -400,7 +308,11 @@ async fn send(probe: &Probe) -> Result<(u16, Vec<u8>), String> {
             bytes.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Ok((status, bytes))
+    Ok(Reply {
+        status,
+        challenge,
+        bytes,
+    })
 }
 
 /// The dataset records whose identifying text appears in `received`
@@ -453,9 +365,21 @@ www-authenticate: Bearer error="invalid_token"
 
     #[test]
     fn every_probe_is_a_denial() {
-        let probes = matrix("b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f", "bob@example.com");
+        let hosts = Attacked {
+            user: "user",
+            payment: "payment",
+        };
+        let probes = matrix(
+            &hosts,
+            "b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f",
+            "bob@example.com",
+        );
         assert!(probes.len() >= 10);
-        assert!(probes.iter().all(|p| p.expect == 401 || p.expect == 403));
+        assert!(
+            probes
+                .iter()
+                .all(|p| matches!(p.refusal.status(), 401 | 403))
+        );
         assert!(probes.iter().any(|p| p.server == "user"));
         assert!(probes.iter().any(|p| p.server == "payment"));
     }

@@ -104,7 +104,12 @@ mod tests {
         let question = "What are the recent transactions for bob@example.com?";
         let mut trace = Vec::new();
         let got = orchestrator.ask(question, &mut trace).await.unwrap();
-        assert_eq!(Ok(got), Oracle::new(dataset).answer(question));
+        assert_eq!(
+            Oracle::new(dataset)
+                .answer(question)
+                .check(&got, &got.render()),
+            Ok(())
+        );
         assert_eq!(trace.len(), 2, "two hops: {trace:?}");
         orchestrator.shutdown().await;
     }

@@ -5,6 +5,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
+    ops::ControlFlow,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -125,37 +126,115 @@ pub(crate) async fn run(
 /// Copies one direction of a connection through the toxics in force.
 async fn pump(
     mut from: turmoil::net::tcp::OwnedReadHalf,
-    mut to: turmoil::net::tcp::OwnedWriteHalf,
+    to: turmoil::net::tcp::OwnedWriteHalf,
     server: ServerId,
     stream: Stream,
     toxics: Toxics,
-    mut rng: SmallRng,
+    rng: SmallRng,
 ) {
+    let mut pipe = Pipe {
+        to,
+        server,
+        stream,
+        toxics,
+        rng,
+        sent: 0,
+        decided: Vec::new(),
+    };
     let mut buf = vec![0u8; CHUNK_BYTES];
-    let mut sent: u64 = 0;
-    // Per connection, each toxic applies with probability `toxicity`,
-    // decided once, the first time the toxic is seen.
-    let mut decided: Vec<(usize, bool)> = Vec::new();
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                for (_, toxic) in toxics.current(server, stream) {
-                    if let ToxicKind::SlowClose { delay } = toxic.kind {
-                        tokio::time::sleep(delay).await;
-                    }
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return pipe.close().await,
+            Ok(n) => {
+                if pipe.forward(&buf[..n]).await.is_break() {
+                    return;
                 }
-                let _ = to.shutdown().await;
-                return;
             }
-            Ok(n) => n,
-        };
+        }
+    }
+}
+
+/// One direction of a proxied connection, past its reading end.
+struct Pipe {
+    to: turmoil::net::tcp::OwnedWriteHalf,
+    server: ServerId,
+    stream: Stream,
+    toxics: Toxics,
+    rng: SmallRng,
+    /// Bytes forwarded so far.
+    sent: u64,
+    /// Per connection, each toxic applies with probability `toxicity`,
+    /// decided once, the first time the toxic is seen: (toxic id, applies).
+    decided: Vec<(usize, bool)>,
+}
+
+impl Pipe {
+    /// The reading end closed: close the writing end, slowly if a
+    /// `slow_close` is in force.
+    async fn close(mut self) {
+        for (_, toxic) in self.toxics.current(self.server, self.stream) {
+            if let ToxicKind::SlowClose { delay } = toxic.kind {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        let _ = self.to.shutdown().await;
+    }
+
+    /// Forwards one chunk through the toxics that apply to this connection;
+    /// `Break` when a toxic or the peer ends the connection.
+    async fn forward(&mut self, chunk: &[u8]) -> ControlFlow<()> {
+        let applying = self.applying();
+        let mut pieces: Vec<&[u8]> = vec![chunk];
+        for kind in &applying {
+            match *kind {
+                ToxicKind::Latency { latency, jitter } => {
+                    tokio::time::sleep(self.latency(latency, jitter)).await;
+                }
+                ToxicKind::Bandwidth { rate_kbps } => {
+                    let micros = (chunk.len() as u64 * 8_000) / rate_kbps.max(1);
+                    tokio::time::sleep(Duration::from_micros(micros)).await;
+                }
+                ToxicKind::Slicer {
+                    average_size,
+                    size_variation,
+                    ..
+                } => pieces = self.slice(chunk, average_size, size_variation),
+                ToxicKind::Timeout { timeout } => {
+                    if timeout.is_zero() {
+                        std::future::pending::<()>().await;
+                    }
+                    tokio::time::sleep(timeout).await;
+                    return ControlFlow::Break(());
+                }
+                ToxicKind::ResetPeer { timeout } => {
+                    tokio::time::sleep(timeout).await;
+                    return ControlFlow::Break(());
+                }
+                ToxicKind::LimitData { bytes } if self.sent + chunk.len() as u64 > bytes => {
+                    let allowed = usize::try_from(bytes.saturating_sub(self.sent)).unwrap_or(0);
+                    let _ = self.to.write_all(&chunk[..allowed]).await;
+                    return ControlFlow::Break(());
+                }
+                ToxicKind::Drop {} => std::future::pending::<()>().await,
+                ToxicKind::LimitData { .. } | ToxicKind::SlowClose { .. } => {}
+            }
+        }
+        self.write(&pieces, slice_delay(&applying)).await?;
+        self.sent += chunk.len() as u64;
+        ControlFlow::Continue(())
+    }
+
+    /// The toxics in force that apply to this connection, deciding (once
+    /// per toxic, in the order they are in force) those seen for the first
+    /// time.
+    fn applying(&mut self) -> Vec<ToxicKind> {
         let mut applying = Vec::new();
-        for (id, toxic) in toxics.current(server, stream) {
-            let applies = match decided.iter().find(|(i, _)| *i == id) {
+        for (id, toxic) in self.toxics.current(self.server, self.stream) {
+            let applies = match self.decided.iter().find(|(i, _)| *i == id) {
                 Some((_, applies)) => *applies,
                 None => {
-                    let applies = rng.random_bool(toxic.toxicity);
-                    decided.push((id, applies));
+                    let applies = self.rng.random_bool(toxic.toxicity);
+                    self.decided.push((id, applies));
                     applies
                 }
             };
@@ -163,74 +242,61 @@ async fn pump(
                 applying.push(toxic.kind);
             }
         }
-        let mut pieces: Vec<&[u8]> = vec![&buf[..n]];
-        for kind in &applying {
-            match *kind {
-                ToxicKind::Latency { latency, jitter } => {
-                    let jitter_ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
-                    let extra = if jitter_ms == 0 {
-                        0
-                    } else {
-                        rng.random_range(0..=2 * jitter_ms)
-                    };
-                    let pause = (latency + Duration::from_millis(extra)).saturating_sub(jitter);
-                    tokio::time::sleep(pause).await;
-                }
-                ToxicKind::Bandwidth { rate_kbps } => {
-                    let micros = (n as u64 * 8_000) / rate_kbps.max(1);
-                    tokio::time::sleep(Duration::from_micros(micros)).await;
-                }
-                ToxicKind::Slicer {
-                    average_size,
-                    size_variation,
-                    ..
-                } => {
-                    let mut sliced = Vec::new();
-                    let mut rest = &buf[..n];
-                    while !rest.is_empty() {
-                        let low = average_size.saturating_sub(size_variation).max(1);
-                        let high = (average_size + size_variation).max(low);
-                        let size = rng.random_range(low..=high).min(rest.len());
-                        let (piece, tail) = rest.split_at(size);
-                        sliced.push(piece);
-                        rest = tail;
-                    }
-                    pieces = sliced;
-                }
-                ToxicKind::Timeout { timeout } => {
-                    if timeout.is_zero() {
-                        std::future::pending::<()>().await;
-                    }
-                    tokio::time::sleep(timeout).await;
-                    return;
-                }
-                ToxicKind::ResetPeer { timeout } => {
-                    tokio::time::sleep(timeout).await;
-                    return;
-                }
-                ToxicKind::LimitData { bytes } if sent + n as u64 > bytes => {
-                    let allowed = usize::try_from(bytes.saturating_sub(sent)).unwrap_or(0);
-                    let _ = to.write_all(&buf[..allowed]).await;
-                    return;
-                }
-                ToxicKind::Drop {} => std::future::pending::<()>().await,
-                ToxicKind::LimitData { .. } | ToxicKind::SlowClose { .. } => {}
-            }
+        applying
+    }
+
+    /// A latency toxic's pause: `latency` give or take `jitter`.
+    fn latency(&mut self, latency: Duration, jitter: Duration) -> Duration {
+        let jitter_ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+        let extra = if jitter_ms == 0 {
+            0
+        } else {
+            self.rng.random_range(0..=2 * jitter_ms)
+        };
+        (latency + Duration::from_millis(extra)).saturating_sub(jitter)
+    }
+
+    /// A slicer toxic's pieces of `chunk`: sizes drawn around `average_size`.
+    fn slice<'a>(
+        &mut self,
+        chunk: &'a [u8],
+        average_size: usize,
+        size_variation: usize,
+    ) -> Vec<&'a [u8]> {
+        let mut sliced = Vec::new();
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let low = average_size.saturating_sub(size_variation).max(1);
+            let high = (average_size + size_variation).max(low);
+            let size = self.rng.random_range(low..=high).min(rest.len());
+            let (piece, tail) = rest.split_at(size);
+            sliced.push(piece);
+            rest = tail;
         }
-        let slice_delay = applying.iter().find_map(|k| match k {
-            ToxicKind::Slicer { delay, .. } => Some(*delay),
-            _ => None,
-        });
+        sliced
+    }
+
+    /// Writes the pieces in turn, `delay` apart if a slicer set one;
+    /// `Break` when the peer is gone.
+    async fn write(&mut self, pieces: &[&[u8]], delay: Option<Duration>) -> ControlFlow<()> {
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0
-                && let Some(delay) = slice_delay
+                && let Some(delay) = delay
             {
                 tokio::time::sleep(delay).await;
             }
-            if to.write_all(piece).await.is_err() {
-                return;
+            if self.to.write_all(piece).await.is_err() {
+                return ControlFlow::Break(());
             }
         }
-        sent += n as u64;
+        ControlFlow::Continue(())
     }
+}
+
+/// The pause between a slicer's pieces, if a slicer applies.
+fn slice_delay(applying: &[ToxicKind]) -> Option<Duration> {
+    applying.iter().find_map(|kind| match kind {
+        ToxicKind::Slicer { delay, .. } => Some(*delay),
+        _ => None,
+    })
 }

@@ -137,49 +137,45 @@ struct Row {
 
 fn run(args: &Args) -> anyhow::Result<bool> {
     let dir = bin_dir()?;
-    let orchestrator = built_binary(&dir, "orchestrator", "orchestrator")?;
-    let floor = built_binary(&dir, "benches", "floor")?;
+    let release = dir.ends_with("release");
+    let rows = contenders(args, &dir)?;
+    print_table(&rows);
+    let key = Key::of(&rows)?;
+    let targets = targets(&key);
+    print_targets(&targets);
+    say!("\n{}", report(release, &rows, &key, &targets));
+    if !release {
+        say!(
+            "\nnote: a debug build; its timings say nothing about the targets. \
+             Measure with: cargo run --release -p benches --bin compare"
+        );
+    }
+    let all_met = targets.iter().all(|t| t.met != Some(false));
+    Ok(args.smoke || all_met)
+}
+
+/// Measures every contender in turn: ours over each transport, the floor,
+/// then the TypeScript peer unless skipped.
+fn contenders(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let orchestrator = built_binary(dir, "orchestrator", "orchestrator")?;
+    let floor = built_binary(dir, "benches", "floor")?;
     let q = args.queries.to_string();
-    let ours = |transport: &str, concurrency: u32, queries: &str| -> anyhow::Result<Measured> {
-        measure(
-            &format!("orchestrator bench --transport {transport} --concurrency {concurrency}"),
-            Command::new(&orchestrator).args([
-                "bench",
-                "--json",
-                "--transport",
-                transport,
-                "--concurrency",
-                &concurrency.to_string(),
-                "--queries",
-                queries,
-            ]),
-        )
-    };
-    let mut rows = vec![
-        Row {
-            name: "ours stdio",
-            measured: ours("stdio", 1, &q)?,
-        },
-        Row {
-            name: "ours tcp",
-            measured: ours("tcp", 1, &q)?,
-        },
-        Row {
-            name: "ours http",
-            measured: ours("http", 1, &q)?,
-        },
-        Row {
-            name: "ours tcp c=64",
-            measured: ours(
-                "tcp",
-                64,
-                &args
-                    .throughput_queries
-                    .unwrap_or(args.queries.saturating_mul(10))
-                    .to_string(),
-            )?,
-        },
-    ];
+    let throughput = args
+        .throughput_queries
+        .unwrap_or(args.queries.saturating_mul(10))
+        .to_string();
+    let mut rows = Vec::new();
+    for (name, transport, concurrency, queries) in [
+        ("ours stdio", "stdio", 1, &q),
+        ("ours tcp", "tcp", 1, &q),
+        ("ours http", "http", 1, &q),
+        ("ours tcp c=64", "tcp", 64, &throughput),
+    ] {
+        rows.push(Row {
+            name,
+            measured: ours(&orchestrator, transport, concurrency, queries)?,
+        });
+    }
     rows.push(Row {
         name: "floor stdio",
         measured: measure(
@@ -188,28 +184,60 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         )?,
     });
     if !args.skip_ts {
-        let peer = typescript_peer()?;
-        let ts_http = args
-            .ts_http_queries
-            .unwrap_or(args.queries / 2)
-            .max(1)
-            .to_string();
-        for (name, transport, queries) in [
-            ("typescript stdio", "stdio", q.as_str()),
-            ("typescript http", "http", ts_http.as_str()),
-        ] {
-            rows.push(Row {
-                name,
-                measured: measure(
-                    &format!("TypeScript SDK over {transport}"),
-                    Command::new("node")
-                        .args(["bench.mjs", "--transport", transport, "--queries", queries])
-                        .current_dir(&peer),
-                )?,
-            });
-        }
+        rows.extend(typescript(args, &q)?);
     }
+    Ok(rows)
+}
 
+/// `orchestrator bench` over `transport`.
+fn ours(
+    orchestrator: &Path,
+    transport: &str,
+    concurrency: u32,
+    queries: &str,
+) -> anyhow::Result<Measured> {
+    measure(
+        &format!("orchestrator bench --transport {transport} --concurrency {concurrency}"),
+        Command::new(orchestrator).args([
+            "bench",
+            "--json",
+            "--transport",
+            transport,
+            "--concurrency",
+            &concurrency.to_string(),
+            "--queries",
+            queries,
+        ]),
+    )
+}
+
+/// The TypeScript SDK peer over stdio and over HTTP.
+fn typescript(args: &Args, q: &str) -> anyhow::Result<Vec<Row>> {
+    let peer = typescript_peer()?;
+    let ts_http = args
+        .ts_http_queries
+        .unwrap_or(args.queries / 2)
+        .max(1)
+        .to_string();
+    let mut rows = Vec::new();
+    for (name, transport, queries) in [
+        ("typescript stdio", "stdio", q),
+        ("typescript http", "http", ts_http.as_str()),
+    ] {
+        rows.push(Row {
+            name,
+            measured: measure(
+                &format!("TypeScript SDK over {transport}"),
+                Command::new("node")
+                    .args(["bench.mjs", "--transport", transport, "--queries", queries])
+                    .current_dir(&peer),
+            )?,
+        });
+    }
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row]) {
     say!(
         "\n{:18} {:>8} {:>6} {:>10} {:>10} {:>9} {:>9}",
         "contender",
@@ -220,7 +248,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         "qps",
         "rss"
     );
-    for row in &rows {
+    for row in rows {
         let m = &row.measured;
         say!(
             "{:18} {:>8} {:>6} {:>7.3} ms {:>7.3} ms {:>9} {:>9}",
@@ -230,61 +258,108 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             m.p50_us as f64 / 1e3,
             m.p99_us as f64 / 1e3,
             m.qps,
-            m.rss_peak_kb
-                .map(|kb| format!("{:.1} MB", kb as f64 / 1024.0))
-                .unwrap_or_default()
+            m.rss_peak_kb.map(megabytes).unwrap_or_default()
         );
     }
+}
 
-    let get = |name: &str| rows.iter().find(|r| r.name == name).map(|r| &r.measured);
-    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
-    let (stdio, http, c64, floor) = (
-        get("ours stdio").context("missing")?,
-        get("ours http").context("missing")?,
-        get("ours tcp c=64").context("missing")?,
-        get("floor stdio").context("missing")?,
-    );
-    let (ts_stdio, ts_http) = (get("typescript stdio"), get("typescript http"));
+fn megabytes(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
 
-    // (target, measured, met)
-    let mut targets: Vec<(String, String, Option<bool>)> = vec![
-        (
-            "stdio p50 <= 1.5x floor".into(),
-            format!("{:.2}x", ratio(stdio.p50_us, floor.p50_us)),
-            Some(ratio(stdio.p50_us, floor.p50_us) <= 1.5),
-        ),
-        (
-            "p99 <= 3x our p50 (stdio)".into(),
-            format!("{:.2}x", ratio(stdio.p99_us, stdio.p50_us)),
-            Some(ratio(stdio.p99_us, stdio.p50_us) <= 3.0),
-        ),
-        (
-            ">= 20,000 qps over tcp at c=64".into(),
-            format!("{} qps", c64.qps),
-            Some(c64.qps >= 20_000),
-        ),
-        (
-            "orchestrator rss <= 30 MB at c=64".into(),
-            c64.rss_peak_kb
-                .map(|kb| format!("{:.1} MB", kb as f64 / 1024.0))
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b.max(1) as f64
+}
+
+/// The measurements the targets compare.
+struct Key<'a> {
+    stdio: &'a Measured,
+    http: &'a Measured,
+    c64: &'a Measured,
+    floor: &'a Measured,
+    ts_stdio: Option<&'a Measured>,
+    ts_http: Option<&'a Measured>,
+}
+
+impl<'a> Key<'a> {
+    fn of(rows: &'a [Row]) -> anyhow::Result<Self> {
+        let get = |name: &str| rows.iter().find(|r| r.name == name).map(|r| &r.measured);
+        Ok(Self {
+            stdio: get("ours stdio").context("missing")?,
+            http: get("ours http").context("missing")?,
+            c64: get("ours tcp c=64").context("missing")?,
+            floor: get("floor stdio").context("missing")?,
+            ts_stdio: get("typescript stdio"),
+            ts_http: get("typescript http"),
+        })
+    }
+}
+
+/// One target: what it asks, what was measured, and whether it was met
+/// (`None`: not measurable here).
+struct Target {
+    target: &'static str,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn targets(key: &Key<'_>) -> Vec<Target> {
+    let Key {
+        stdio,
+        http,
+        c64,
+        floor,
+        ..
+    } = key;
+    let times = |target, ratio: f64, met: bool| Target {
+        target,
+        measured: format!("{ratio:.2}x"),
+        met: Some(met),
+    };
+    let over_floor = ratio(stdio.p50_us, floor.p50_us);
+    let tail = ratio(stdio.p99_us, stdio.p50_us);
+    let mut targets = vec![
+        times("stdio p50 <= 1.5x floor", over_floor, over_floor <= 1.5),
+        times("p99 <= 3x our p50 (stdio)", tail, tail <= 3.0),
+        Target {
+            target: ">= 20,000 qps over tcp at c=64",
+            measured: format!("{} qps", c64.qps),
+            met: Some(c64.qps >= 20_000),
+        },
+        Target {
+            target: "orchestrator rss <= 30 MB at c=64",
+            measured: c64
+                .rss_peak_kb
+                .map(megabytes)
                 .unwrap_or_else(|| "unknown".into()),
-            c64.rss_peak_kb.map(|kb| kb <= 30 * 1024),
-        ),
+            met: c64.rss_peak_kb.map(|kb| kb <= 30 * 1024),
+        },
     ];
-    if let (Some(ts_stdio), Some(ts_http)) = (ts_stdio, ts_http) {
-        targets.push((
-            "stdio p50 >= 4x faster than TypeScript".into(),
-            format!("{:.2}x", ratio(ts_stdio.p50_us, stdio.p50_us)),
-            Some(ratio(ts_stdio.p50_us, stdio.p50_us) >= 4.0),
+    if let (Some(ts_stdio), Some(ts_http)) = (key.ts_stdio, key.ts_http) {
+        let faster_stdio = ratio(ts_stdio.p50_us, stdio.p50_us);
+        let faster_http = ratio(ts_http.p50_us, http.p50_us);
+        targets.push(times(
+            "stdio p50 >= 4x faster than TypeScript",
+            faster_stdio,
+            faster_stdio >= 4.0,
         ));
-        targets.push((
-            "http p50 >= 5x faster than TypeScript".into(),
-            format!("{:.2}x", ratio(ts_http.p50_us, http.p50_us)),
-            Some(ratio(ts_http.p50_us, http.p50_us) >= 5.0),
+        targets.push(times(
+            "http p50 >= 5x faster than TypeScript",
+            faster_http,
+            faster_http >= 5.0,
         ));
     }
+    targets
+}
+
+fn print_targets(targets: &[Target]) {
     say!("\n{:40} {:>12}  met", "target", "measured");
-    for (target, measured, met) in &targets {
+    for Target {
+        target,
+        measured,
+        met,
+    } in targets
+    {
         let mark = match met {
             Some(true) => "yes",
             Some(false) => "NO",
@@ -292,27 +367,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         };
         say!("{target:40} {measured:>12}  {mark}");
     }
+}
 
-    let json = json!({
-        "build": if dir.ends_with("release") { "release" } else { "debug" },
+/// The one JSON line: every contender, the ratios and the targets.
+fn report(release: bool, rows: &[Row], key: &Key<'_>, targets: &[Target]) -> serde_json::Value {
+    json!({
+        "build": if release { "release" } else { "debug" },
         "contenders": rows.iter().map(|r| (r.name.to_owned(), serde_json::to_value(&r.measured).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
         "ratios": {
-            "ours_over_floor_stdio_p50": ratio(stdio.p50_us, floor.p50_us),
-            "typescript_over_ours_stdio_p50": ts_stdio.map(|t| ratio(t.p50_us, stdio.p50_us)),
-            "typescript_over_ours_http_p50": ts_http.map(|t| ratio(t.p50_us, http.p50_us)),
+            "ours_over_floor_stdio_p50": ratio(key.stdio.p50_us, key.floor.p50_us),
+            "typescript_over_ours_stdio_p50": key.ts_stdio.map(|t| ratio(t.p50_us, key.stdio.p50_us)),
+            "typescript_over_ours_http_p50": key.ts_http.map(|t| ratio(t.p50_us, key.http.p50_us)),
         },
-        "targets": targets.iter().map(|(t, m, met)| json!({"target": t, "measured": m, "met": met})).collect::<Vec<_>>(),
-    });
-    say!("\n{json}");
-    if !dir.ends_with("release") {
-        say!(
-            "\nnote: a debug build; its timings say nothing about the targets. \
-             Measure with: cargo run --release -p benches --bin compare"
-        );
-    }
-    let all_met = targets.iter().all(|(_, _, met)| *met != Some(false));
-    if args.smoke {
-        return Ok(true);
-    }
-    Ok(all_met)
+        "targets": targets.iter().map(|t| json!({"target": t.target, "measured": t.measured, "met": t.met})).collect::<Vec<_>>(),
+    })
 }

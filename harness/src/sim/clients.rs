@@ -20,7 +20,10 @@ use orchestrator::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Asked, Outcome, QueryRecord, hosts::Routes};
-use crate::scenario::{Scenario, Workload};
+use crate::{
+    oracle::Expected,
+    scenario::{Scenario, Workload},
+};
 
 /// What the clients leave behind, filled in as the simulation runs.
 #[derive(Debug, Clone, Default)]
@@ -180,22 +183,18 @@ impl Client {
     }
 }
 
-/// Right, a typed error, or wrong (with both renderings).
-fn judge<E: std::fmt::Display>(
-    result: &Result<Answer, E>,
-    expected: &Result<Answer, String>,
-) -> Outcome {
-    match (result, expected) {
-        (Ok(got), Ok(want)) if got == want => Outcome::Right,
-        (Ok(got), Ok(want)) => Outcome::Wrong {
-            got: got.render(),
-            expected: want.render(),
+/// Right, a typed error, or wrong (with both renderings): the oracle
+/// checks the answer's value and its text.
+fn judge<E: std::fmt::Display>(result: &Result<Answer, E>, expected: &Expected) -> Outcome {
+    match result {
+        Ok(got) => match expected.check(got, &got.render()) {
+            Ok(()) => Outcome::Right,
+            Err(wrong) => Outcome::Wrong {
+                got: wrong.got,
+                expected: wrong.expected,
+            },
         },
-        (Ok(got), Err(why)) => Outcome::Wrong {
-            got: got.render(),
-            expected: format!("an error: {why}"),
-        },
-        (Err(error), _) => Outcome::Error(error.to_string()),
+        Err(error) => Outcome::Error(error.to_string()),
     }
 }
 

@@ -151,8 +151,15 @@ pub(super) fn install_attacker(
 ) -> Arc<Mutex<attacker::AttackLog>> {
     let log = Arc::new(Mutex::new(attacker::AttackLog::default()));
     if let Some(settings) = scenario.attacker {
+        let topology = &scenario.topology;
+        let name = |kind| topology.name(Host::Server(topology.first_of(kind)));
+        let (user, payment) = (name(ServerKind::User), name(ServerKind::Payment));
         let victim = dataset.users.first();
         let probes = attacker::matrix(
+            &attacker::Attacked {
+                user: &user,
+                payment: &payment,
+            },
             victim.map_or("no-such-user", |u| u.id.as_str()),
             victim.map_or("nobody@example.com", |u| u.email.as_str()),
         );

@@ -23,7 +23,7 @@ use orchestrator::Stats;
 use crate::{
     attacker,
     dataset::Dataset,
-    oracle::Oracle,
+    oracle::{Expected, Oracle},
     scenario::{DatasetSource, Invariant, Questions, Scenario},
     strategies,
 };
@@ -200,7 +200,7 @@ pub fn dataset_for(scenario: &Scenario, seed: u64) -> Result<Dataset, RunError> 
 }
 
 /// A question and the oracle's answer to it (or why there is none).
-type Asked = (String, Result<orchestrator::Answer, String>);
+type Asked = (String, Expected);
 
 /// The questions a run asks in turn, each with the oracle's answer.
 fn questions_for(scenario: &Scenario, oracle: &Oracle, seed: u64) -> Result<Vec<Asked>, RunError> {

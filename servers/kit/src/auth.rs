@@ -30,22 +30,22 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-pub const CLOCK_LEEWAY_S: u64 = 30;
+pub(crate) const CLOCK_LEEWAY_S: u64 = 30;
 /// Longest `Authorization` header looked at, in bytes; a longer one is refused
 /// unread.
-pub const AUTHORIZATION_BYTES_MAX: usize = 8 * 1024;
+pub(crate) const AUTHORIZATION_BYTES_MAX: usize = 8 * 1024;
 /// Most keys read from a JWKS file.
-pub const JWKS_KEYS_MAX: usize = 32;
+pub(crate) const JWKS_KEYS_MAX: usize = 32;
 /// Most distinct tokens whose in-flight requests are tracked at once; past
 /// this, idle entries are forgotten, and if none is idle new tokens wait (429).
-pub const TRACKED_TOKENS_MAX: usize = 4096;
+pub(crate) const TRACKED_TOKENS_MAX: usize = 4096;
 /// Shortest static token accepted, in characters: anything shorter is not a secret.
-pub const STATIC_TOKEN_CHARS_MIN: usize = 16;
+pub(crate) const STATIC_TOKEN_CHARS_MIN: usize = 16;
 /// Most HTTP sessions one token may hold open; one more `initialize` gets 429.
-pub const SESSIONS_PER_TOKEN_MAX: usize = 32;
+pub(crate) const SESSIONS_PER_TOKEN_MAX: usize = 32;
 /// A session unused this long is forgotten (rmcp closes an idle session
 /// after 5 minutes too).
-pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+pub(crate) const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Who a request comes from, and what it may do.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub struct Principal {
 
 /// How a [`Principal`] was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
+pub(crate) enum Via {
     /// stdio or loopback TCP: the process or host boundary is the trust boundary.
     Local,
     /// HTTP with authentication switched off (`--no-auth`, loopback only).
@@ -91,7 +91,7 @@ impl Principal {
     }
 
     /// A request over HTTP with authentication off: every scope.
-    pub fn unauthenticated() -> Self {
+    pub(crate) fn unauthenticated() -> Self {
         Self {
             via: Via::Unauthenticated,
             ..Self::local()
@@ -114,10 +114,6 @@ impl Principal {
         }
     }
 
-    pub fn via(&self) -> Via {
-        self.via
-    }
-
     /// The token's subject (a user id), if it names one.
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
@@ -129,7 +125,7 @@ impl Principal {
 }
 
 /// The principal of the request whose rmcp extensions these are: put there
-/// by [`crate::LineTransport`] (stdio, TCP) or by the HTTP auth layer (inside
+/// by the line transport (stdio, TCP) or by the HTTP auth layer (inside
 /// the request's `http::request::Parts`). `None` means the request did not
 /// come through the kit: refuse it.
 pub fn principal(extensions: &rmcp::model::Extensions) -> Option<&Principal> {
@@ -205,7 +201,7 @@ pub enum AuthConfigError {
 
 /// Parses a static-token file: one token per line; blank lines and lines
 /// starting with `#` are skipped. `path` is for messages only.
-pub fn parse_static_tokens(path: &str, text: &str) -> Result<Vec<Secret>, AuthConfigError> {
+pub(crate) fn parse_static_tokens(path: &str, text: &str) -> Result<Vec<Secret>, AuthConfigError> {
     let mut tokens = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -230,7 +226,7 @@ pub fn parse_static_tokens(path: &str, text: &str) -> Result<Vec<Secret>, AuthCo
 }
 
 /// A static token must be long enough to be a secret and fit in a header.
-pub fn check_static_token(token: &str) -> Result<(), String> {
+pub(crate) fn check_static_token(token: &str) -> Result<(), String> {
     if token.chars().count() < STATIC_TOKEN_CHARS_MIN {
         return Err(format!(
             "a token must be at least {STATIC_TOKEN_CHARS_MIN} characters"
@@ -251,7 +247,7 @@ pub struct JwtSettings {
 }
 
 /// Parses a JWKS document; `path` is for messages only.
-pub fn parse_jwks(path: &str, text: &str) -> Result<JwkSet, AuthConfigError> {
+pub(crate) fn parse_jwks(path: &str, text: &str) -> Result<JwkSet, AuthConfigError> {
     let bad = |message: String| AuthConfigError::Jwks {
         path: path.to_owned(),
         message,
@@ -322,7 +318,7 @@ impl std::fmt::Debug for AuthSettings {
 /// Why a request was refused. The texts are generic on purpose: they never
 /// echo the token or anything else from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Denial {
+pub(crate) enum Denial {
     /// No credentials: 401 without an error code.
     Missing,
     /// Credentials present but not acceptable: 401 `invalid_token` (or
@@ -375,7 +371,7 @@ impl std::fmt::Debug for Authenticator {
 
 /// The RFC 9728 metadata URL of a resource: the well-known path inserted
 /// between its origin and its path.
-pub fn metadata_url(resource: &str) -> String {
+pub(crate) fn metadata_url(resource: &str) -> String {
     let (scheme, rest) = resource.split_once("://").unwrap_or(("http", resource));
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -441,20 +437,20 @@ impl Authenticator {
         })
     }
 
-    pub fn resource(&self) -> &str {
+    pub(crate) fn resource(&self) -> &str {
         &self.resource
     }
 
-    pub fn metadata_url(&self) -> &str {
+    pub(crate) fn metadata_url(&self) -> &str {
         &self.metadata_url
     }
 
-    pub fn protection(&self) -> &Protection {
+    pub(crate) fn protection(&self) -> &Protection {
         &self.protection
     }
 
     /// The RFC 9728 Protected Resource Metadata document.
-    pub fn metadata(&self) -> serde_json::Value {
+    pub(crate) fn metadata(&self) -> serde_json::Value {
         let mut doc = serde_json::json!({
             "resource": self.resource,
             "scopes_supported": self.protection.scopes_supported,
@@ -468,7 +464,7 @@ impl Authenticator {
 
     /// Who the `Authorization` header values of a request speak for, and
     /// whether they have the scope every request needs.
-    pub fn authenticate<'a>(
+    pub(crate) fn authenticate<'a>(
         &self,
         mut headers: impl Iterator<Item = &'a [u8]>,
     ) -> Result<(Principal, [u8; 32]), Denial> {
@@ -551,7 +547,7 @@ impl Authenticator {
 
     /// A slot for one more request of the token with this digest, or
     /// `None` when it has [`AuthSettings::token_requests_max`] in flight.
-    pub fn admit(&self, digest: [u8; 32]) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn admit(&self, digest: [u8; 32]) -> Option<OwnedSemaphorePermit> {
         let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         if in_flight.len() >= TRACKED_TOKENS_MAX && !in_flight.contains_key(&digest) {
             let max = self.token_requests_max;
@@ -571,7 +567,7 @@ impl Authenticator {
     /// names one), or open a new one (a request that names none)? Sessions
     /// are bound to the token that opened them; one idle for
     /// [`SESSION_IDLE`] is gone.
-    pub fn check_session(&self, id: Option<&str>, digest: &[u8; 32]) -> Result<(), Denial> {
+    pub(crate) fn check_session(&self, id: Option<&str>, digest: &[u8; 32]) -> Result<(), Denial> {
         let now = tokio::time::Instant::now();
         let live = |last: &tokio::time::Instant| now.duration_since(*last) < SESSION_IDLE;
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -614,7 +610,7 @@ impl Authenticator {
     }
 
     /// The server opened session `id` for the token with `digest`.
-    pub fn session_opened(&self, id: &str, digest: [u8; 32]) {
+    pub(crate) fn session_opened(&self, id: &str, digest: [u8; 32]) {
         let mut sessions = self.sessions.lock().expect("sessions lock");
         sessions
             .entry(digest)
@@ -623,7 +619,7 @@ impl Authenticator {
     }
 
     /// The token with `digest` closed its session `id` (DELETE).
-    pub fn session_closed(&self, id: &str, digest: &[u8; 32]) {
+    pub(crate) fn session_closed(&self, id: &str, digest: &[u8; 32]) {
         let mut sessions = self.sessions.lock().expect("sessions lock");
         if let Some(own) = sessions.get_mut(digest) {
             own.remove(id);
@@ -635,7 +631,7 @@ impl Authenticator {
 
     /// The `WWW-Authenticate` value for a denial (RFC 6750 §3, with the
     /// RFC 9728 `resource_metadata` parameter the MCP spec asks for).
-    pub fn challenge(&self, denial: &Denial) -> String {
+    pub(crate) fn challenge(&self, denial: &Denial) -> String {
         let metadata = &self.metadata_url;
         let scope = self.protection.scope;
         match denial {
@@ -678,7 +674,7 @@ fn describe_jwt_error(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
 
 /// The token of an `Authorization: Bearer <token>` header value (RFC 6750
 /// §2.1: the scheme is case-insensitive; the token is b64token characters).
-pub fn bearer_token(header: &[u8]) -> Result<&str, Denial> {
+pub(crate) fn bearer_token(header: &[u8]) -> Result<&str, Denial> {
     let malformed = Denial::Invalid {
         code: "invalid_request",
         description: "the Authorization header must be: Bearer <token>",
@@ -757,7 +753,7 @@ mod tests {
         let auth = with_static("0123456789abcdef0123");
         let one = |h: &'static str| auth.authenticate(std::iter::once(h.as_bytes()));
         let (principal, _) = one("Bearer 0123456789abcdef0123").unwrap();
-        assert_eq!(principal.via(), Via::StaticToken);
+        assert_eq!(principal, Principal::static_token());
         assert!(principal.has_scope("transactions:read:any"));
         assert!(matches!(
             one("Bearer 0123456789abcdef012"),

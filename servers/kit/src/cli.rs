@@ -14,78 +14,78 @@ pub struct ServeArgs {
     /// Serve MCP streamable HTTP at http://ADDR/mcp instead of stdio.
     /// With no ADDR, the server's documented default address.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, conflicts_with = "tcp")]
-    pub http: Option<Option<SocketAddr>>,
+    pub(crate) http: Option<Option<SocketAddr>>,
 
     /// Serve newline-delimited JSON-RPC over TCP on ADDR instead of stdio.
     #[arg(long, value_name = "ADDR")]
-    pub tcp: Option<SocketAddr>,
+    pub(crate) tcp: Option<SocketAddr>,
 
     /// Load the dataset from this JSON file instead of the embedded demo data.
     #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 
     /// Largest JSON-RPC message accepted, in bytes, on every transport.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.message_bytes_max,
           value_parser = parse_message_bytes_max)]
-    pub message_bytes_max: usize,
+    pub(crate) message_bytes_max: usize,
 
     /// Extra Host header value to accept over HTTP (repeatable). Loopback
     /// names are always accepted; anything else is refused (DNS rebinding).
     #[arg(long = "allowed-host", value_name = "HOST")]
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
 
     /// Extra browser Origin to accept over HTTP (repeatable), e.g.
     /// https://app.example.com:443. Loopback origins are always accepted.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
 
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub(crate) auth: AuthArgs,
 }
 
 /// Who may call over HTTP. With none of these, the server generates a
 /// token, writes it to a file only its owner can read, and prints the path.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct AuthArgs {
+pub(crate) struct AuthArgs {
     /// HTTP: accept the static bearer tokens in FILE, one per line (`#`
     /// starts a comment). A static token grants every scope.
     #[arg(long, value_name = "FILE")]
-    pub auth_token_file: Option<PathBuf>,
+    pub(crate) auth_token_file: Option<PathBuf>,
 
     /// HTTP: accept the static bearer token held in environment variable VAR
     /// (the variable's name, never the token, goes on the command line).
     #[arg(long, value_name = "VAR")]
-    pub auth_token_env: Option<String>,
+    pub(crate) auth_token_env: Option<String>,
 
     /// HTTP: accept JWT access tokens signed by a key in this JWKS file
     /// (RS256 or ES256), issued by --issuer for --resource.
     #[arg(long, value_name = "FILE", requires = "issuer")]
-    pub jwks: Option<PathBuf>,
+    pub(crate) jwks: Option<PathBuf>,
 
     /// HTTP: the `iss` every JWT must carry: the authorization server's URL.
     #[arg(long, value_name = "URL", requires = "jwks")]
-    pub issuer: Option<String>,
+    pub(crate) issuer: Option<String>,
 
     /// HTTP: this server's resource URL, the `aud` its JWTs must carry and
     /// the `resource` of its metadata. Default: http://ADDR/mcp.
     #[arg(long, value_name = "URL")]
-    pub resource: Option<String>,
+    pub(crate) resource: Option<String>,
 
     /// HTTP: where to write the generated token when no credentials are
     /// configured. Default: $XDG_RUNTIME_DIR (else the temp dir)/NAME-PORT.token.
     #[arg(long, value_name = "FILE")]
-    pub auth_token_out: Option<PathBuf>,
+    pub(crate) auth_token_out: Option<PathBuf>,
 
     /// HTTP: switch authentication off. Accepted only on a loopback address,
     /// and logged as a warning.
     #[arg(long, conflicts_with_all = ["auth_token_file", "auth_token_env", "jwks", "auth_token_out"])]
-    pub no_auth: bool,
+    pub(crate) no_auth: bool,
 
     /// HTTP: most requests one token may have in flight; one more is
     /// answered 429 with Retry-After, so one client cannot starve the others.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub token_requests_max: u32,
+    pub(crate) token_requests_max: u32,
 }
 
 impl AuthArgs {
@@ -131,7 +131,7 @@ fn parse_message_bytes_max(raw: &str) -> Result<usize, String> {
 
 /// Where a server listens, resolved from [`ServeArgs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listen {
+pub(crate) enum Listen {
     Stdio,
     Tcp(SocketAddr),
     Http(SocketAddr),
@@ -139,7 +139,7 @@ pub enum Listen {
 
 impl ServeArgs {
     /// The transport these flags select; `--http` alone means `default_http`.
-    pub fn listen(&self, default_http: SocketAddr) -> Listen {
+    pub(crate) fn listen(&self, default_http: SocketAddr) -> Listen {
         match (self.http, self.tcp) {
             (Some(addr), _) => Listen::Http(addr.unwrap_or(default_http)),
             (None, Some(addr)) => Listen::Tcp(addr),
@@ -148,7 +148,7 @@ impl ServeArgs {
     }
 
     /// The limits these flags select.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             message_bytes_max: self.message_bytes_max,
             ..Limits::DEFAULT
@@ -338,7 +338,7 @@ fn http_access(
     let mut static_tokens = Vec::new();
     if let Some(path) = &auth.auth_token_file {
         let text = read_secret_file(path)?;
-        static_tokens.extend(crate::parse_static_tokens(
+        static_tokens.extend(crate::auth::parse_static_tokens(
             &path.display().to_string(),
             &text,
         )?);
@@ -352,9 +352,11 @@ fn http_access(
                 std::env::VarError::NotUnicode(_) => "is not UTF-8".into(),
             },
         })?;
-        crate::check_static_token(value.trim()).map_err(|message| crate::AuthConfigError::Env {
-            name: var.clone(),
-            message,
+        crate::auth::check_static_token(value.trim()).map_err(|message| {
+            crate::AuthConfigError::Env {
+                name: var.clone(),
+                message,
+            }
         })?;
         static_tokens.push(crate::Secret::new(value.trim().to_owned()));
     }
@@ -362,7 +364,7 @@ fn http_access(
         (Some(path), Some(issuer)) => {
             let text = read_secret_file(path)?;
             Some(crate::JwtSettings {
-                keys: crate::parse_jwks(&path.display().to_string(), &text)?,
+                keys: crate::auth::parse_jwks(&path.display().to_string(), &text)?,
                 issuer: issuer.clone(),
             })
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 /// Largest dataset file accepted, in bytes.
-pub const DATA_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+pub(crate) const DATA_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 /// A dataset file that cannot be loaded. Nothing from it was loaded.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,10 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, DataFileError> {
 }
 
 /// Parses `text` (the contents of `path`) as `T`.
-pub fn parse_json<T: DeserializeOwned>(path: &Path, text: &[u8]) -> Result<T, DataFileError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    path: &Path,
+    text: &[u8],
+) -> Result<T, DataFileError> {
     let parse_error = |field: String, inner: serde_json::Error| DataFileError::Parse {
         path: path.to_owned(),
         line: inner.line(),

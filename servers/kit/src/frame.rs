@@ -40,7 +40,7 @@ pub const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 
 /// A server-side MCP transport over any byte stream (stdio, TCP, a turmoil
 /// stream, an in-memory duplex), one JSON-RPC message per line.
-pub struct LineTransport<R, W> {
+pub(crate) struct LineTransport<R, W> {
     frames: FramedRead<R, BoundedLines>,
     writer: Arc<Mutex<FramedWrite<W, JsonLineEncoder>>>,
     /// An error reply owed to the peer. It is written before the next read,
@@ -67,7 +67,7 @@ where
     W: AsyncWrite + Send + Unpin + 'static,
 {
     /// Frames `read`/`write`, refusing any message longer than `message_bytes_max`.
-    pub fn new(read: R, write: W, message_bytes_max: usize) -> Self {
+    pub(crate) fn new(read: R, write: W, message_bytes_max: usize) -> Self {
         assert!(message_bytes_max > 0, "message_bytes_max must be positive");
         Self {
             frames: FramedRead::new(read, BoundedLines::new(message_bytes_max)),

@@ -1,15 +1,25 @@
 //! The serving layer the reference MCP servers share.
 //!
 //! A server crate owns its domain and its rmcp tool handler; this crate owns
-//! everything between that handler and the wire:
+//! everything between that handler and the wire. Its whole public API:
 //!
-//! - [`LineTransport`]: newline-delimited JSON-RPC with a hard message cap and
-//!   JSON-RPC 2.0 error replies for garbage, used for stdio and TCP (and by the
-//!   simulation, over turmoil streams);
-//! - [`serve_stdio`], [`serve_tcp`], [`serve_http`]: the three real transports,
-//!   each bounded by one [`Limits`];
-//! - [`ServeArgs`] and [`run`]: the shared command line and a signal-aware main;
-//! - [`read_json`]: dataset files with errors that name file, line and field.
+//! - **Serving.** [`serve_stdio`], [`serve_tcp`], [`serve_http`] (and
+//!   [`http_router`], the same endpoint as an axum router for a server of
+//!   one's own), each bounded by one [`Limits`], with [`HttpOptions`] and
+//!   [`Access`] for HTTP; [`serve_connection`] serves one session on any
+//!   byte stream (a turmoil stream, an in-memory pipe) with the newline
+//!   framing and JSON-RPC error replies of stdio and TCP; [`bind`];
+//!   [`ServeError`]; [`MESSAGE_BYTES_MAX`].
+//! - **Access control.** An [`Authenticator`] built from [`AuthSettings`]
+//!   ([`Secret`] static tokens, [`JwtSettings`], a [`Clock`]) checks bearer
+//!   tokens over HTTP; a server states what it protects in a [`Protection`]
+//!   (scope and [`CallGuard`]); tools read the request's [`Principal`] with
+//!   [`principal`]; [`AuthConfigError`].
+//! - **A server binary.** [`ServerSpec`], [`ServeArgs`] (the shared command
+//!   line), [`main`] and [`run`] (a signal-aware main), [`init_tracing`],
+//!   [`describe`], [`system_clock`], [`generate_token`], and [`say!`].
+//! - **Datasets.** [`read_json`]: files with errors that name file, line
+//!   and field ([`DataFileError`]).
 //!
 //! Nothing here knows about users, payments, the orchestrator or turmoil.
 
@@ -20,20 +30,17 @@ mod frame;
 mod serve;
 
 pub use auth::{
-    AUTHORIZATION_BYTES_MAX, AuthConfigError, AuthSettings, Authenticator, CLOCK_LEEWAY_S,
-    CallGuard, Clock, Denial, JWKS_KEYS_MAX, JwtSettings, Principal, Protection, SESSION_IDLE,
-    SESSIONS_PER_TOKEN_MAX, STATIC_TOKEN_CHARS_MIN, Secret, TRACKED_TOKENS_MAX, Via, bearer_token,
-    check_static_token, metadata_url, parse_jwks, parse_static_tokens, principal,
+    AuthConfigError, AuthSettings, Authenticator, CallGuard, Clock, JwtSettings, Principal,
+    Protection, Secret, principal,
 };
 pub use cli::{
-    AuthArgs, Listen, ServeArgs, ServerSpec, bind, describe, generate_token, init_tracing, main,
-    run, system_clock,
+    ServeArgs, ServerSpec, bind, describe, generate_token, init_tracing, main, run, system_clock,
 };
-pub use data::{DATA_FILE_BYTES_MAX, DataFileError, parse_json, read_json};
-pub use frame::{LineTransport, MESSAGE_BYTES_MAX};
+pub use data::{DataFileError, read_json};
+pub use frame::MESSAGE_BYTES_MAX;
 pub use serve::{
-    Access, HttpOptions, Limits, ServeError, cancel_on_signal, http_router, serve_connection,
-    serve_http, serve_stdio, serve_tcp,
+    Access, HttpOptions, Limits, ServeError, http_router, serve_connection, serve_http,
+    serve_stdio, serve_tcp,
 };
 
 /// `println!` for binaries: ends the process quietly (exit 0) when stdout

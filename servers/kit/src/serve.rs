@@ -576,7 +576,7 @@ fn is_transient_accept_error(error: &std::io::Error) -> bool {
 /// moment after this returns is already caught) and returns a future that
 /// cancels `shutdown` when one arrives. Must be called inside a runtime.
 #[cfg(unix)]
-pub fn cancel_on_signal(
+pub(crate) fn cancel_on_signal(
     shutdown: CancellationToken,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -594,7 +594,7 @@ pub fn cancel_on_signal(
 
 /// Returns a future that cancels `shutdown` on Ctrl-C.
 #[cfg(not(unix))]
-pub fn cancel_on_signal(
+pub(crate) fn cancel_on_signal(
     shutdown: CancellationToken,
 ) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     Ok(async move {

@@ -10,9 +10,9 @@ use crate::money::{self, Money};
 /// Largest `count` a query may ask for; also the most returned without one.
 pub const COUNT_MAX: u32 = 1000;
 /// Longest transaction or user id accepted, in bytes.
-pub const ID_BYTES_MAX: usize = 128;
+pub(crate) const ID_BYTES_MAX: usize = 128;
 /// Longest description accepted, in bytes.
-pub const DESCRIPTION_BYTES_MAX: usize = 1000;
+pub(crate) const DESCRIPTION_BYTES_MAX: usize = 1000;
 
 /// One payment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,15 +2,17 @@
 //! transactions, with one read-only tool,
 //! `getTransactionsUsingUserId {userId, count?}`.
 //!
-//! - [`money`]: exact amounts, integer minor units plus ISO 4217 currency;
-//! - [`domain`]: the validated [`Ledger`] and its history query (pure);
-//! - [`tools`]: the rmcp handler [`PaymentServer`];
+//! - `money.rs`: exact amounts ([`Money`]), integer minor units plus ISO 4217
+//!   currency;
+//! - `domain.rs`: the validated [`Ledger`] and its [`History`] query (pure);
+//! - `tools.rs`: the rmcp handler [`PaymentServer`];
 //! - `main.rs`: the `payment-server` binary, which picks the transport.
 //!
 //! **Access.** Over HTTP every request needs the scope `transactions:read`.
 //! A token whose `sub` is a user id, and which lacks
 //! `transactions:read:any`, reads only that user's transactions
-//! ([`may_read`]); asking for anyone else's is refused (HTTP 403).
+//! (the rule is `may_read` in `tools.rs`, which the HTTP layer applies as
+//! the `guard` of [`SPEC`]); asking for anyone else's is refused (HTTP 403).
 //!
 //! **An unknown user id gives an empty list, not an error.** The ledger is a
 //! separate system from the user directory: it cannot tell a user who never
@@ -25,9 +27,9 @@
 //! assert_eq!(bob.total, 4);
 //! ```
 
-pub mod domain;
-pub mod money;
-pub mod tools;
+mod domain;
+mod money;
+mod tools;
 
 use std::{net::SocketAddr, path::Path};
 
@@ -35,14 +37,11 @@ pub use domain::{
     COUNT_MAX, DatasetError, History, Ledger, QueryError, Transaction, TransactionRecord,
 };
 pub use money::{Money, MoneyError};
-pub use tools::{
-    GetTransactionsArgs, PaymentServer, SCOPE_READ, SCOPE_READ_ANY, TransactionView,
-    TransactionsResult, may_read,
-};
+pub use tools::{PaymentServer, SCOPE_READ, SCOPE_READ_ANY};
 
 /// Where `payment-server --http` listens when no address is given, as in
 /// the original demo.
-pub const DEFAULT_HTTP_ADDR: SocketAddr =
+const DEFAULT_HTTP_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8083);
 
 /// What the kit needs to serve this server: its name, default address and

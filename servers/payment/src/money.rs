@@ -32,7 +32,7 @@ pub enum MoneyError {
 }
 
 /// Looks up an ISO 4217 code, refusing units that are not money.
-pub fn currency(code: &str) -> Result<Currency, MoneyError> {
+pub(crate) fn currency(code: &str) -> Result<Currency, MoneyError> {
     let currency =
         Currency::from_code(code).ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))?;
     match currency.exponent() {

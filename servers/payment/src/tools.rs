@@ -19,14 +19,14 @@ use crate::domain::{COUNT_MAX, Ledger, QueryError, Transaction};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(transform = drop_null_default)]
-pub struct GetTransactionsArgs {
+pub(crate) struct GetTransactionsArgs {
     /// The user's id, as returned by the user server's getUserIdByEmail.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// How many of the newest transactions to return, 1 to 1000.
     /// Omit it for all of them (at most 1000).
     #[serde(default)]
     #[schemars(schema_with = "count_schema")]
-    pub count: Option<serde_json::Value>,
+    pub(crate) count: Option<serde_json::Value>,
 }
 
 /// One transaction on the wire. Money is exact: `amount` is a decimal string
@@ -34,19 +34,19 @@ pub struct GetTransactionsArgs {
 /// in minor units (pence), `currency` its ISO 4217 code.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct TransactionView {
-    pub id: String,
-    pub user_id: String,
+pub(crate) struct TransactionView {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
     /// Decimal string in major units, e.g. "12.50".
-    pub amount: String,
+    pub(crate) amount: String,
     /// The same amount in minor units, e.g. 1250.
     #[schemars(schema_with = "non_negative_integer")]
-    pub amount_minor: u64,
+    pub(crate) amount_minor: u64,
     /// ISO 4217 currency code, e.g. "GBP".
-    pub currency: String,
-    pub description: String,
+    pub(crate) currency: String,
+    pub(crate) description: String,
     /// Calendar date, YYYY-MM-DD.
-    pub date: String,
+    pub(crate) date: String,
 }
 
 impl From<&Transaction> for TransactionView {
@@ -66,13 +66,13 @@ impl From<&Transaction> for TransactionView {
 /// Structured result of `getTransactionsUsingUserId`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct TransactionsResult {
-    pub user_id: String,
+pub(crate) struct TransactionsResult {
+    pub(crate) user_id: String,
     /// Newest first (date descending; on the same day, the later-recorded first).
-    pub transactions: Vec<TransactionView>,
+    pub(crate) transactions: Vec<TransactionView>,
     /// How many transactions the user has in all, before the cut to `count`.
     #[schemars(schema_with = "non_negative_integer")]
-    pub total: usize,
+    pub(crate) total: usize,
 }
 
 /// A plain integer in [1, COUNT_MAX]: one `type`, no non-standard `format`,
@@ -121,7 +121,7 @@ impl PaymentServer {
         output_schema = rmcp::handler::server::common::schema_for_output::<TransactionsResult>(),
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    pub async fn get_transactions(
+    async fn get_transactions(
         &self,
         Parameters(args): Parameters<GetTransactionsArgs>,
         context: RequestContext<RoleServer>,
@@ -167,7 +167,7 @@ pub const SCOPE_READ_ANY: &str = "transactions:read:any";
 /// May `principal` read the transactions of `user_id`? It may if it holds
 /// [`SCOPE_READ`] and either [`SCOPE_READ_ANY`] or `sub` = `user_id`.
 /// `Err` names the scope it lacks.
-pub fn may_read(principal: &mcp_server_kit::Principal, user_id: &str) -> Result<(), String> {
+pub(crate) fn may_read(principal: &mcp_server_kit::Principal, user_id: &str) -> Result<(), String> {
     if !principal.has_scope(SCOPE_READ) {
         return Err(SCOPE_READ.to_owned());
     }
@@ -179,7 +179,7 @@ pub fn may_read(principal: &mcp_server_kit::Principal, user_id: &str) -> Result<
 
 /// The HTTP layer's check of a `tools/call` before it reaches the tool, so
 /// that a refusal is a 403 and the tool never runs: the rule of [`may_read`].
-pub fn guard(
+pub(crate) fn guard(
     principal: &mcp_server_kit::Principal,
     tool: &str,
     arguments: &serde_json::Map<String, serde_json::Value>,

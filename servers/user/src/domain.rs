@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Longest user id accepted, in bytes.
-pub const USER_ID_BYTES_MAX: usize = 128;
+pub(crate) const USER_ID_BYTES_MAX: usize = 128;
 /// Longest display name accepted, in bytes.
-pub const NAME_BYTES_MAX: usize = 256;
+pub(crate) const NAME_BYTES_MAX: usize = 256;
 
 /// One user of the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The reference **user server**: an MCP server that maps email addresses to
 //! user ids with one read-only tool, `getUserIdByEmail {email}`.
 //!
-//! - [`domain`]: the validated [`UserStore`] and its lookup (pure);
-//! - [`tools`]: the rmcp handler [`UserServer`];
+//! - `domain.rs`: the validated [`UserStore`] and its lookup, and
+//!   [`email_key`], the form two addresses are compared in (pure);
+//! - `tools.rs`: the rmcp handler [`UserServer`];
 //! - `main.rs`: the `user-server` binary, which picks the transport.
 //!
 //! ```
@@ -12,17 +13,17 @@
 //! assert!(matches!(store.find_by_email("nobody@example.com"), Err(LookupError::NotFound { .. })));
 //! ```
 
-pub mod domain;
-pub mod tools;
+mod domain;
+mod tools;
 
 use std::{net::SocketAddr, path::Path};
 
-pub use domain::{DatasetError, LookupError, User, UserRecord, UserStore};
-pub use tools::{GetUserIdArgs, UserIdResult, UserServer};
+pub use domain::{DatasetError, LookupError, User, UserRecord, UserStore, email_key};
+pub use tools::UserServer;
 
 /// Where `user-server --http` listens when no address is given, as in the
 /// original demo.
-pub const DEFAULT_HTTP_ADDR: SocketAddr =
+const DEFAULT_HTTP_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8082);
 
 /// The OAuth scope every request to the user server needs over HTTP.

@@ -17,21 +17,21 @@ use crate::domain::UserStore;
 /// Arguments of `getUserIdByEmail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GetUserIdArgs {
+pub(crate) struct GetUserIdArgs {
     /// The user's email address. Matching ignores case and surrounding whitespace.
-    pub email: String,
+    pub(crate) email: String,
 }
 
 /// Structured result of `getUserIdByEmail`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct UserIdResult {
+pub(crate) struct UserIdResult {
     /// The user's id, as the payment server knows it.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// The email as stored, which may differ in case from the one asked for.
-    pub email: String,
+    pub(crate) email: String,
     /// The user's display name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// The user-directory MCP server. Cheap to clone: one per session.
@@ -57,7 +57,7 @@ impl UserServer {
         output_schema = rmcp::handler::server::common::schema_for_output::<UserIdResult>(),
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
-    pub async fn get_user_id_by_email(
+    async fn get_user_id_by_email(
         &self,
         Parameters(GetUserIdArgs { email }): Parameters<GetUserIdArgs>,
         context: RequestContext<RoleServer>,

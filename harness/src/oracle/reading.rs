@@ -1,0 +1,308 @@
+//! The oracle's own reading of questions and of email addresses.
+//!
+//! It reads the forms `strategies.rs` generates and the scenario files list
+//! (the planner's `HELP` examples among them), by its own method: the
+//! address is the first word with an `@` in it; a question is about
+//! transactions when one of its words names them; the count is the number
+//! just before a transaction noun, looking past the recency adjectives in
+//! between ("last 2 purchases", "3 most recent payments"). It shares no code
+//! with `orchestrator::planner`, whose rules it checks.
+
+/// What a question asks, as the oracle reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Asked {
+    UserId { email: String },
+    Transactions { email: String, count: Option<u32> },
+}
+
+/// Nouns for transactions, each also read with a plural `s`; a number just
+/// before one (past recency adjectives) is how many are wanted.
+const NOUNS: [&str; 6] = [
+    "transaction",
+    "purchase",
+    "payment",
+    "order",
+    "charge",
+    "expense",
+];
+/// Other words that make a question one about transactions.
+const ALSO_ABOUT_MONEY: [&str; 6] = [
+    "spending", "spent", "spend", "bought", "history", "activity",
+];
+/// Adjectives that may stand between a count and its noun; with a singular
+/// noun and no count, one of them means "the one most recent".
+const RECENCY: [&str; 7] = ["last", "latest", "recent", "newest", "top", "past", "most"];
+/// Words that make a question one about the user id.
+const ID_WORDS: [&str; 5] = ["id", "userid", "user-id", "identifier", "uuid"];
+/// Counts written as words, by value.
+const NUMBERS: [&str; 21] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+];
+/// What may surround a word in a sentence without being part of it.
+const PUNCTUATION: &str = "?!.,;:\"'()<>[]{}`";
+
+/// Reads a question, or says why it is not one the oracle can answer.
+pub(super) fn read(text: &str) -> Result<Asked, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| address_in(w).is_some())
+        .ok_or_else(|| format!("{text:?} names no email address"))?;
+    let email = address_in(words[at]).unwrap_or_default().to_owned();
+    let rest: Vec<String> = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .map(|(_, w)| w.trim_matches(|c| PUNCTUATION.contains(c)).to_lowercase())
+        .collect();
+    if rest
+        .iter()
+        .any(|w| noun(w).is_some() || ALSO_ABOUT_MONEY.contains(&w.as_str()))
+    {
+        let count = count(&rest)?;
+        return Ok(Asked::Transactions { email, count });
+    }
+    if rest.iter().any(|w| ID_WORDS.contains(&w.as_str())) {
+        return Ok(Asked::UserId { email });
+    }
+    Err(format!(
+        "{text:?} asks neither for transactions nor for a user id"
+    ))
+}
+
+/// The address a word holds, without the punctuation of the sentence
+/// around it or a possessive `'s`: `bob@example.com's` is Bob's.
+fn address_in(word: &str) -> Option<&str> {
+    let trimmed = word.trim_matches(|c| PUNCTUATION.contains(c));
+    let trimmed = trimmed.strip_suffix("'s").unwrap_or(trimmed);
+    let (local, domain) = trimmed.split_once('@')?;
+    (!local.is_empty() && !domain.is_empty()).then_some(trimmed)
+}
+
+/// Whether `word` is a transaction noun: `Some(plural)`, else `None`.
+fn noun(word: &str) -> Option<bool> {
+    if NOUNS.contains(&word) {
+        return Some(false);
+    }
+    word.strip_suffix('s')
+        .filter(|stem| NOUNS.contains(stem))
+        .map(|_| true)
+}
+
+/// How many transactions are asked for: the number before a noun, past any
+/// recency adjectives; else one for a recent singular ("the latest
+/// purchase"); else all of them.
+fn count(words: &[String]) -> Result<Option<u32>, String> {
+    let mut one_recent = false;
+    for (at, word) in words.iter().enumerate() {
+        let Some(plural) = noun(word) else {
+            continue;
+        };
+        let mut first = at;
+        while first > 0 && RECENCY.contains(&words[first - 1].as_str()) {
+            first -= 1;
+        }
+        match first.checked_sub(1).and_then(|i| number(&words[i])) {
+            Some(0) => return Err("a question for zero transactions has no answer".into()),
+            Some(n) => return Ok(Some(n)),
+            None => one_recent |= !plural && first < at,
+        }
+    }
+    Ok(one_recent.then_some(1))
+}
+
+/// A count in digits or in words.
+fn number(word: &str) -> Option<u32> {
+    if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+        return word.parse().ok();
+    }
+    NUMBERS
+        .iter()
+        .zip(0u32..)
+        .find_map(|(name, n)| (*name == word).then_some(n))
+}
+
+/// Whether `email` is an address the user directory can hold: an unquoted
+/// local part and a domain of letter-digit-hyphen labels. It is lenient
+/// where that is safe (a malformed address it lets through is then simply
+/// nobody's), and refuses only what is plainly not an address.
+pub(super) fn plausible_address(email: &str) -> Result<(), String> {
+    let email = email.trim();
+    let refuse = |why: &str| Err(format!("{email:?} is not an email address: {why}"));
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return refuse("no @");
+    };
+    if local.is_empty() || domain.is_empty() {
+        return refuse("nothing before or after the @");
+    }
+    if local
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "\"(),:;<>@[\\]".contains(c))
+    {
+        return refuse("the part before the @ holds a character only a quoted address may");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return refuse("a dot at an end of the part before the @, or two in a row");
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    if !domain.split('.').all(label_ok) {
+        return refuse("the domain is not dot-separated letters, digits and hyphens");
+    }
+    Ok(())
+}
+
+/// Whether two addresses are the same, ignoring case (letter by letter)
+/// and surrounding white space.
+pub(super) fn same_address(a: &str, b: &str) -> bool {
+    let folded = |s: &str| {
+        s.trim()
+            .chars()
+            .flat_map(char::to_lowercase)
+            .collect::<Vec<char>>()
+    };
+    folded(a) == folded(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transactions(email: &str, count: Option<u32>) -> Asked {
+        Asked::Transactions {
+            email: email.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn reads_every_form_the_scenarios_and_the_planners_help_use() {
+        for (text, asked) in [
+            (
+                "What are the recent transactions for bob@example.com?",
+                transactions("bob@example.com", None),
+            ),
+            (
+                "last 2 purchases for ALICE@example.com",
+                transactions("ALICE@example.com", Some(2)),
+            ),
+            (
+                "last 1 transaction for charlie@example.com",
+                transactions("charlie@example.com", Some(1)),
+            ),
+            (
+                "Show me all purchases for alice@example.com",
+                transactions("alice@example.com", None),
+            ),
+            (
+                "Last 2 transactions for bob@example.com",
+                transactions("bob@example.com", Some(2)),
+            ),
+            (
+                "spending history of o'brien+x@bücher.example",
+                transactions("o'brien+x@bücher.example", None),
+            ),
+            (
+                "Zoë@Example.COM's 12 most recent payments?",
+                transactions("Zoë@Example.COM", Some(12)),
+            ),
+            (
+                "what were the last seven orders of b.ob@mail.example.org",
+                transactions("b.ob@mail.example.org", Some(7)),
+            ),
+            (
+                "the latest purchase of x@example.com",
+                transactions("x@example.com", Some(1)),
+            ),
+            (
+                "What is the most recent transaction for x@example.com?",
+                transactions("x@example.com", Some(1)),
+            ),
+            (
+                "transactions for bob@example.com in 2023",
+                transactions("bob@example.com", None),
+            ),
+            (
+                "What is the user id of charlie@example.com?",
+                Asked::UserId {
+                    email: "charlie@example.com".into(),
+                },
+            ),
+            (
+                "userid for a@b.c",
+                Asked::UserId {
+                    email: "a@b.c".into(),
+                },
+            ),
+        ] {
+            assert_eq!(read(text), Ok(asked), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_answer() {
+        for text in [
+            "weather for a@b.c",
+            "transactions for nobody",
+            "last zero purchases for a@b.c",
+            "0 transactions for a@b.c",
+        ] {
+            assert!(read(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn addresses_match_ignoring_case_and_white_space_only() {
+        assert!(same_address(" BOB@Example.com\t", "bob@example.com"));
+        assert!(same_address("ÅSA@bücher.example", "åsa@BÜCHER.example"));
+        assert!(!same_address("bob_@example.com", "bob@example.com"));
+        assert!(!same_address("b.ob@example.com", "bob@example.com"));
+    }
+
+    #[test]
+    fn tells_addresses_from_what_is_plainly_not_one() {
+        for good in [
+            "bob@example.com",
+            "o'brien+tag@mail.example.org",
+            "用户@bücher.example",
+            "no-one.no-one.x@xn--bcher-kva.example",
+        ] {
+            assert_eq!(plausible_address(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "a@@b",
+            "bob.example.com",
+            "@x.com",
+            "a@",
+            "a b@x.com",
+            "a@x..com",
+            "a@-x.com",
+        ] {
+            assert!(plausible_address(bad).is_err(), "{bad}");
+        }
+    }
+}
