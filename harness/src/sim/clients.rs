@@ -306,3 +306,62 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `Recorded` with scripted streams: the wire log holds exactly the
+    //! bytes that passed, a write that accepts only part of its buffer
+    //! logged for the part it took.
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_test::io::Builder;
+
+    use super::*;
+
+    fn wire() -> Wire {
+        Wire {
+            log: Arc::default(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn lines(wire: &Wire) -> Vec<String> {
+        let log = wire.log.lock().unwrap().clone();
+        log.lines().map(|l| l.trim_start().to_owned()).collect()
+    }
+
+    #[test]
+    fn a_partial_write_is_logged_for_the_bytes_it_took() {
+        tokio_test::block_on(async {
+            let wire = wire();
+            // A pipe with room for 4 bytes takes 4 of the 8 offered.
+            let (inner, mut peer) = tokio::io::duplex(4);
+            let mut recorded = Recorded::new(inner, wire.clone(), "s <".into());
+            let n = recorded.write(b"{\"a\":1}\n").await.unwrap();
+            assert_eq!(n, 4);
+            let mut first = [0; 4];
+            peer.read_exact(&mut first).await.unwrap();
+            recorded.write_all(b":1}\n").await.unwrap();
+            assert_eq!(lines(&wire), ["0 ms  s < {\"a\"", "0 ms  s < :1}"]);
+        });
+    }
+
+    #[test]
+    fn reads_are_logged_as_they_arrive_and_an_error_logs_nothing() {
+        tokio_test::block_on(async {
+            let wire = wire();
+            let error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+            let inner = Builder::new()
+                .read(b"ab")
+                .read(b"c\n")
+                .read_error(error)
+                .build();
+            let mut recorded = Recorded::new(inner, wire.clone(), "s >".into());
+            let mut got = Vec::new();
+            let outcome = recorded.read_to_end(&mut got).await;
+            assert!(outcome.is_err());
+            assert_eq!(got, b"abc\n");
+            assert_eq!(lines(&wire), ["0 ms  s > ab", "0 ms  s > c"]);
+        });
+    }
+}

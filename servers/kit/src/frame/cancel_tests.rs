@@ -362,13 +362,13 @@ fn an_io_error_or_eof_mid_line_ends_the_stream_and_delivers_no_fragment() {
 }
 
 #[test]
-fn a_reply_written_in_parts_arrives_whole_and_once() {
+fn an_error_reply_is_written_whole_and_once_byte_for_byte() {
     let (_, reply) = reference(b"{oops\n");
     assert!(reply.len() > 20, "{reply:?}");
-    // The mock writer takes the reply in three writes of these sizes (a
-    // write offered more takes only what the next expectation holds) and
-    // panics on any byte it does not expect, or, when dropped, on any
-    // expected byte that never came.
+    // The mock writer panics on any byte it does not expect, or, when
+    // dropped, on any expected byte that never came. (Writes the pipe
+    // takes only in part are the property's: its output pipe holds as
+    // little as one byte.)
     let write = Builder::new()
         .write(&reply[..7])
         .write(&reply[7..20])
