@@ -13,14 +13,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use orchestrator::PlantedBug;
 use proptest::{
     prelude::*,
     test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
 };
 use toml::{Table, Value};
 
-use crate::{Dataset, Scenario, strategies};
+use crate::{Dataset, Scenario, planted::PlantedBug, strategies};
 
 /// The servers a fault can hit (the client's links lead to them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -625,15 +624,7 @@ fn header(case: &Case, violation: &str, settings: &Settings) -> String {
     for line in violation.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    let _ = writeln!(
-        out,
-        "# Replay: cargo run -p harness{} -- run FILE",
-        if settings.planted.is_some() {
-            " --features planted-bug"
-        } else {
-            ""
-        }
-    );
+    let _ = writeln!(out, "# Replay: cargo run -p harness -- run FILE");
     out
 }
 

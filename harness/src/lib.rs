@@ -18,7 +18,9 @@
 //! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics;
 //! - [`duplex`]: the whole stack in one process over in-memory pipes;
 //! - [`explore`]: generated datasets, questions and fault schedules, run
-//!   and shrunk by proptest, a failure written out as a scenario file.
+//!   and shrunk by proptest, a failure written out as a scenario file;
+//! - [`planted`]: deliberate bugs, planted from outside by wrapping the
+//!   orchestrator's sessions, to prove that `explore` finds them.
 //!
 //! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
 //! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
@@ -35,6 +37,7 @@ pub mod dataset;
 pub mod duplex;
 pub mod explore;
 pub mod oracle;
+pub mod planted;
 pub mod proxy;
 pub mod scenario;
 pub mod sim;

@@ -3,11 +3,7 @@
 //! none of the servers' indexes. It is written independently of the code it
 //! checks: a linear scan and a sort, the rules in `servers/README.md`.
 
-use orchestrator::{
-    Answer,
-    answer::TransactionLine,
-    planner::{self, Question},
-};
+use orchestrator::{Answer, Question, TransactionLine};
 use payment_server::{COUNT_MAX, money};
 
 use crate::dataset::Dataset;
@@ -35,7 +31,7 @@ impl Oracle {
     /// The expected answer to a question as a user would type it, or why no
     /// answer is expected (the orchestrator must then give a typed error).
     pub fn answer(&self, question: &str) -> Result<Answer, String> {
-        let question = planner::parse_question(question).map_err(|e| e.to_string())?;
+        let question = orchestrator::parse_question(question).map_err(|e| e.to_string())?;
         self.expect(&question)
     }
 

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use orchestrator::{config::PolicyToml, policy::Policy};
+use orchestrator::{Policy, PolicyToml};
 use payment_server::TransactionRecord;
 use serde::Deserialize;
 use toml::Spanned;
@@ -74,9 +74,9 @@ pub struct Scenario {
     pub attacker: Option<Attacker>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
-    /// A bug deliberately planted in the orchestrator (only in builds with
-    /// the `planted-bug` feature), as written out by `harness explore`.
-    pub planted_bug: Option<orchestrator::PlantedBug>,
+    /// A bug deliberately planted around the orchestrator's sessions
+    /// ([`crate::planted`]), as written out by `harness explore`.
+    pub planted_bug: Option<crate::planted::PlantedBug>,
 }
 
 /// The `[attacker]` table: an `attacker` host that replays the denial
@@ -334,7 +334,7 @@ impl Scenario {
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let invalid = |offset: usize, message: String| ScenarioError::Invalid {
             path: path.to_owned(),
-            line: orchestrator::config::line_of(text, offset),
+            line: orchestrator::line_of(text, offset),
             message,
         };
         let raw: RawScenario = toml::from_str(text).map_err(|error| {
@@ -471,7 +471,7 @@ impl Scenario {
                     ));
                 }
                 for question in &listed {
-                    orchestrator::planner::parse_question(question).map_err(|e| {
+                    orchestrator::parse_question(question).map_err(|e| {
                         invalid(
                             workload_at,
                             format!("[workload]: question {question:?} cannot be planned: {e}"),
@@ -729,22 +729,17 @@ impl Scenario {
         let planted_bug = match &raw.planted_bug {
             None => None,
             Some(name) => {
-                let bug = orchestrator::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
-                    invalid(
-                        name.span().start,
-                        format!(
-                            "planted_bug: no bug called {:?}; the one there is: \"{}\"",
-                            name.get_ref(),
-                            orchestrator::PlantedBug::StaleRetryArguments.name()
-                        ),
-                    )
-                })?;
-                if !orchestrator::planted::BUILT_IN {
-                    return Err(invalid(
-                        name.span().start,
-                        format!("planted_bug: {}", orchestrator::NotBuiltIn),
-                    ));
-                }
+                let bug =
+                    crate::planted::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
+                        invalid(
+                            name.span().start,
+                            format!(
+                                "planted_bug: no bug called {:?}; the one there is: \"{}\"",
+                                name.get_ref(),
+                                crate::planted::PlantedBug::StaleRetryArguments.name()
+                            ),
+                        )
+                    })?;
                 Some(bug)
             }
         };

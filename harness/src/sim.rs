@@ -16,9 +16,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use mcp_server_kit::Limits;
-use orchestrator::{
-    ConnectError, Connector, McpClient, Orchestrator, Stats, connector::handshake_lines,
-};
+use orchestrator::{ConnectError, Connector, Orchestrator, Session, Stats, handshake_lines};
 use payment_server::PaymentServer;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler, Service,
@@ -151,8 +149,7 @@ impl RunReport {
 fn percentile(queries: &[QueryRecord], p: f64) -> Duration {
     let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
     latencies.sort_unstable();
-    let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
-    latencies.get(rank - 1).copied().unwrap_or_default()
+    orchestrator::percentile(&latencies, p)
 }
 
 /// The busiest a server got during a run.
@@ -362,7 +359,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
             };
             let connector = |server: &'static str| -> Arc<dyn Connector> {
                 let (host, port) = route(server);
-                Arc::new(SimConnector {
+                let sim = Arc::new(SimConnector {
                     server: match &label {
                         Some(client) => format!("{client} {server}"),
                         None => server.to_owned(),
@@ -370,9 +367,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
                     host,
                     port,
                     wire: wire.clone(),
-                })
+                });
+                crate::planted::wrap(planted_bug, sim)
             };
-            let mut orchestrator = Orchestrator::new(
+            let orchestrator = Orchestrator::new(
                 vec![
                     ("user".into(), connector("user")),
                     ("payment".into(), connector("payment")),
@@ -380,9 +378,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
                 policy,
                 seed.wrapping_add(client as u64),
             );
-            if let Some(bug) = planted_bug {
-                orchestrator.plant(bug)?;
-            }
             let started = tokio::time::Instant::now();
             // `concurrency` loops share this client's orchestrator (and so its
             // connections, breakers and retry budget). join_all polls them in
@@ -706,7 +701,7 @@ fn check(
     if scenario.within_budget {
         // Each client's bucket: full at the start, refilled by time and by
         // a fraction of every first attempt.
-        let p = &scenario.policy;
+        let p = scenario.policy.settings();
         let clients = f64::from(scenario.workload.clients);
         let allowed = clients * f64::from(p.retry_budget_burst)
             + p.retry_budget_ratio * stats.calls as f64
@@ -1047,7 +1042,7 @@ impl Connector for SimConnector {
         format!("sim://{}:{}", self.host, self.port)
     }
 
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
         Box::pin(async move {
             let stream = turmoil::net::TcpStream::connect((self.host, self.port))
                 .await
