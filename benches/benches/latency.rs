@@ -18,8 +18,7 @@ use std::{
 
 use benches::{DEMO_QUESTION, Servers, Transport};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use orchestrator::{Orchestrator, Policy, catalog::Catalog, planner};
-use rmcp::model::CallToolRequestParams;
+use orchestrator::{Catalog, Orchestrator, Policy};
 use tokio::runtime::Runtime;
 
 const SERVE: &str = env!("CARGO_BIN_EXE_serve");
@@ -62,22 +61,21 @@ fn tool_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("tool_call");
     for transport in Transport::ALL {
         let (servers, _) = orchestrator(&rt, transport);
-        let client = rt
+        let mut session = rt
             .block_on(servers.connectors[0].1.connect())
             .expect("connects");
-        let params = CallToolRequestParams::new("getUserIdByEmail").with_arguments(
-            serde_json::json!({ "email": "bob@example.com" })
-                .as_object()
-                .cloned()
-                .expect("an object"),
-        );
+        let arguments = serde_json::json!({ "email": "bob@example.com" })
+            .as_object()
+            .cloned()
+            .expect("an object");
+        let timeout = Policy::DEFAULT.settings().call_timeout;
         group.bench_function(transport.name(), |b| {
             b.iter(|| {
-                rt.block_on(client.call_tool(params.clone()))
+                rt.block_on(session.call_tool("getUserIdByEmail", arguments.clone(), timeout))
                     .expect("the call succeeds")
             });
         });
-        rt.block_on(client.cancel()).ok();
+        rt.block_on(session.close_and_wait());
     }
     group.finish();
 }
@@ -183,12 +181,12 @@ fn planner(c: &mut Criterion) {
         .collect();
     let mut group = c.benchmark_group("planner");
     group.bench_function("parse_question", |b| {
-        b.iter(|| planner::parse_question(DEMO_QUESTION).expect("parses"));
+        b.iter(|| orchestrator::parse_question(DEMO_QUESTION).expect("parses"));
     });
     group.bench_function("parse_and_plan", |b| {
         b.iter(|| {
-            let question = planner::parse_question(DEMO_QUESTION).expect("parses");
-            planner::plan(question, &catalog).expect("plans")
+            let question = orchestrator::parse_question(DEMO_QUESTION).expect("parses");
+            orchestrator::plan(question, &catalog).expect("plans")
         });
     });
     group.bench_function("catalog_new", |b| {

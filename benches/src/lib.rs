@@ -2,18 +2,11 @@
 //! line every contender prints (`orchestrator bench --json`, the
 //! TypeScript peer's `bench.mjs`, the floor probe).
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
-use mcp_server_kit::{HttpOptions, Limits};
-use orchestrator::{
-    Connector,
-    connector::{HttpConnector, StdioConnector, TcpConnector},
-};
-use payment_server::{Ledger, PaymentServer};
-use rmcp::{RoleServer, Service};
+use orchestrator::Connector;
+use reference_servers::{Access, Data};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
-use user_server::{UserServer, UserStore};
 
 /// The question every benchmark asks: the 2-hop demo.
 pub const DEMO_QUESTION: &str = "What are the recent transactions for bob@example.com?";
@@ -56,8 +49,8 @@ impl Measured {
             queries,
             concurrency,
             transport: transport.to_owned(),
-            p50_us: percentile(&latencies, 0.50),
-            p99_us: percentile(&latencies, 0.99),
+            p50_us: micros(orchestrator::percentile(&latencies, 0.50)),
+            p99_us: micros(orchestrator::percentile(&latencies, 0.99)),
             qps: (queries as f64 / elapsed.as_secs_f64()).round() as u64,
             errors: 0,
             rss_peak_kb: None,
@@ -96,125 +89,43 @@ impl Transport {
     }
 }
 
-/// Both reference servers with the demo data, reachable over `transport`.
-/// In-process ones stop when this is dropped; stdio children stop when
-/// their connections close.
+/// Both reference servers with the demo data, reachable over `transport`
+/// (started by `reference-servers`). In-process ones stop when this is
+/// dropped; stdio children stop when their connections close.
 #[derive(Debug)]
 pub struct Servers {
     pub connectors: Vec<(String, Arc<dyn Connector>)>,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    _running: reference_servers::Servers,
 }
 
 impl Servers {
     /// Starts them; `serve_program` is the `serve` binary (for stdio).
     /// Call inside a tokio runtime.
     pub async fn start(transport: Transport, serve_program: &Path) -> anyhow::Result<Self> {
-        let shutdown = CancellationToken::new();
-        let user = UserServer::new(UserStore::demo());
-        let payment = PaymentServer::new(Ledger::demo());
-        let connectors: Vec<(String, Arc<dyn Connector>)> = match transport {
-            Transport::Duplex => vec![
-                (
-                    "user".into(),
-                    Arc::new(harness::duplex::DuplexConnector::new("user", user)),
-                ),
-                (
-                    "payment".into(),
-                    Arc::new(harness::duplex::DuplexConnector::new("payment", payment)),
-                ),
-            ],
-            Transport::Stdio => ["user", "payment"]
-                .into_iter()
-                .map(|role| {
-                    let connector: Arc<dyn Connector> = Arc::new(StdioConnector {
-                        program: serve_program.to_owned(),
-                        args: vec![role.into()],
-                    });
-                    (role.to_owned(), connector)
-                })
-                .collect(),
-            Transport::Tcp | Transport::Http => vec![
-                (
-                    "user".into(),
-                    listen(user, &user_server::SPEC, transport, &shutdown).await?,
-                ),
-                (
-                    "payment".into(),
-                    listen(payment, &payment_server::SPEC, transport, &shutdown).await?,
-                ),
-            ],
+        let transport = match transport {
+            Transport::Duplex => reference_servers::Transport::Duplex,
+            Transport::Stdio => reference_servers::Transport::Stdio {
+                program: serve_program.to_owned(),
+                args: Vec::new(),
+            },
+            Transport::Tcp => reference_servers::Transport::Tcp,
+            // Protected as a real server is, with a fresh static token: the
+            // figures include checking it.
+            Transport::Http => reference_servers::Transport::Http(Access::GeneratedToken {
+                token_requests_max: 1024,
+            }),
         };
+        let running = reference_servers::Servers::start(&transport, &Data::demo()).await?;
         Ok(Self {
-            connectors,
-            shutdown,
+            connectors: running.connectors(),
+            _running: running,
         })
     }
 }
 
-/// Serves `handler` on a loopback port and returns a connector to it. Over
-/// HTTP the server is protected as a real one is, with a fresh static token:
-/// the figures include checking it.
-async fn listen<S>(
-    handler: S,
-    spec: &mcp_server_kit::ServerSpec,
-    transport: Transport,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Arc<dyn Connector>>
-where
-    S: rmcp::ServerHandler + Service<RoleServer> + Clone + Send + Sync + 'static,
-{
-    let listener = mcp_server_kit::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let addr = listener.local_addr()?;
-    let token = shutdown.clone();
-    Ok(if transport == Transport::Tcp {
-        tokio::spawn(mcp_server_kit::serve_tcp(
-            listener,
-            handler,
-            Limits::DEFAULT,
-            token,
-        ));
-        Arc::new(TcpConnector {
-            addr: addr.to_string(),
-        })
-    } else {
-        let secret = mcp_server_kit::generate_token()?;
-        let auth = mcp_server_kit::Authenticator::new(mcp_server_kit::AuthSettings {
-            resource: format!("http://{addr}/mcp"),
-            protection: spec.protection,
-            static_tokens: vec![secret.clone()],
-            jwt: None,
-            token_requests_max: 1024,
-            clock: mcp_server_kit::system_clock(),
-        })?;
-        tokio::spawn(mcp_server_kit::serve_http(
-            listener,
-            handler,
-            Limits::DEFAULT,
-            HttpOptions::protected(Arc::new(auth)),
-            token,
-        ));
-        Arc::new(HttpConnector {
-            url: format!("http://{addr}/mcp"),
-            credential: Some(orchestrator::Credential::Value(orchestrator::Token::new(
-                secret.expose(),
-            ))),
-        })
-    })
-}
-
-/// Nearest-rank percentile of sorted latencies, in microseconds.
-pub fn percentile(sorted: &[Duration], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    u64::try_from(sorted[rank - 1].as_micros()).unwrap_or(u64::MAX)
+/// Whole microseconds, saturating.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Peak resident memory of this process (Linux; `None` elsewhere).
@@ -231,12 +142,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentile_is_nearest_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
-        assert_eq!(percentile(&sorted, 0.50), 50);
-        assert_eq!(percentile(&sorted, 0.99), 99);
-        assert_eq!(percentile(&sorted[..1], 0.99), 1);
-        assert_eq!(percentile(&[], 0.5), 0);
+    fn latencies_are_summarised_in_microseconds() {
+        let latencies: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
+        let m = Measured::from_latencies("tcp", 4, latencies, Duration::from_millis(50));
+        assert_eq!((m.queries, m.p50_us, m.p99_us, m.qps), (100, 50, 99, 2000));
     }
 
     #[test]

@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use orchestrator::PlantedBug;
 use proptest::{
     prelude::*,
     test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
@@ -24,6 +23,7 @@ use toml::Spanned;
 use crate::{
     Dataset, Scenario,
     fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind},
+    planted::PlantedBug,
     scenario::{DatasetTable, InvariantsTable, NetworkTable, ScenarioFile, WorkloadTable},
     strategies,
 };
@@ -418,15 +418,7 @@ fn header(case: &Case, violation: &str, settings: &Settings) -> String {
     for line in violation.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    let _ = writeln!(
-        out,
-        "# Replay: cargo run -p harness{} -- run FILE",
-        if settings.planted.is_some() {
-            " --features planted-bug"
-        } else {
-            ""
-        }
-    );
+    let _ = writeln!(out, "# Replay: cargo run -p harness -- run FILE");
     out
 }
 

@@ -20,7 +20,9 @@
 //! - [`proxy`]: a seeded Toxiproxy-style proxy host for the toxics;
 //! - [`duplex`]: the whole stack in one process over in-memory pipes;
 //! - [`explore`]: generated datasets, questions and fault schedules, run
-//!   and shrunk by proptest, a failure written out as a scenario file.
+//!   and shrunk by proptest, a failure written out as a scenario file;
+//! - [`planted`]: deliberate bugs, planted from outside by wrapping the
+//!   orchestrator's sessions, to prove that `explore` finds them.
 //!
 //! **Determinism.** A run reads no wall clock and no OS randomness: turmoil
 //! drives time, the seed drives turmoil's RNG and the orchestrator's jitter,
@@ -38,6 +40,7 @@ pub mod duplex;
 pub mod explore;
 mod fault;
 mod oracle;
+mod planted;
 mod proxy;
 mod scenario;
 mod sim;
@@ -47,6 +50,7 @@ mod topology;
 pub use dataset::Dataset;
 pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
 pub use oracle::Oracle;
+pub use planted::PlantedBug;
 pub use scenario::{DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError};
 pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};

@@ -44,8 +44,8 @@ enum Command {
         /// Where a shrunk failure is written: DIR/explored-SEED.toml.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// Plant a deliberate bug in the orchestrator, to watch the search
-        /// find and shrink it (needs `--features planted-bug`).
+        /// Plant a deliberate bug around the orchestrator's sessions, to
+        /// watch the search find and shrink it: stale-retry-arguments.
         #[arg(long, value_name = "BUG")]
         planted_bug: Option<String>,
     },
@@ -367,17 +367,19 @@ fn explore(
     out: &std::path::Path,
     planted_bug: Option<&str>,
 ) -> anyhow::Result<bool> {
-    use harness::explore::{Settings, explore, output_path};
+    use harness::{
+        PlantedBug,
+        explore::{Settings, explore, output_path},
+    };
     let planted = match planted_bug {
         None => None,
         Some(name) => {
-            let bug = orchestrator::PlantedBug::from_name(name).with_context(|| {
+            let bug = PlantedBug::from_name(name).with_context(|| {
                 format!(
                     "--planted-bug: no bug called {name:?}; the one there is: {}",
-                    orchestrator::PlantedBug::StaleRetryArguments.name()
+                    PlantedBug::StaleRetryArguments.name()
                 )
             })?;
-            anyhow::ensure!(orchestrator::planted::BUILT_IN, orchestrator::NotBuiltIn);
             Some(bug)
         }
     };
@@ -419,18 +421,13 @@ fn explore(
         )
     };
     say!(
-        "FAIL case {} of {cases} broke an invariant ({}).\n     shrunk in {} more runs to {}:\n     {}\n     written to {}\n     replay: cargo run -p harness{} -- run {}",
+        "FAIL case {} of {cases} broke an invariant ({}).\n     shrunk in {} more runs to {}:\n     {}\n     written to {}\n     replay: cargo run -p harness -- run {}",
         found.cases_to_find,
         size(&found.original),
         found.shrink_runs,
         size(&found.shrunk),
         found.violation.replace('\n', "\n     "),
         path.display(),
-        if planted.is_some() {
-            " --features planted-bug"
-        } else {
-            ""
-        },
         path.display()
     );
     Ok(false)

@@ -15,7 +15,7 @@
 mod reading;
 mod rendering;
 
-use orchestrator::{Answer, answer::TransactionLine, planner::Question};
+use orchestrator::{Answer, Question, TransactionLine};
 
 use self::{
     reading::Asked,

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use orchestrator::{config::PolicyToml, policy::Policy};
+use orchestrator::{Policy, PolicyToml};
 use payment_server::TransactionRecord;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -77,9 +77,9 @@ pub struct Scenario {
     pub attacker: Option<Attacker>,
     /// The invariant this scenario is meant to break, if any.
     pub expect_fail: Option<Invariant>,
-    /// A bug deliberately planted in the orchestrator (only in builds with
-    /// the `planted-bug` feature), as written out by `harness explore`.
-    pub planted_bug: Option<orchestrator::PlantedBug>,
+    /// A bug deliberately planted around the orchestrator's sessions
+    /// ([`crate::planted`]), as written out by `harness explore`.
+    pub planted_bug: Option<crate::planted::PlantedBug>,
 }
 
 /// The `[attacker]` table: an `attacker` host that replays the denial
@@ -277,7 +277,7 @@ impl Locator<'_> {
     fn invalid(&self, offset: usize, message: String) -> ScenarioError {
         ScenarioError::Invalid {
             path: self.path.to_owned(),
-            line: orchestrator::config::line_of(self.text, offset),
+            line: orchestrator::line_of(self.text, offset),
             message,
         }
     }
@@ -577,21 +577,18 @@ impl ScenarioFile {
     fn planted_bug(
         &self,
         at: &Locator<'_>,
-    ) -> Result<Option<orchestrator::PlantedBug>, ScenarioError> {
+    ) -> Result<Option<crate::planted::PlantedBug>, ScenarioError> {
         let Some(name) = &self.planted_bug else {
             return Ok(None);
         };
         let bad = |m: String| at.invalid(name.span().start, format!("planted_bug: {m}"));
-        let bug = orchestrator::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
+        let bug = crate::planted::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
             bad(format!(
                 "no bug called {:?}; the one there is: \"{}\"",
                 name.get_ref(),
-                orchestrator::PlantedBug::StaleRetryArguments.name()
+                crate::planted::PlantedBug::StaleRetryArguments.name()
             ))
         })?;
-        if !orchestrator::planted::BUILT_IN {
-            return Err(bad(orchestrator::NotBuiltIn.to_string()));
-        }
         Ok(Some(bug))
     }
 
@@ -705,7 +702,7 @@ fn validate_questions(workload: &WorkloadTable) -> Result<Questions, String> {
         return Err("questions must list at least one question".into());
     }
     for question in listed {
-        orchestrator::planner::parse_question(question)
+        orchestrator::parse_question(question)
             .map_err(|e| format!("question {question:?} cannot be planned: {e}"))?;
     }
     Ok(Questions::Listed(listed.clone()))

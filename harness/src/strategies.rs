@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use orchestrator::planner::Question;
+use orchestrator::Question;
 use payment_server::TransactionRecord;
 use proptest::{
     prelude::*,
@@ -345,7 +345,7 @@ pub fn question(
 
 #[cfg(test)]
 mod tests {
-    use orchestrator::planner::parse_question;
+    use orchestrator::parse_question;
 
     use super::*;
     use crate::Oracle;

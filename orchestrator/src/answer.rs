@@ -81,7 +81,7 @@ impl Answer {
 }
 
 /// "£50", "£12.50", "£1,250", "¥500", "CHF 9.99". Zero pence are dropped.
-pub fn format_money(amount: &str, currency: &str) -> String {
+pub(crate) fn format_money(amount: &str, currency: &str) -> String {
     let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
     let mut grouped = String::new();
     for (i, digit) in whole.chars().enumerate() {
@@ -117,11 +117,11 @@ fn symbol(currency: &str) -> Option<&'static str> {
 /// A reply that does not have the shape the plan relies on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ReplyError(pub String);
+pub struct ReplyError(pub(crate) String);
 
 /// The user id from a lookup tool's reply: structured `userId` if present,
 /// else the text itself (as the original demo's servers reply).
-pub fn read_user_id(reply: &CallToolResult) -> Result<(String, Option<String>), ReplyError> {
+pub(crate) fn read_user_id(reply: &CallToolResult) -> Result<(String, Option<String>), ReplyError> {
     if let Some(structured) = &reply.structured_content {
         let id = structured
             .get("userId")
@@ -146,7 +146,9 @@ fn checked_id(id: &str) -> Result<String, ReplyError> {
 /// The transactions from a listing tool's reply: structured `transactions`
 /// if present, else the text as a JSON array. Amounts given as JSON numbers
 /// with no currency are pounds, as in the original demo.
-pub fn read_transactions(reply: &CallToolResult) -> Result<Vec<TransactionLine>, ReplyError> {
+pub(crate) fn read_transactions(
+    reply: &CallToolResult,
+) -> Result<Vec<TransactionLine>, ReplyError> {
     let parsed;
     let items = match reply
         .structured_content
@@ -209,7 +211,7 @@ fn read_transaction(item: &Value) -> Result<TransactionLine, String> {
 }
 
 /// The text of a reply's first text block.
-pub fn first_text(reply: &CallToolResult) -> Result<&str, ReplyError> {
+pub(crate) fn first_text(reply: &CallToolResult) -> Result<&str, ReplyError> {
     reply
         .content
         .iter()

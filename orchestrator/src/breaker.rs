@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 /// Where a breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Closed {
         failures: u32,
     },
@@ -26,7 +26,7 @@ pub enum State {
 
 /// The breaker of one server.
 #[derive(Debug, Clone)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     state: State,
     /// 0 disables the breaker.
     failures_max: u32,
@@ -35,7 +35,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(failures_max: u32, open_for: Duration) -> Self {
+    pub(crate) fn new(failures_max: u32, open_for: Duration) -> Self {
         Self {
             state: State::Closed { failures: 0 },
             failures_max,
@@ -45,7 +45,7 @@ impl Breaker {
     }
 
     /// May a call go out now? `Err` carries how long the breaker stays open.
-    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn admit(&mut self, now: Instant) -> Result<(), Duration> {
         match self.state {
             State::Closed { .. } => Ok(()),
             State::Open { until } | State::HalfOpen { probe_until: until } if now >= until => {
@@ -59,12 +59,12 @@ impl Breaker {
     }
 
     /// The server answered (even with a tool error: it is alive).
-    pub fn succeeded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         self.state = State::Closed { failures: 0 };
     }
 
     /// A transient failure: timeout, broken connection, refused connect.
-    pub fn failed(&mut self, now: Instant) {
+    pub(crate) fn failed(&mut self, now: Instant) {
         if self.failures_max == 0 {
             return;
         }
@@ -84,12 +84,13 @@ impl Breaker {
         }
     }
 
-    pub fn state(&self) -> State {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
     /// Times the breaker has opened.
-    pub fn trips(&self) -> u64 {
+    pub(crate) fn trips(&self) -> u64 {
         self.trips
     }
 }

@@ -10,18 +10,18 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Policy, PolicyError, PolicySettings};
 
 /// Longest server name accepted.
-pub const SERVER_NAME_BYTES_MAX: usize = 64;
+const SERVER_NAME_BYTES_MAX: usize = 64;
 /// Most servers one config may list.
-pub const SERVERS_MAX: usize = 64;
+const SERVERS_MAX: usize = 64;
 
-/// A validated config.
+/// A validated config: read one with [`Config::from_file`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub servers: Vec<ServerConfig>,
-    pub policy: Policy,
+    servers: Vec<ServerConfig>,
+    policy: Policy,
 }
 
 /// One MCP server to connect to.
@@ -71,7 +71,7 @@ impl Token {
     }
 
     /// The token, to send in a header. Never log it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -99,7 +99,7 @@ pub enum CredentialError {
 
 impl Credential {
     /// Reads the token now.
-    pub fn resolve(&self) -> Result<Token, CredentialError> {
+    pub(crate) fn resolve(&self) -> Result<Token, CredentialError> {
         let (raw, place) = match self {
             Credential::Value(token) => return Ok(token.clone()),
             Credential::Env(name) => (
@@ -153,6 +153,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The servers, in the order the file lists them.
+    pub fn servers(&self) -> &[ServerConfig] {
+        &self.servers
+    }
+
+    /// The `[policy]`, or [`Policy::DEFAULT`] without one.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -362,7 +372,7 @@ struct RawServer {
 
 /// A `[policy]` table as written in TOML (the orchestrator's config, or a
 /// harness scenario). Every field optional: what is left out keeps
-/// [`Policy::DEFAULT`]'s value.
+/// [`PolicySettings::DEFAULT`]'s value.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyToml {
@@ -383,9 +393,9 @@ pub struct PolicyToml {
 impl PolicyToml {
     /// The validated policy these settings describe.
     pub fn into_policy(self) -> Result<Policy, PolicyError> {
-        let d = Policy::DEFAULT;
+        let d = PolicySettings::DEFAULT;
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
-        Policy {
+        Policy::new(PolicySettings {
             connect_timeout: ms(self.connect_timeout_ms, d.connect_timeout),
             call_timeout: ms(self.call_timeout_ms, d.call_timeout),
             deadline: ms(self.deadline_ms, d.deadline),
@@ -401,8 +411,7 @@ impl PolicyToml {
                 .or(d.hedge_after),
             breaker_failures: self.breaker_failures.unwrap_or(d.breaker_failures),
             breaker_open: ms(self.breaker_open_ms, d.breaker_open),
-        }
-        .validated()
+        })
     }
 }
 
@@ -443,8 +452,11 @@ mod tests {
             config.servers[2].transport.to_string(),
             "tcp://localhost:9000"
         );
-        assert_eq!(config.policy.attempts_max, 5);
-        assert_eq!(config.policy.call_timeout, Policy::DEFAULT.call_timeout);
+        assert_eq!(config.policy.settings().attempts_max, 5);
+        assert_eq!(
+            config.policy.settings().call_timeout,
+            PolicySettings::DEFAULT.call_timeout
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The one seam through which the orchestrator reaches servers.
 //!
-//! A [`Connector`] opens a fresh connection and completes the MCP handshake.
-//! stdio, TCP and HTTP implement it here; the simulation harness implements
-//! it over turmoil streams. Nothing else in the orchestrator knows which
-//! transport is in use.
+//! A [`Connector`] opens a fresh connection, completes the MCP handshake and
+//! hands back a [`Session`]. stdio, TCP and HTTP implement it here (built
+//! from a [`TransportConfig`]); the simulation harness implements it over
+//! turmoil streams, and may wrap the sessions. Nothing else in the
+//! orchestrator knows which transport is in use.
 
 use std::{
     collections::VecDeque,
@@ -15,8 +16,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use rmcp::{
-    RoleClient, ServiceExt,
-    service::RunningService,
+    ServiceExt,
     transport::{
         ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess,
         async_rw::AsyncRwTransport, streamable_http_client::StreamableHttpClientTransportConfig,
@@ -24,14 +24,13 @@ use rmcp::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
-use crate::config::TransportConfig;
-
-/// A live MCP client session. Dropping it closes the connection (and, for
-/// stdio, stops the child process).
-pub type McpClient = RunningService<RoleClient, ()>;
+use crate::{
+    config::TransportConfig,
+    session::{RmcpSession, Session},
+};
 
 /// Largest reply line accepted from a server over stdio or TCP, in bytes.
-pub const REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub(crate) const REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Opens connections to one server.
 pub trait Connector: Send + Sync + std::fmt::Debug {
@@ -39,7 +38,7 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     fn target(&self) -> String;
     /// Opens a new connection and completes `initialize`. The caller bounds
     /// it with a timeout.
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>>;
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>>;
 }
 
 /// Why a connection could not be opened.
@@ -92,7 +91,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// False when trying again cannot succeed without someone fixing things.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         !matches!(
             self,
             ConnectError::Spawn { .. }
@@ -149,7 +148,7 @@ impl std::fmt::Display for HttpRefusal {
 
 impl HttpRefusal {
     /// The refusal among `error`'s causes, if an HTTP status is why it failed.
-    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
+    pub(crate) fn find(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
         use rmcp::transport::streamable_http_client::{
             AuthRequiredError, InsufficientScopeError, StreamableHttpError,
         };
@@ -220,29 +219,32 @@ fn challenge_param(challenge: &str, name: &str) -> Option<String> {
     Some(value.chars().take(200).collect())
 }
 
-/// Builds the connector a config entry describes.
-pub fn from_config(transport: &TransportConfig) -> Arc<dyn Connector> {
-    match transport {
-        TransportConfig::Stdio { program, args } => Arc::new(StdioConnector {
-            program: program.clone(),
-            args: args.clone(),
-        }),
-        TransportConfig::Tcp { addr } => Arc::new(TcpConnector { addr: addr.clone() }),
-        TransportConfig::Http { url, credential } => Arc::new(HttpConnector {
-            url: url.clone(),
-            credential: credential.clone(),
-        }),
+impl TransportConfig {
+    /// A connector that opens sessions over this transport.
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        match self {
+            TransportConfig::Stdio { program, args } => Arc::new(StdioConnector {
+                program: program.clone(),
+                args: args.clone(),
+            }),
+            TransportConfig::Tcp { addr } => Arc::new(TcpConnector { addr: addr.clone() }),
+            TransportConfig::Http { url, credential } => Arc::new(HttpConnector {
+                url: url.clone(),
+                credential: credential.clone(),
+            }),
+        }
     }
 }
 
 /// Completes the client handshake over any byte stream with newline
-/// JSON-RPC framing. Public so that other connectors (the simulation's)
-/// frame exactly as the real TCP transport does.
+/// JSON-RPC framing (replies capped at 16 MiB). Public so that other
+/// connectors (the simulation's, the in-process pipes') frame exactly as
+/// the real TCP transport does.
 pub async fn handshake_lines<R, W>(
     read: R,
     write: W,
     target: &str,
-) -> Result<McpClient, ConnectError>
+) -> Result<Box<dyn Session>, ConnectError>
 where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
@@ -250,6 +252,7 @@ where
     let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(REPLY_BYTES_MAX);
     ().serve(transport)
         .await
+        .map(RmcpSession::boxed)
         .map_err(|error| ConnectError::Handshake {
             target: target.to_owned(),
             message: root_cause(&error),
@@ -287,6 +290,160 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
+}
+
+/// Launches the server as a child process and speaks MCP on its stdio.
+#[derive(Debug, Clone)]
+struct StdioConnector {
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+/// Lines of a child's stderr kept for error messages.
+const STDERR_TAIL_LINES: usize = 8;
+
+impl Connector for StdioConnector {
+    fn target(&self) -> String {
+        TransportConfig::Stdio {
+            program: self.program.clone(),
+            args: self.args.clone(),
+        }
+        .to_string()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
+        Box::pin(async move {
+            let command = tokio::process::Command::new(&self.program).configure(|c| {
+                c.args(&self.args);
+            });
+            let (transport, stderr) = TokioChildProcess::builder(command)
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|source| ConnectError::Spawn {
+                    program: self.program.clone(),
+                    source,
+                })?;
+            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            let reader = stderr.map(|stderr| tokio::spawn(keep_tail(stderr, tail.clone())));
+            match ().serve(transport).await {
+                Ok(client) => Ok(RmcpSession::boxed(client)),
+                Err(error) => {
+                    // The child usually explains itself on stderr as it exits.
+                    if let Some(reader) = reader {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+                    }
+                    let lines: Vec<String> = tail.lock().expect("tail lock").drain(..).collect();
+                    let stderr_tail = if lines.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n  server stderr:\n    {}", lines.join("\n    "))
+                    };
+                    Err(ConnectError::Handshake {
+                        target: self.target(),
+                        message: root_cause(&error),
+                        stderr_tail,
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// Forwards a child's stderr to our log at debug level and keeps its last lines.
+async fn keep_tail(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "orchestrator::child", "{line}");
+        let mut tail = tail.lock().expect("tail lock");
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.chars().take(500).collect());
+    }
+}
+
+/// Connects over TCP with newline-delimited JSON-RPC.
+#[derive(Debug, Clone)]
+struct TcpConnector {
+    addr: String,
+}
+
+impl Connector for TcpConnector {
+    fn target(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(&self.addr)
+                .await
+                .map_err(|source| ConnectError::Io {
+                    target: self.target(),
+                    source,
+                })?;
+            let _ = stream.set_nodelay(true);
+            let (read, write) = stream.into_split();
+            handshake_lines(read, write, &self.target()).await
+        })
+    }
+}
+
+/// Connects with MCP streamable HTTP, sending `Authorization: Bearer` with
+/// the token `credential` names (read at every connect).
+#[derive(Debug, Clone)]
+struct HttpConnector {
+    url: String,
+    credential: Option<crate::config::Credential>,
+}
+
+impl Connector for HttpConnector {
+    fn target(&self) -> String {
+        self.url.clone()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
+        Box::pin(async move {
+            // rmcp flattens the cause of a failed request into one long
+            // string; probing first names a refused or unreachable server plainly.
+            if let Some(authority) = authority(&self.url) {
+                tokio::net::TcpStream::connect(&authority)
+                    .await
+                    .map_err(|source| ConnectError::Io {
+                        target: self.target(),
+                        source,
+                    })?;
+            }
+            let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
+            if let Some(credential) = &self.credential {
+                let token = credential
+                    .resolve()
+                    .map_err(|source| ConnectError::Credential {
+                        target: self.target(),
+                        source,
+                    })?;
+                config = config.auth_header(token.expose());
+            }
+            let transport = StreamableHttpClientTransport::from_config(config);
+            let service = ().serve(transport).await.map_err(|error| {
+                // rmcp does not chain a failed initialize to its cause.
+                let refusal = match &error {
+                    rmcp::service::ClientInitializeError::TransportError { error, .. } => {
+                        HttpRefusal::find(error)
+                    }
+                    other => HttpRefusal::find(other),
+                };
+                match refusal {
+                    Some(refusal) => refusal.into_connect_error(self.target()),
+                    None => ConnectError::Handshake {
+                        target: self.target(),
+                        message: root_cause(&error),
+                        stderr_tail: String::new(),
+                    },
+                }
+            })?;
+            Ok(RmcpSession::boxed(service))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -353,158 +510,5 @@ mod tests {
         assert_eq!(authority("http://u:p@[::1]/x").as_deref(), Some("[::1]:80"));
         assert_eq!(authority("http://[::1]:9/x").as_deref(), Some("[::1]:9"));
         assert_eq!(authority("ftp://x"), None);
-    }
-}
-
-/// Launches the server as a child process and speaks MCP on its stdio.
-#[derive(Debug, Clone)]
-pub struct StdioConnector {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-}
-
-/// Lines of a child's stderr kept for error messages.
-const STDERR_TAIL_LINES: usize = 8;
-
-impl Connector for StdioConnector {
-    fn target(&self) -> String {
-        TransportConfig::Stdio {
-            program: self.program.clone(),
-            args: self.args.clone(),
-        }
-        .to_string()
-    }
-
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
-        Box::pin(async move {
-            let command = tokio::process::Command::new(&self.program).configure(|c| {
-                c.args(&self.args);
-            });
-            let (transport, stderr) = TokioChildProcess::builder(command)
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|source| ConnectError::Spawn {
-                    program: self.program.clone(),
-                    source,
-                })?;
-            let tail = Arc::new(Mutex::new(VecDeque::new()));
-            let reader = stderr.map(|stderr| tokio::spawn(keep_tail(stderr, tail.clone())));
-            match ().serve(transport).await {
-                Ok(client) => Ok(client),
-                Err(error) => {
-                    // The child usually explains itself on stderr as it exits.
-                    if let Some(reader) = reader {
-                        let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
-                    }
-                    let lines: Vec<String> = tail.lock().expect("tail lock").drain(..).collect();
-                    let stderr_tail = if lines.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n  server stderr:\n    {}", lines.join("\n    "))
-                    };
-                    Err(ConnectError::Handshake {
-                        target: self.target(),
-                        message: root_cause(&error),
-                        stderr_tail,
-                    })
-                }
-            }
-        })
-    }
-}
-
-/// Forwards a child's stderr to our log at debug level and keeps its last lines.
-async fn keep_tail(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "orchestrator::child", "{line}");
-        let mut tail = tail.lock().expect("tail lock");
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line.chars().take(500).collect());
-    }
-}
-
-/// Connects over TCP with newline-delimited JSON-RPC.
-#[derive(Debug, Clone)]
-pub struct TcpConnector {
-    pub addr: String,
-}
-
-impl Connector for TcpConnector {
-    fn target(&self) -> String {
-        format!("tcp://{}", self.addr)
-    }
-
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
-        Box::pin(async move {
-            let stream = tokio::net::TcpStream::connect(&self.addr)
-                .await
-                .map_err(|source| ConnectError::Io {
-                    target: self.target(),
-                    source,
-                })?;
-            let _ = stream.set_nodelay(true);
-            let (read, write) = stream.into_split();
-            handshake_lines(read, write, &self.target()).await
-        })
-    }
-}
-
-/// Connects with MCP streamable HTTP, sending `Authorization: Bearer` with
-/// the token `credential` names (read at every connect).
-#[derive(Debug, Clone)]
-pub struct HttpConnector {
-    pub url: String,
-    pub credential: Option<crate::config::Credential>,
-}
-
-impl Connector for HttpConnector {
-    fn target(&self) -> String {
-        self.url.clone()
-    }
-
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
-        Box::pin(async move {
-            // rmcp flattens the cause of a failed request into one long
-            // string; probing first names a refused or unreachable server plainly.
-            if let Some(authority) = authority(&self.url) {
-                tokio::net::TcpStream::connect(&authority)
-                    .await
-                    .map_err(|source| ConnectError::Io {
-                        target: self.target(),
-                        source,
-                    })?;
-            }
-            let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
-            if let Some(credential) = &self.credential {
-                let token = credential
-                    .resolve()
-                    .map_err(|source| ConnectError::Credential {
-                        target: self.target(),
-                        source,
-                    })?;
-                config = config.auth_header(token.expose());
-            }
-            let transport = StreamableHttpClientTransport::from_config(config);
-            ().serve(transport).await.map_err(|error| {
-                // rmcp does not chain a failed initialize to its cause.
-                let refusal = match &error {
-                    rmcp::service::ClientInitializeError::TransportError { error, .. } => {
-                        HttpRefusal::find(error)
-                    }
-                    other => HttpRefusal::find(other),
-                };
-                match refusal {
-                    Some(refusal) => refusal.into_connect_error(self.target()),
-                    None => ConnectError::Handshake {
-                        target: self.target(),
-                        message: root_cause(&error),
-                        stderr_tail: String::new(),
-                    },
-                }
-            })
-        })
     }
 }

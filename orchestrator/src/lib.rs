@@ -7,38 +7,57 @@
 //!                    tools/list ────┘        tools/call ◀──┘ (retry policy)
 //! ```
 //!
-//! - [`config`]: the TOML file: servers, transports, [`Policy`];
-//! - [`connector`]: the one seam to servers ([`Connector`]: stdio, TCP,
-//!   HTTP, or the simulation's own);
-//! - [`catalog`]: every server's tools, namespaced `server/tool`;
-//! - [`planner`]: deterministic planning by tool schema; no LLM, no server names;
-//! - [`policy`]: timeouts, attempts, backoff with full jitter, retry budget,
-//!   circuit breaker settings;
-//! - [`breaker`]: the per-server circuit breaker (closed, open, half-open);
-//! - [`Orchestrator`]: connections, reconnects and the retry loop;
-//! - [`answer`]: reading replies and rendering the answer.
+//! The whole API, one path per item:
+//!
+//! - [`Orchestrator`] asks ([`Orchestrator::ask`]), lists the
+//!   [`Catalog`], counts what it did ([`Stats`]) and traces each step
+//!   ([`StepTrace`]); it fails with an [`AskError`], whose calls fail with
+//!   a [`CallError`].
+//! - [`Config`] is the TOML file: [`ServerConfig`]s, each with a
+//!   [`TransportConfig`] (stdio, TCP, HTTP with a [`Credential`] naming a
+//!   [`Token`]), and a [`Policy`].
+//! - [`Policy`] (timeouts, attempts, full-jitter backoff, retry budget,
+//!   hedging, circuit breaker) is built only valid, from
+//!   [`PolicySettings`] ([`Policy::new`]) or a `[policy]` table
+//!   ([`PolicyToml`]).
+//! - [`Connector`] is the one seam to servers: it opens a [`Session`].
+//!   [`TransportConfig::connector`] gives the real ones; anything that is a
+//!   byte stream can use [`handshake_lines`]; a connector may wrap the
+//!   sessions of another.
+//! - [`parse_question`] and [`plan`] are the pure planner (no LLM, no
+//!   server names); [`Answer`] is what a question gets.
+//! - [`percentile`] is the one nearest-rank percentile of every report.
 //!
 //! **Determinism.** All time goes through `tokio::time` and all randomness
 //! through the seeded RNG given to [`Orchestrator::new`], so under a
 //! simulated network the same seed replays the same run.
 //!
 //! This library knows nothing of the reference servers' code: it meets
-//! them only through MCP.
+//! them only through MCP, and Cargo keeps it so (it does not depend on
+//! them).
 
-pub mod answer;
-pub mod breaker;
-pub mod catalog;
-pub mod config;
-pub mod connector;
+mod answer;
+mod breaker;
+mod catalog;
+mod config;
+mod connector;
 mod engine;
-pub mod planner;
-pub mod planted;
-pub mod policy;
+mod error;
+mod planner;
+mod policy;
+mod session;
+mod stats;
 
-pub use answer::Answer;
-pub use config::{Config, ConfigError, Credential, CredentialError, Token};
-pub use connector::{ConnectError, Connector, HttpRefusal, McpClient};
-pub use engine::{AskError, CallError, Orchestrator, Stats, StepTrace};
-pub use planner::{Plan, PlanError, Question};
-pub use planted::{NotBuiltIn, PlantedBug};
-pub use policy::{Policy, PolicyError};
+pub use answer::{Answer, ReplyError, TransactionLine};
+pub use catalog::{Catalog, CatalogEntry};
+pub use config::{
+    Config, ConfigError, Credential, CredentialError, PolicyToml, ServerConfig, Token,
+    TransportConfig, line_of,
+};
+pub use connector::{ConnectError, Connector, HttpRefusal, handshake_lines};
+pub use engine::{Orchestrator, StepTrace};
+pub use error::{AskError, CallError};
+pub use planner::{Plan, PlanError, Question, parse_question, plan};
+pub use policy::{Policy, PolicyError, PolicySettings};
+pub use session::{Session, SessionError};
+pub use stats::{Stats, percentile};

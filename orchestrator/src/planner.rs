@@ -18,24 +18,25 @@ pub enum Question {
 
 /// A tool chosen for a step, with the argument names its schema uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolRef {
-    pub server: String,
-    pub tool: String,
+pub(crate) struct ToolRef {
+    pub(crate) server: String,
+    pub(crate) tool: String,
     /// The input property that receives the value (`email` or `userId`).
-    pub input: String,
+    pub(crate) input: String,
     /// The optional count property, for the transactions step.
-    pub count_input: Option<String>,
+    pub(crate) count_input: Option<String>,
     /// Read-only or idempotent: a failed attempt may be retried.
-    pub retry_safe: bool,
+    pub(crate) retry_safe: bool,
 }
 
 impl ToolRef {
-    pub fn qualified_name(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn qualified_name(&self) -> String {
         format!("{}/{}", self.server, self.tool)
     }
 
     /// The arguments for this step.
-    pub fn arguments(&self, value: &str, count: Option<u32>) -> Map<String, Value> {
+    pub(crate) fn arguments(&self, value: &str, count: Option<u32>) -> Map<String, Value> {
         let mut args = Map::new();
         args.insert(self.input.clone(), Value::String(value.to_owned()));
         if let (Some(name), Some(count)) = (&self.count_input, count) {
@@ -45,14 +46,14 @@ impl ToolRef {
     }
 }
 
-/// The chain of calls that answers a question.
+/// The chain of calls that answers a question, as [`plan`] chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub question: Question,
+    pub(crate) question: Question,
     /// Email → user id.
-    pub lookup: ToolRef,
+    pub(crate) lookup: ToolRef,
     /// User id → transactions; absent for a user-id question.
-    pub list: Option<ToolRef>,
+    pub(crate) list: Option<ToolRef>,
 }
 
 /// A question that cannot be planned. The message tells the user what can be.
@@ -72,15 +73,15 @@ pub enum PlanError {
 }
 
 /// What the planner understands, shown when it does not understand.
-pub const HELP: &str = "I can answer questions like:
+pub(crate) const HELP: &str = "I can answer questions like:
   What are the recent transactions for bob@example.com?
   Show me all purchases for alice@example.com
   Last 2 transactions for bob@example.com
   What is the user id of charlie@example.com?";
 
 /// The sentence describing each tool the planner looks for.
-pub const NEEDS_LOOKUP: &str = "a tool that takes an `email` and returns a user id";
-pub const NEEDS_LIST: &str = "a tool that takes a `userId` and returns transactions";
+pub(crate) const NEEDS_LOOKUP: &str = "a tool that takes an `email` and returns a user id";
+pub(crate) const NEEDS_LIST: &str = "a tool that takes a `userId` and returns transactions";
 
 const TRANSACTION_WORDS: &[&str] = &[
     "transaction",

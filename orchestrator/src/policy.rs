@@ -8,17 +8,25 @@ use rand::Rng;
 use tokio::time::Instant;
 
 /// Most retry tokens a policy may refill per second.
-pub const RETRY_RATE_LIMIT: f64 = 10_000.0;
+const RETRY_RATE_LIMIT: f64 = 10_000.0;
 /// Largest retry-token bucket a policy may set.
-pub const RETRY_BURST_LIMIT: u32 = 100_000;
+const RETRY_BURST_LIMIT: u32 = 100_000;
 /// Most attempts a policy may allow for one call.
-pub const ATTEMPTS_MAX_LIMIT: u32 = 10;
+const ATTEMPTS_MAX_LIMIT: u32 = 10;
 /// Longest deadline a policy may set for one question.
-pub const DEADLINE_LIMIT: Duration = Duration::from_secs(600);
+const DEADLINE_LIMIT: Duration = Duration::from_secs(600);
 
-/// How hard the orchestrator tries, and for how long.
+/// How hard the orchestrator tries, and for how long: [`PolicySettings`]
+/// that [`Policy::new`] found consistent. There is no other way to build
+/// one, so an orchestrator never runs with an inconsistent policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
+    settings: PolicySettings,
+}
+
+/// The settings of a [`Policy`], as given; [`Policy::new`] validates them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolicySettings {
     /// Budget for connecting and completing the MCP `initialize` handshake.
     pub connect_timeout: Duration,
     /// Budget for one `tools/call` attempt.
@@ -55,10 +63,10 @@ pub struct Policy {
 #[error("{0}")]
 pub struct PolicyError(String);
 
-impl Policy {
+impl PolicySettings {
     /// Values for a local or LAN deployment: a healthy round trip is well
     /// under a millisecond, a restart takes about a second.
-    pub const DEFAULT: Policy = Policy {
+    pub const DEFAULT: PolicySettings = PolicySettings {
         connect_timeout: Duration::from_secs(5),
         call_timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(10),
@@ -72,101 +80,137 @@ impl Policy {
         breaker_failures: 5,
         breaker_open: Duration::from_secs(2),
     };
+}
 
-    /// Returns this policy if its settings are consistent, or names the
-    /// first that is not. Configs are validated this way when loaded.
-    pub fn validated(self) -> Result<Self, PolicyError> {
-        let s = self;
-        let err = |m: String| Err(PolicyError(m));
-        let ms = |d: Duration| d.as_millis();
-        for (name, value) in [
-            ("connect_timeout_ms", s.connect_timeout),
-            ("call_timeout_ms", s.call_timeout),
-            ("deadline_ms", s.deadline),
-        ] {
-            if value.is_zero() || value > DEADLINE_LIMIT {
-                return err(format!(
-                    "{name} must be between 1 and {}, got {}",
-                    ms(DEADLINE_LIMIT),
-                    ms(value)
-                ));
-            }
-        }
-        if s.call_timeout > s.deadline || s.connect_timeout > s.deadline {
-            return err(format!(
-                "call_timeout_ms ({}) and connect_timeout_ms ({}) must not exceed deadline_ms ({})",
-                ms(s.call_timeout),
-                ms(s.connect_timeout),
-                ms(s.deadline)
-            ));
-        }
-        if !(1..=ATTEMPTS_MAX_LIMIT).contains(&s.attempts_max) {
-            return err(format!(
-                "attempts_max must be between 1 and {ATTEMPTS_MAX_LIMIT}, got {}",
-                s.attempts_max
-            ));
-        }
-        if s.backoff_base > s.backoff_max {
-            return err(format!(
-                "backoff_base_ms ({}) must not exceed backoff_max_ms ({})",
-                ms(s.backoff_base),
-                ms(s.backoff_max)
-            ));
-        }
-        if s.backoff_max > s.deadline {
-            return err(format!(
-                "backoff_max_ms ({}) must not exceed deadline_ms ({})",
-                ms(s.backoff_max),
-                ms(s.deadline)
-            ));
-        }
-        if s.breaker_open > DEADLINE_LIMIT {
-            return err(format!(
-                "breaker_open_ms must be at most {}, got {}",
-                ms(DEADLINE_LIMIT),
-                ms(s.breaker_open)
-            ));
-        }
-        if !(0.0..=1.0).contains(&s.retry_budget_ratio) {
-            return err(format!(
-                "retry_budget_ratio must be between 0 and 1, got {}",
-                s.retry_budget_ratio
-            ));
-        }
-        if !(0.0..=RETRY_RATE_LIMIT).contains(&s.retry_budget_per_s) {
-            return err(format!(
-                "retry_budget_per_s must be between 0 and {RETRY_RATE_LIMIT}, got {}",
-                s.retry_budget_per_s
-            ));
-        }
-        if s.retry_budget_burst > RETRY_BURST_LIMIT {
-            return err(format!(
-                "retry_budget_burst must be at most {RETRY_BURST_LIMIT}, got {}",
-                s.retry_budget_burst
-            ));
-        }
-        if let Some(hedge) = s.hedge_after
-            && (hedge.is_zero() || hedge >= s.call_timeout)
-        {
-            return err(format!(
-                "hedge_after_ms must be above 0 and below call_timeout_ms ({}), got {}",
-                ms(s.call_timeout),
-                ms(hedge)
-            ));
-        }
-        Ok(self)
+impl Policy {
+    /// [`PolicySettings::DEFAULT`], which are consistent (a unit test says so).
+    pub const DEFAULT: Policy = Policy {
+        settings: PolicySettings::DEFAULT,
+    };
+
+    /// The policy `settings` describe, if they are consistent; otherwise
+    /// the error names the first setting that is not.
+    pub fn new(settings: PolicySettings) -> Result<Self, PolicyError> {
+        check_timeouts(&settings)?;
+        check_retries(&settings)?;
+        check_budget(&settings)?;
+        Ok(Self { settings })
+    }
+
+    /// The settings, read-only.
+    pub fn settings(&self) -> &PolicySettings {
+        &self.settings
     }
 
     /// The pause before retry number `retry` (1 for the first retry), drawn
     /// from `rng` with full jitter.
-    pub fn backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        let exp = self
+    pub(crate) fn backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let s = &self.settings;
+        let exp = s
             .backoff_base
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
-        let ceiling = exp.min(self.backoff_max);
+        let ceiling = exp.min(s.backoff_max);
         let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(rng.random_range(0..=micros))
     }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+fn refuse<T>(message: String) -> Result<T, PolicyError> {
+    Err(PolicyError(message))
+}
+
+/// Timeouts and the deadline: positive, bounded, and each within the deadline.
+fn check_timeouts(s: &PolicySettings) -> Result<(), PolicyError> {
+    for (name, value) in [
+        ("connect_timeout_ms", s.connect_timeout),
+        ("call_timeout_ms", s.call_timeout),
+        ("deadline_ms", s.deadline),
+    ] {
+        if value.is_zero() || value > DEADLINE_LIMIT {
+            return refuse(format!(
+                "{name} must be between 1 and {}, got {}",
+                ms(DEADLINE_LIMIT),
+                ms(value)
+            ));
+        }
+    }
+    if s.call_timeout > s.deadline || s.connect_timeout > s.deadline {
+        return refuse(format!(
+            "call_timeout_ms ({}) and connect_timeout_ms ({}) must not exceed deadline_ms ({})",
+            ms(s.call_timeout),
+            ms(s.connect_timeout),
+            ms(s.deadline)
+        ));
+    }
+    Ok(())
+}
+
+/// Attempts, backoff and the breaker.
+fn check_retries(s: &PolicySettings) -> Result<(), PolicyError> {
+    if !(1..=ATTEMPTS_MAX_LIMIT).contains(&s.attempts_max) {
+        return refuse(format!(
+            "attempts_max must be between 1 and {ATTEMPTS_MAX_LIMIT}, got {}",
+            s.attempts_max
+        ));
+    }
+    if s.backoff_base > s.backoff_max {
+        return refuse(format!(
+            "backoff_base_ms ({}) must not exceed backoff_max_ms ({})",
+            ms(s.backoff_base),
+            ms(s.backoff_max)
+        ));
+    }
+    if s.backoff_max > s.deadline {
+        return refuse(format!(
+            "backoff_max_ms ({}) must not exceed deadline_ms ({})",
+            ms(s.backoff_max),
+            ms(s.deadline)
+        ));
+    }
+    if s.breaker_open > DEADLINE_LIMIT {
+        return refuse(format!(
+            "breaker_open_ms must be at most {}, got {}",
+            ms(DEADLINE_LIMIT),
+            ms(s.breaker_open)
+        ));
+    }
+    Ok(())
+}
+
+/// The retry budget and hedging, which spends it.
+fn check_budget(s: &PolicySettings) -> Result<(), PolicyError> {
+    if !(0.0..=1.0).contains(&s.retry_budget_ratio) {
+        return refuse(format!(
+            "retry_budget_ratio must be between 0 and 1, got {}",
+            s.retry_budget_ratio
+        ));
+    }
+    if !(0.0..=RETRY_RATE_LIMIT).contains(&s.retry_budget_per_s) {
+        return refuse(format!(
+            "retry_budget_per_s must be between 0 and {RETRY_RATE_LIMIT}, got {}",
+            s.retry_budget_per_s
+        ));
+    }
+    if s.retry_budget_burst > RETRY_BURST_LIMIT {
+        return refuse(format!(
+            "retry_budget_burst must be at most {RETRY_BURST_LIMIT}, got {}",
+            s.retry_budget_burst
+        ));
+    }
+    if let Some(hedge) = s.hedge_after
+        && (hedge.is_zero() || hedge >= s.call_timeout)
+    {
+        return refuse(format!(
+            "hedge_after_ms must be above 0 and below call_timeout_ms ({}), got {}",
+            ms(s.call_timeout),
+            ms(hedge)
+        ));
+    }
+    Ok(())
 }
 
 /// The retry budget, shared across all calls of one orchestrator: a token
@@ -178,7 +222,7 @@ impl Policy {
 /// times (a retry storm). Time is `tokio::time`, so it replays under
 /// simulation.
 #[derive(Debug)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     state: Mutex<Bucket>,
 }
 
@@ -190,16 +234,17 @@ struct Bucket {
 
 impl RetryBudget {
     /// A full bucket for `policy`.
-    pub fn new(policy: &Policy) -> Self {
+    pub(crate) fn new(policy: &Policy) -> Self {
         Self {
             state: Mutex::new(Bucket {
-                tokens: f64::from(policy.retry_budget_burst),
+                tokens: f64::from(policy.settings.retry_budget_burst),
                 refilled_at: Instant::now(),
             }),
         }
     }
 
     fn refill(bucket: &mut Bucket, policy: &Policy, extra: f64) {
+        let policy = &policy.settings;
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(bucket.refilled_at);
         bucket.refilled_at = now;
@@ -208,13 +253,13 @@ impl RetryBudget {
     }
 
     /// Records a first attempt.
-    pub fn deposit(&self, policy: &Policy) {
+    pub(crate) fn deposit(&self, policy: &Policy) {
         let mut bucket = self.state.lock().expect("budget lock");
-        Self::refill(&mut bucket, policy, policy.retry_budget_ratio);
+        Self::refill(&mut bucket, policy, policy.settings.retry_budget_ratio);
     }
 
     /// Takes one token for a retry or a hedge, or says there is none left.
-    pub fn try_withdraw(&self, policy: &Policy) -> bool {
+    pub(crate) fn try_withdraw(&self, policy: &Policy) -> bool {
         let mut bucket = self.state.lock().expect("budget lock");
         Self::refill(&mut bucket, policy, 0.0);
         if bucket.tokens >= 1.0 {
@@ -234,12 +279,12 @@ mod tests {
 
     #[test]
     fn default_is_valid() {
-        assert_eq!(Policy::DEFAULT.validated(), Ok(Policy::DEFAULT));
+        assert_eq!(Policy::new(PolicySettings::DEFAULT), Ok(Policy::DEFAULT));
     }
 
     #[test]
     fn refuses_inconsistent_settings() {
-        type Change = fn(&mut Policy);
+        type Change = fn(&mut PolicySettings);
         let cases: [(Change, &str); 6] = [
             (
                 |s| s.attempts_max = 0,
@@ -267,9 +312,9 @@ mod tests {
             ),
         ];
         for (change, message) in cases {
-            let mut policy = Policy::DEFAULT;
-            change(&mut policy);
-            assert_eq!(policy.validated().unwrap_err().to_string(), message);
+            let mut settings = PolicySettings::DEFAULT;
+            change(&mut settings);
+            assert_eq!(Policy::new(settings).unwrap_err().to_string(), message);
         }
     }
 
@@ -280,7 +325,8 @@ mod tests {
         let mut again = rand::rngs::SmallRng::seed_from_u64(7);
         for retry in 1..=12 {
             let pause = policy.backoff(retry, &mut rng);
-            let cap = (policy.backoff_base * (1 << (retry - 1))).min(policy.backoff_max);
+            let s = policy.settings();
+            let cap = (s.backoff_base * (1 << (retry - 1))).min(s.backoff_max);
             assert!(pause <= cap, "retry {retry}: {pause:?} > {cap:?}");
             assert_eq!(
                 pause,
@@ -295,12 +341,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_budget_is_a_token_bucket_refilled_by_traffic_and_time() {
-        let policy = Policy {
+        let policy = Policy::new(PolicySettings {
             retry_budget_burst: 2,
             retry_budget_ratio: 0.5,
             retry_budget_per_s: 1.0,
-            ..Policy::DEFAULT
-        };
+            ..PolicySettings::DEFAULT
+        })
+        .unwrap();
         let budget = RetryBudget::new(&policy);
         assert!(budget.try_withdraw(&policy));
         assert!(budget.try_withdraw(&policy));

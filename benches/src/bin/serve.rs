@@ -4,29 +4,17 @@
 
 use std::process::ExitCode;
 
-use mcp_server_kit::ServeArgs;
-use payment_server::{Ledger, PaymentServer};
-use user_server::{UserServer, UserStore};
+use reference_servers::Role;
 
 fn main() -> ExitCode {
-    let args = ServeArgs::stdio();
-    let result = match std::env::args().nth(1).as_deref() {
-        Some("user") => mcp_server_kit::run(
-            &user_server::SPEC,
-            UserServer::new(UserStore::demo()),
-            &args,
-        ),
-        Some("payment") => mcp_server_kit::run(
-            &payment_server::SPEC,
-            PaymentServer::new(Ledger::demo()),
-            &args,
-        ),
-        _ => {
-            eprintln!("usage: serve user|payment");
-            return ExitCode::from(2);
-        }
+    let Some(role) = std::env::args()
+        .nth(1)
+        .and_then(|name| name.parse::<Role>().ok())
+    else {
+        eprintln!("usage: serve user|payment");
+        return ExitCode::from(2);
     };
-    match result {
+    match reference_servers::serve_stdio(role) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", mcp_server_kit::describe(&error));

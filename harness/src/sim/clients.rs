@@ -15,7 +15,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use orchestrator::{
-    Answer, ConnectError, Connector, McpClient, Orchestrator, Stats, connector::handshake_lines,
+    Answer, ConnectError, Connector, Orchestrator, Session, Stats, handshake_lines,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -99,7 +99,7 @@ struct Client {
     targets: Vec<Target>,
     workload: Workload,
     policy: orchestrator::Policy,
-    planted_bug: Option<orchestrator::PlantedBug>,
+    planted_bug: Option<crate::planted::PlantedBug>,
     seed: u64,
     asked: Arc<Vec<Asked>>,
     next: Arc<AtomicU64>,
@@ -116,19 +116,17 @@ impl Client {
             .targets
             .iter()
             .map(|target| {
-                let connector: Arc<dyn Connector> = Arc::new(SimConnector {
+                let sim = Arc::new(SimConnector {
                     server: target.wire_name.clone(),
                     host: target.host.clone(),
                     port: target.port,
                     wire: wire.clone(),
                 });
+                let connector = crate::planted::wrap(self.planted_bug, sim);
                 (target.server.clone(), connector)
             })
             .collect();
-        let mut orchestrator = Orchestrator::new(servers, self.policy, self.seed);
-        if let Some(bug) = self.planted_bug {
-            orchestrator.plant(bug)?;
-        }
+        let orchestrator = Orchestrator::new(servers, self.policy.clone(), self.seed);
         // `concurrency` loops share this client's orchestrator (and so its
         // connections, breakers and retry budget). join_all polls them in
         // one task: the interleaving is the simulation's.
@@ -215,7 +213,7 @@ impl Connector for SimConnector {
         format!("sim://{}:{}", self.host, self.port)
     }
 
-    fn connect(&self) -> BoxFuture<'_, Result<McpClient, ConnectError>> {
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
         Box::pin(async move {
             let stream = turmoil::net::TcpStream::connect((self.host.as_str(), self.port))
                 .await

@@ -153,8 +153,7 @@ impl RunReport {
 pub(crate) fn percentile(queries: &[QueryRecord], p: f64) -> Duration {
     let mut latencies: Vec<Duration> = queries.iter().map(|q| q.latency).collect();
     latencies.sort_unstable();
-    let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len().max(1));
-    latencies.get(rank - 1).copied().unwrap_or_default()
+    orchestrator::percentile(&latencies, p)
 }
 
 /// The busiest a server got during a run.

@@ -139,7 +139,7 @@ fn budget(r: &Record<'_>) -> Option<Verdict> {
     if !r.scenario.within_budget {
         return None;
     }
-    let p = &r.scenario.policy;
+    let p = r.scenario.policy.settings();
     let extra = r.stats.retries + r.stats.hedges;
     let clients = f64::from(r.scenario.topology.clients());
     let allowed = clients * f64::from(p.retry_budget_burst)

@@ -7,11 +7,11 @@
 use std::path::Path;
 
 use harness::{
-    Dataset, Oracle, Scenario,
+    Dataset, Oracle, PlantedBug, Scenario,
     explore::{self, Settings},
     strategies::{self, QuestionSpec},
 };
-use orchestrator::{Answer, PlantedBug, Policy};
+use orchestrator::{Answer, Policy};
 use proptest::{prelude::*, test_runner::TestCaseError};
 
 use crate::scenarios::{run_in_process_of_its_own, tempfile_dir};
@@ -105,10 +105,11 @@ proptest! {
     }
 }
 
-/// Property 3: with a bug planted in the orchestrator (a retry that
-/// re-sends the previous call's arguments after a reconnect), the search
-/// finds a failing case, shrinks it, writes it out as a scenario file, and
-/// `harness run` replays the same failure in a process of its own.
+/// Property 3: with a bug planted around the orchestrator's sessions
+/// (`harness::planted`: a retry that re-sends the previous call's arguments
+/// after a reconnect), the search finds a failing case, shrinks it, writes
+/// it out as a scenario file, and `harness run` replays the same failure in
+/// a process of its own.
 #[test]
 fn a_planted_bug_is_found_shrunk_written_out_and_replayed() {
     let settings = Settings {
@@ -170,9 +171,7 @@ fn a_planted_bug_is_found_shrunk_written_out_and_replayed() {
 }
 
 #[test]
-fn a_scenario_without_the_feature_names_it() {
-    // This test binary is built with the feature (a dev-dependency turns it
-    // on), so only the name check can be seen from here.
+fn a_scenario_naming_an_unknown_planted_bug_is_refused() {
     let error = Scenario::from_toml(
         Path::new("x.toml"),
         "name = \"x\"\nduration_ms = 1000\ntick_ms = 1\nplanted_bug = \"nonsense\"\n[workload]\nqueries = 1\ninterval_ms = 1\nquestions = [\"userid for a@b.c\"]\n",

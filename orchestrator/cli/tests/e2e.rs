@@ -11,19 +11,14 @@ use std::{
     time::Duration,
 };
 
-use mcp_server_kit::{HttpOptions, Limits};
 use orchestrator::{
-    Answer, AskError, CallError, Connector, Orchestrator,
-    connector::{HttpConnector, TcpConnector},
-    policy::Policy,
+    Answer, AskError, CallError, Connector, Orchestrator, Policy, PolicySettings, TransportConfig,
 };
-use payment_server::{Ledger, PaymentServer};
+use reference_servers::{Access, Data, Role, Servers, Transport};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use tokio_util::sync::CancellationToken;
-use user_server::{UserServer, UserStore};
 
 #[path = "e2e/auth.rs"]
 mod auth;
@@ -215,38 +210,23 @@ async fn local_listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-async fn spawn_user_tcp(token: &CancellationToken) -> SocketAddr {
-    let (listener, addr) = local_listener().await;
-    let server = UserServer::new(UserStore::demo());
-    tokio::spawn(mcp_server_kit::serve_tcp(
-        listener,
-        server,
-        Limits::DEFAULT,
-        token.clone(),
-    ));
-    addr
-}
-
-async fn spawn_payment_tcp(token: &CancellationToken) -> SocketAddr {
-    let (listener, addr) = local_listener().await;
-    let server = PaymentServer::new(Ledger::demo());
-    tokio::spawn(mcp_server_kit::serve_tcp(
-        listener,
-        server,
-        Limits::DEFAULT,
-        token.clone(),
-    ));
-    addr
+/// Starts the reference server `role` with the demo data on loopback TCP;
+/// it stops when `servers` is dropped.
+async fn serve_tcp(servers: &mut Servers, role: Role) -> SocketAddr {
+    let endpoint = servers.add(role, &Transport::Tcp, &Data::demo()).await;
+    endpoint.unwrap().addr.expect("a TCP server has an address")
 }
 
 fn tcp(addr: SocketAddr) -> Arc<dyn Connector> {
-    Arc::new(TcpConnector {
+    TransportConfig::Tcp {
         addr: addr.to_string(),
-    })
+    }
+    .connector()
 }
 
-fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
-    Policy {
+/// Quick settings for tests on loopback.
+fn settings(call_timeout_ms: u64, deadline_ms: u64) -> PolicySettings {
+    PolicySettings {
         connect_timeout: Duration::from_millis(deadline_ms / 2),
         call_timeout: Duration::from_millis(call_timeout_ms),
         deadline: Duration::from_millis(deadline_ms),
@@ -260,8 +240,10 @@ fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
         breaker_failures: 5,
         breaker_open: Duration::from_secs(1),
     }
-    .validated()
-    .unwrap()
+}
+
+fn policy(call_timeout_ms: u64, deadline_ms: u64) -> Policy {
+    Policy::new(settings(call_timeout_ms, deadline_ms)).unwrap()
 }
 
 /// The orchestrator over a user and a payment server on TCP.
@@ -289,20 +271,11 @@ fn descriptions(answer: &Answer) -> Vec<String> {
 
 #[tokio::test]
 async fn planner_follows_tools_whatever_the_servers_are_named() {
-    let token = CancellationToken::new();
-    let (listener, http_addr) = local_listener().await;
-    tokio::spawn(mcp_server_kit::serve_http(
-        listener,
-        UserServer::new(UserStore::demo()),
-        Limits::DEFAULT,
-        HttpOptions::unauthenticated(),
-        token.clone(),
-    ));
-    let ledger = spawn_payment_tcp(&token).await;
-    let directory: Arc<dyn Connector> = Arc::new(HttpConnector {
-        url: format!("http://{http_addr}/mcp"),
-        credential: None,
-    });
+    let mut servers = Servers::default();
+    let open = Transport::Http(Access::Open);
+    let directory = servers.add(Role::User, &open, &Data::demo()).await;
+    let directory = directory.unwrap().connector.clone();
+    let ledger = serve_tcp(&mut servers, Role::Payment).await;
     let orchestrator = Orchestrator::new(
         vec![
             ("ledger".into(), tcp(ledger)),
@@ -322,13 +295,13 @@ async fn planner_follows_tools_whatever_the_servers_are_named() {
         ("directory", "ledger")
     );
     orchestrator.shutdown().await;
-    token.cancel();
+    drop(servers);
 }
 
 #[tokio::test]
 async fn a_server_down_at_start_is_named_within_the_deadline() {
-    let token = CancellationToken::new();
-    let user = spawn_user_tcp(&token).await;
+    let mut servers = Servers::default();
+    let user = serve_tcp(&mut servers, Role::User).await;
     let (listener, dead) = local_listener().await;
     drop(listener);
     let orchestrator = user_and_payment(user, dead, policy(500, 2_000), 2);
@@ -351,7 +324,7 @@ async fn a_server_down_at_start_is_named_within_the_deadline() {
         .await
         .unwrap();
     assert!(matches!(answer, Answer::UserId { .. }));
-    token.cancel();
+    drop(servers);
 }
 
 /// A TCP proxy that can cut a connection the moment a `tools/call` passes
@@ -422,9 +395,9 @@ async fn proxy(upstream: SocketAddr) -> Proxy {
 
 #[tokio::test]
 async fn a_connection_killed_mid_call_is_reconnected_and_the_retry_answers_right() {
-    let token = CancellationToken::new();
-    let user = spawn_user_tcp(&token).await;
-    let payment = proxy(spawn_payment_tcp(&token).await).await;
+    let mut servers = Servers::default();
+    let user = serve_tcp(&mut servers, Role::User).await;
+    let payment = proxy(serve_tcp(&mut servers, Role::Payment).await).await;
     let orchestrator = user_and_payment(user, payment.addr, policy(1_000, 5_000), 3);
     orchestrator
         .ask(SEED_QUESTION, &mut Vec::new())
@@ -445,14 +418,14 @@ async fn a_connection_killed_mid_call_is_reconnected_and_the_retry_answers_right
         2,
         "one reconnect"
     );
-    token.cancel();
+    drop(servers);
 }
 
 #[tokio::test]
 async fn a_silently_lost_call_times_out_and_is_retried_on_a_new_connection() {
-    let token = CancellationToken::new();
-    let user = spawn_user_tcp(&token).await;
-    let payment = proxy(spawn_payment_tcp(&token).await).await;
+    let mut servers = Servers::default();
+    let user = serve_tcp(&mut servers, Role::User).await;
+    let payment = proxy(serve_tcp(&mut servers, Role::Payment).await).await;
     let orchestrator = user_and_payment(user, payment.addr, policy(300, 5_000), 4);
     payment.swallow_next_call.store(1, Ordering::SeqCst);
     let mut trace = Vec::new();
@@ -463,14 +436,14 @@ async fn a_silently_lost_call_times_out_and_is_retried_on_a_new_connection() {
     assert_eq!(descriptions(&answer), ["Coffee"]);
     assert_eq!((trace[1].attempts, trace[1].outcome.as_str()), (2, "ok"));
     assert_eq!(payment.connections.load(Ordering::SeqCst), 2);
-    token.cancel();
+    drop(servers);
 }
 
 #[tokio::test]
 async fn tool_errors_are_never_retried() {
-    let token = CancellationToken::new();
-    let user = proxy(spawn_user_tcp(&token).await).await;
-    let payment = spawn_payment_tcp(&token).await;
+    let mut servers = Servers::default();
+    let user = proxy(serve_tcp(&mut servers, Role::User).await).await;
+    let payment = serve_tcp(&mut servers, Role::Payment).await;
     let orchestrator = user_and_payment(user.addr, payment, policy(1_000, 5_000), 5);
     let mut trace = Vec::new();
     let error = orchestrator
@@ -482,14 +455,14 @@ async fn tool_errors_are_never_retried() {
     assert_eq!(trace.len(), 1);
     assert_eq!(trace[0].attempts, 1);
     assert_eq!(user.connections.load(Ordering::SeqCst), 1);
-    token.cancel();
+    drop(servers);
 }
 
 #[tokio::test]
 async fn attempts_are_capped_and_the_failure_names_server_and_step() {
-    let token = CancellationToken::new();
-    let user = spawn_user_tcp(&token).await;
-    let payment = proxy(spawn_payment_tcp(&token).await).await;
+    let mut servers = Servers::default();
+    let user = serve_tcp(&mut servers, Role::User).await;
+    let payment = proxy(serve_tcp(&mut servers, Role::Payment).await).await;
     let orchestrator = user_and_payment(user, payment.addr, policy(1_000, 5_000), 6);
     orchestrator
         .ask(SEED_QUESTION, &mut Vec::new())
@@ -527,7 +500,7 @@ async fn attempts_are_capped_and_the_failure_names_server_and_step() {
         ),
         "{error}"
     );
-    token.cancel();
+    drop(servers);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use anyhow::Context;
-use orchestrator::{Orchestrator, policy::Policy};
+use orchestrator::{Orchestrator, Policy};
 use tokio::time::{Duration, Instant};
 
 use crate::embedded::{self, Transport};
@@ -90,8 +90,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         queries: args.queries,
         concurrency: args.concurrency,
         transport: format!("{:?}", args.transport).to_lowercase(),
-        p50_us: percentile(&latencies, 0.50),
-        p99_us: percentile(&latencies, 0.99),
+        p50_us: micros(orchestrator::percentile(&latencies, 0.50)),
+        p99_us: micros(orchestrator::percentile(&latencies, 0.99)),
         qps: (f64::from(args.queries) / elapsed.as_secs_f64()).round() as u64,
         errors,
         rss_peak_kb: rss_peak_kb(),
@@ -141,13 +141,9 @@ fn rss_peak_kb() -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Nearest-rank percentile of sorted latencies, in microseconds.
-fn percentile(sorted: &[Duration], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    u64::try_from(sorted[rank - 1].as_micros()).unwrap_or(u64::MAX)
+/// Whole microseconds, saturating.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
@@ -161,18 +157,4 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
             .expect("valid template"),
     );
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentile_is_nearest_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
-        assert_eq!(percentile(&sorted, 0.50), 50);
-        assert_eq!(percentile(&sorted, 0.99), 99);
-        assert_eq!(percentile(&sorted[..1], 0.99), 1);
-        assert_eq!(percentile(&[], 0.5), 0);
-    }
 }

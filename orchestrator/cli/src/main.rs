@@ -12,9 +12,10 @@ mod embedded;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use orchestrator::{AskError, Config, Orchestrator, StepTrace, policy::Policy};
+use orchestrator::{AskError, Config, Orchestrator, Policy, StepTrace};
+use reference_servers::Role;
 
-use embedded::{Role, Transport};
+use embedded::Transport;
 
 /// Answers questions such as "What are the recent transactions for
 /// bob@example.com?" by chaining tools across MCP servers.
@@ -51,7 +52,8 @@ enum Command {
     /// Load generator: run the 2-hop demo query N times against the embedded
     /// reference servers and report latency percentiles and throughput.
     Bench(bench::BenchArgs),
-    /// Run a reference server on stdio (used by embedded stdio mode).
+    /// Run a reference server on stdio (used by embedded stdio mode):
+    /// user or payment.
     #[command(hide = true)]
     ServeEmbedded { role: Role },
 }

@@ -9,24 +9,22 @@ use std::{
 };
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
-use mcp_server_kit::{AuthSettings, Authenticator, HttpOptions, Limits, Secret, ServerSpec};
+use mcp_server_kit::{AuthSettings, JwtSettings, Secret};
 use orchestrator::{
-    AskError, CallError, ConnectError, Connector, Credential, HttpRefusal, Orchestrator, Token,
-    connector::HttpConnector,
+    AskError, CallError, ConnectError, Connector, Credential, HttpRefusal, Orchestrator, Policy,
+    PolicySettings, Token, TransportConfig,
 };
-use payment_server::{Ledger, PaymentServer};
+use reference_servers::{Access, Data, Role, Transport};
 use serde_json::json;
 use test_support::{MATRIX, Server, Victim, World};
-use tokio_util::sync::CancellationToken;
-use user_server::{UserServer, UserStore};
 
 const ISSUER: &str = "https://auth.example.test";
 const BOB: &str = "b1a7e8c2-1f2d-4e3a-9c4b-1a2b3c4d5e6f";
 const ALICE: &str = "a2b3c4d5-6e7f-8a9b-0c1d-2e3f4a5b6c7d";
 const NOW: u64 = 1_900_000_000;
 
-const ES256: &[u8] = include_bytes!("../../../servers/test-support/keys/issuer-es256.pem");
-const RS256: &[u8] = include_bytes!("../../../servers/test-support/keys/issuer-rs256.pem");
+const ES256: &[u8] = include_bytes!("../../../../servers/test-support/keys/issuer-es256.pem");
+const RS256: &[u8] = include_bytes!("../../../../servers/test-support/keys/issuer-rs256.pem");
 
 /// Everything a case's body must never contain: the demo's users and
 /// transactions.
@@ -74,91 +72,47 @@ fn jwks() -> jsonwebtoken::jwk::JwkSet {
 }
 
 /// Both servers on loopback HTTP, accepting the test issuer's JWTs and one
-/// static token each.
+/// static token each. They stop when this is dropped.
 struct Servers {
     user: SocketAddr,
     payment: SocketAddr,
     /// The user server's static token; the payment server's is `payment_static`.
     static_token: String,
     payment_static: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    _running: reference_servers::Servers,
 }
 
 async fn servers(token_requests_max: usize) -> Servers {
-    let shutdown = CancellationToken::new();
     let static_token = "static-token-of-the-user-server-0123456789".to_owned();
     let payment_static = "static-token-of-the-payment-server-012345".to_owned();
-    let mut addrs = Vec::new();
-    for spec in [user_server::SPEC, payment_server::SPEC] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let own = if spec.name == "user-server" {
-            &static_token
-        } else {
-            &payment_static
+    let tokens = (static_token.clone(), payment_static.clone());
+    let access = Access::Settings(Arc::new(move |role, resource| {
+        let own = match role {
+            Role::User => &tokens.0,
+            Role::Payment => &tokens.1,
         };
-        let options = protected(&spec, addr, own, token_requests_max);
-        let done = shutdown.clone();
-        if spec.name == "user-server" {
-            tokio::spawn(serve(
-                listener,
-                UserServer::new(UserStore::demo()),
-                options,
-                done,
-            ));
-        } else {
-            tokio::spawn(serve(
-                listener,
-                PaymentServer::new(Ledger::demo()),
-                options,
-                done,
-            ));
+        AuthSettings {
+            resource,
+            protection: role.spec().protection,
+            static_tokens: vec![Secret::new(own.clone())],
+            jwt: Some(JwtSettings {
+                keys: jwks(),
+                issuer: ISSUER.into(),
+            }),
+            token_requests_max,
+            clock: Arc::new(|| NOW),
         }
-        addrs.push(addr);
-    }
+    }));
+    let running = reference_servers::Servers::start(&Transport::Http(access), &Data::demo())
+        .await
+        .unwrap();
     Servers {
-        user: addrs[0],
-        payment: addrs[1],
+        user: running.addr(Role::User).unwrap(),
+        payment: running.addr(Role::Payment).unwrap(),
         static_token,
         payment_static,
-        shutdown,
+        _running: running,
     }
-}
-
-async fn serve<S: rmcp::ServerHandler + Clone>(
-    listener: tokio::net::TcpListener,
-    handler: S,
-    options: HttpOptions,
-    shutdown: CancellationToken,
-) {
-    let _ = mcp_server_kit::serve_http(listener, handler, Limits::DEFAULT, options, shutdown).await;
-}
-
-fn protected(
-    spec: &ServerSpec,
-    addr: SocketAddr,
-    static_token: &str,
-    token_requests_max: usize,
-) -> HttpOptions {
-    let auth = Authenticator::new(AuthSettings {
-        resource: resource(addr),
-        protection: spec.protection,
-        static_tokens: vec![Secret::new(static_token.into())],
-        jwt: Some(mcp_server_kit::JwtSettings {
-            keys: jwks(),
-            issuer: ISSUER.into(),
-        }),
-        token_requests_max,
-        clock: Arc::new(|| NOW),
-    })
-    .unwrap();
-    HttpOptions::protected(Arc::new(auth))
 }
 
 fn resource(addr: SocketAddr) -> String {
@@ -415,10 +369,11 @@ fn orchestrator_for(
     payment: Option<Credential>,
 ) -> Orchestrator {
     let connector = |addr, credential| -> Arc<dyn Connector> {
-        Arc::new(HttpConnector {
+        TransportConfig::Http {
             url: resource(addr),
             credential,
-        })
+        }
+        .connector()
     };
     Orchestrator::new(
         vec![
@@ -502,19 +457,16 @@ async fn a_busy_token_gets_429_and_the_orchestrator_waits_as_retry_after_says() 
     assert_eq!(status, 429);
 
     let credential = || Some(Credential::Value(Token::new(s.static_token.clone())));
-    let mut policy = super::policy(2_000, 5_000);
-    policy.attempts_max = 2;
-    let orchestrator = Orchestrator::new(
-        vec![(
-            "user".into(),
-            Arc::new(HttpConnector {
-                url: resource(s.user),
-                credential: credential(),
-            }) as Arc<dyn Connector>,
-        )],
-        policy,
-        1,
-    );
+    let policy = Policy::new(PolicySettings {
+        attempts_max: 2,
+        ..super::settings(2_000, 5_000)
+    })
+    .unwrap();
+    let user = TransportConfig::Http {
+        url: resource(s.user),
+        credential: credential(),
+    };
+    let orchestrator = Orchestrator::new(vec![("user".into(), user.connector())], policy, 1);
     let started = std::time::Instant::now();
     let (_, down) = orchestrator.catalog().await;
     let waited = started.elapsed();
