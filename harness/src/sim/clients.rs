@@ -126,7 +126,7 @@ impl Client {
                 (target.server.clone(), connector)
             })
             .collect();
-        let orchestrator = Orchestrator::new(servers, self.policy.clone(), self.seed);
+        let orchestrator = Orchestrator::new(servers, self.policy, self.seed);
         // `concurrency` loops share this client's orchestrator (and so its
         // connections, breakers and retry budget). join_all polls them in
         // one task: the interleaving is the simulation's.
