@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use user_server::UserRecord;
 
-use crate::dataset::Dataset;
+use crate::{dataset::Dataset, planted::PlantedBug};
 
 /// The server hosts every scenario has. Client hosts, each running its own
 /// orchestrator, are `client`, `client2`, … up to `[workload] clients`.
@@ -76,7 +76,7 @@ pub struct Scenario {
     pub expect_fail: Option<Invariant>,
     /// A bug deliberately planted around the orchestrator's sessions
     /// ([`crate::planted`]), as written out by `harness explore`.
-    pub planted_bug: Option<crate::planted::PlantedBug>,
+    pub planted_bug: Option<PlantedBug>,
 }
 
 /// The `[attacker]` table: an `attacker` host that replays the denial
@@ -729,17 +729,16 @@ impl Scenario {
         let planted_bug = match &raw.planted_bug {
             None => None,
             Some(name) => {
-                let bug =
-                    crate::planted::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
-                        invalid(
-                            name.span().start,
-                            format!(
-                                "planted_bug: no bug called {:?}; the one there is: \"{}\"",
-                                name.get_ref(),
-                                crate::planted::PlantedBug::StaleRetryArguments.name()
-                            ),
-                        )
-                    })?;
+                let bug = PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
+                    invalid(
+                        name.span().start,
+                        format!(
+                            "planted_bug: no bug called {:?}; the one there is: \"{}\"",
+                            name.get_ref(),
+                            PlantedBug::StaleRetryArguments.name()
+                        ),
+                    )
+                })?;
                 Some(bug)
             }
         };
