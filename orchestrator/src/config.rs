@@ -66,6 +66,7 @@ pub enum Credential {
 pub struct Token(String);
 
 impl Token {
+    /// A token held in memory (embedded mode, tests).
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }

@@ -97,6 +97,7 @@ impl Orchestrator {
         Self::new(servers, config.policy(), seed)
     }
 
+    /// The policy every call follows.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
