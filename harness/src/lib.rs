@@ -39,6 +39,7 @@ mod dataset;
 pub mod duplex;
 pub mod explore;
 mod fault;
+mod join;
 mod oracle;
 mod planted;
 mod proxy;

@@ -128,11 +128,11 @@ impl Client {
             .collect();
         let orchestrator = Orchestrator::new(servers, self.policy, self.seed);
         // `concurrency` loops share this client's orchestrator (and so its
-        // connections, breakers and retry budget). join_all polls them in
-        // one task: the interleaving is the simulation's.
+        // connections, breakers and retry budget). One task polls them, in an
+        // order the seed fixes (see `join`): the interleaving is the simulation's.
         let started = tokio::time::Instant::now();
         let loops = (0..self.workload.concurrency).map(|_| self.worker(&orchestrator, started));
-        futures::future::join_all(loops).await;
+        crate::join::join_in_order(loops.collect()).await;
         self.collected
             .stats
             .lock()
