@@ -82,6 +82,9 @@ fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
         allowed_origins: Vec::new(),
         access,
         sessions: false,
+        // Stateless: rmcp never asks for an id; seeded all the same, so no
+        // path of a simulated server can reach the OS's randomness.
+        session_ids: Arc::new(mcp_server_kit::sessions::SeededIds::new(0)),
     }
 }
 

@@ -277,6 +277,7 @@ pub fn run<S: ServerHandler + Clone>(
                     allowed_origins: args.allowed_origins.clone(),
                     access,
                     sessions: true,
+                    session_ids: std::sync::Arc::new(crate::sessions::OsRandomIds),
                 };
                 tracing::info!("{name}: serving MCP streamable HTTP at http://{addr}/mcp");
                 serve::serve_http(listener, handler, limits, http, shutdown).await

@@ -28,6 +28,7 @@ mod cli;
 mod data;
 mod frame;
 mod serve;
+pub mod sessions;
 
 pub use auth::{
     AuthConfigError, AuthSettings, Authenticator, CallGuard, Clock, JwtSettings, Principal,

@@ -6,7 +6,7 @@ use rmcp::{
     ServerHandler, ServiceExt,
     transport::{
         StreamableHttpServerConfig, StreamableHttpService,
-        streamable_http_server::session::local::LocalSessionManager,
+        streamable_http_server::session::local::SessionConfig,
     },
 };
 use tokio::{
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{Authenticator, Denial, Principal},
     frame::LineTransport,
+    sessions::{LocalSessions, OsRandomIds, SessionIds},
 };
 
 /// Limits every transport enforces. Built once, passed everywhere: there are
@@ -55,9 +56,12 @@ pub struct HttpOptions {
     pub access: Access,
     /// Keep a session per client for protocol revisions before 2026-07-28
     /// (`Mcp-Session-Id`); without, every request stands alone and replies
-    /// are plain JSON, which is what the simulation uses (rmcp draws session
-    /// ids from the OS, which a replayable run must not see).
+    /// are plain JSON.
     pub sessions: bool,
+    /// Where session ids come from: [`OsRandomIds`] for a real server; a
+    /// replayable simulation passes `SeededIds` (guessable: never serve
+    /// them on a real network).
+    pub session_ids: Arc<dyn SessionIds>,
 }
 
 impl HttpOptions {
@@ -68,6 +72,7 @@ impl HttpOptions {
             allowed_origins: Vec::new(),
             access: Access::Protected(auth),
             sessions: true,
+            session_ids: Arc::new(OsRandomIds),
         }
     }
 
@@ -79,6 +84,7 @@ impl HttpOptions {
             allowed_origins: Vec::new(),
             access: Access::Open,
             sessions: true,
+            session_ids: Arc::new(OsRandomIds),
         }
     }
 }
@@ -479,13 +485,18 @@ pub fn http_router<S: ServerHandler + Clone>(
         .with_legacy_session_mode(options.sessions)
         .with_json_response(!options.sessions)
         .with_cancellation_token(shutdown.child_token());
-    let sessions = Arc::new(LocalSessionManager::default());
+    let sessions = Arc::new(LocalSessions::new(
+        options.session_ids.clone(),
+        SessionConfig::default(),
+    ));
     let sessions_max = limits.connections_max;
     let counted = sessions.clone();
     // rmcp asks for a handler just before it creates a session; refusing
     // here caps live sessions (idle ones expire after rmcp's keep-alive).
+    // `live()` is a counter: `try_read` on the map read 0 whenever a
+    // writer held the lock, letting a burst of initializes past the cap.
     let factory = move || {
-        let live = counted.sessions.try_read().map_or(0, |s| s.len());
+        let live = counted.live();
         if live >= sessions_max {
             tracing::warn!(sessions_max, "refused a new HTTP session: at the limit");
             return Err(std::io::Error::other("too many sessions"));
