@@ -1,0 +1,93 @@
+//! How the HTTP client reaches a server: a [`Dialer`] turns an
+//! [`Endpoint`] into a byte stream. The client never names a socket type, so
+//! the same client runs over real TCP ([`TcpDialer`]) and over simulated TCP
+//! (the harness's simulated dialer).
+
+use std::{fmt, io};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Where one connection goes: the scheme's security, the host and the port
+/// of a URL, with the scheme's default port filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// `https`: the dialer must wrap the stream in TLS (or refuse).
+    pub tls: bool,
+    /// A DNS name, an IPv4 address, or an IPv6 address without brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Opens connections. Cheap to clone: the client holds one per transport.
+///
+/// `dial` must be cancel-safe (the client drops it on timeout) and must not
+/// retry on its own: the client bounds every request with one deadline.
+pub trait Dialer: Clone + Send + Sync + 'static {
+    /// The stream one HTTP/1.1 connection runs on.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Connects to `endpoint`.
+    fn dial(&self, endpoint: &Endpoint) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Real TCP through tokio, with Nagle off (a request is one small write).
+/// Plain HTTP only: an `https` endpoint is refused, never sent in clear.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpDialer;
+
+impl Dialer for TcpDialer {
+    type Stream = tokio::net::TcpStream;
+
+    async fn dial(&self, endpoint: &Endpoint) -> io::Result<Self::Stream> {
+        refuse_tls(endpoint)?;
+        let stream =
+            tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// The error a plain-TCP dialer gives for an `https` endpoint.
+pub(crate) fn refuse_tls(endpoint: &Endpoint) -> io::Result<()> {
+    if endpoint.tls {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{endpoint}: this dialer has no TLS"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_show_as_urls() {
+        let v6 = Endpoint {
+            tls: false,
+            host: "::1".into(),
+            port: 8082,
+        };
+        assert_eq!(v6.to_string(), "http://[::1]:8082");
+        let name = Endpoint {
+            tls: true,
+            host: "example.com".into(),
+            port: 443,
+        };
+        assert_eq!(name.to_string(), "https://example.com:443");
+        assert!(refuse_tls(&name).is_err());
+        assert!(refuse_tls(&v6).is_ok());
+    }
+}

@@ -1,0 +1,26 @@
+//! MCP streamable HTTP that runs the same way over real TCP and inside the
+//! turmoil simulation.
+//!
+//! - [`client`]: [`HttpClient`], rmcp's [`StreamableHttpClient`] over hyper 1
+//!   (HTTP/1.1, a bounded keep-alive pool), reaching servers through a
+//!   [`Dialer`]; refusals (401/403/429) come back typed ([`Refusal`]).
+//! - [`connect`]: a whole MCP connect over HTTP for any dialer, with
+//!   failures classified ([`connect::ConnectFailure`]): what the
+//!   orchestrator's HTTP connector runs, on real TCP and simulated alike.
+//! - [`dial`]: the [`Dialer`] seam and the real-TCP [`TcpDialer`]. The
+//!   harness brings a dialer for simulated TCP.
+//!
+//! Nothing here reads the wall clock or the OS's randomness: every wait is
+//! on `tokio::time`, and request headers go out in a fixed order.
+//!
+//! [`StreamableHttpClient`]: rmcp::transport::streamable_http_client::StreamableHttpClient
+//! [`HttpClient`]: client::HttpClient
+//! [`Refusal`]: client::Refusal
+//! [`Dialer`]: dial::Dialer
+//! [`TcpDialer`]: dial::TcpDialer
+
+pub mod client;
+pub mod connect;
+pub mod dial;
+mod pool;
+mod sse;
