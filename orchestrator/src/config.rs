@@ -10,7 +10,10 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::policy::{Policy, PolicyError, PolicySettings};
+use crate::{
+    connector::HttpRevision,
+    policy::{Policy, PolicyError, PolicySettings},
+};
 
 /// Longest server name accepted.
 const SERVER_NAME_BYTES_MAX: usize = 64;
@@ -40,10 +43,11 @@ pub enum TransportConfig {
     /// Newline-delimited JSON-RPC over TCP to `host:port`.
     Tcp { addr: String },
     /// MCP streamable HTTP at this URL (e.g. http://127.0.0.1:8082/mcp),
-    /// with a bearer token from `credential`, if any.
+    /// with a bearer token from `credential`, if any, negotiating `revision`.
     Http {
         url: String,
         credential: Option<Credential>,
+        revision: HttpRevision,
     },
 }
 
@@ -215,6 +219,15 @@ impl Config {
                     format!("{}: {name:?} is listed twice", field("name")),
                 ));
             }
+            if let (Some(revision), None) = (&server.revision, &server.http) {
+                return Err(invalid(
+                    revision.span().start,
+                    format!(
+                        "{}: a protocol revision is negotiated over HTTP only",
+                        field("revision")
+                    ),
+                ));
+            }
             if server.token.is_some() && server.http.is_none() {
                 let at = server.token.as_ref().map_or(name_at, |t| t.span().start);
                 return Err(invalid(
@@ -252,24 +265,7 @@ impl Config {
                     TransportConfig::Tcp { addr }
                 }
                 (None, None, Some(url)) => {
-                    let at = url.span().start;
-                    let url = url.into_inner();
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(invalid(
-                            at,
-                            format!(
-                                "{}: {url:?} must start with http:// or https://",
-                                field("http")
-                            ),
-                        ));
-                    }
-                    let credential = match server.token {
-                        None => None,
-                        Some(raw) => Some(credential(path, raw).map_err(|(at, message)| {
-                            invalid(at, format!("{}: {message}", field("token")))
-                        })?),
-                    };
-                    TransportConfig::Http { url, credential }
+                    http_transport(path, url, server.token, server.revision, &field, &invalid)?
                 }
                 _ => {
                     return Err(invalid(
@@ -369,6 +365,56 @@ struct RawServer {
     tcp: Option<Spanned<String>>,
     http: Option<Spanned<String>>,
     token: Option<Spanned<toml::Value>>,
+    revision: Option<Spanned<String>>,
+}
+
+/// An `http = "URL"` server: its URL, token reference and revision, checked.
+fn http_transport(
+    path: &Path,
+    url: Spanned<String>,
+    token: Option<Spanned<toml::Value>>,
+    revision: Option<Spanned<String>>,
+    field: &dyn Fn(&str) -> String,
+    invalid: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<TransportConfig, ConfigError> {
+    let at = url.span().start;
+    let url = url.into_inner();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(
+            at,
+            format!(
+                "{}: {url:?} must start with http:// or https://",
+                field("http")
+            ),
+        ));
+    }
+    let credential = match token {
+        None => None,
+        Some(raw) => Some(
+            credential(path, raw)
+                .map_err(|(at, message)| invalid(at, format!("{}: {message}", field("token"))))?,
+        ),
+    };
+    let revision = match revision {
+        None => HttpRevision::default(),
+        Some(name) => HttpRevision::named(name.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = HttpRevision::ALL.iter().map(|(n, _)| *n).collect();
+            invalid(
+                name.span().start,
+                format!(
+                    "{}: {:?} is not one of {}",
+                    field("revision"),
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })?,
+    };
+    Ok(TransportConfig::Http {
+        url,
+        credential,
+        revision,
+    })
 }
 
 /// A `[policy]` table as written in TOML (the orchestrator's config, or a
@@ -458,6 +504,42 @@ mod tests {
             config.policy.settings().call_timeout,
             PolicySettings::DEFAULT.call_timeout
         );
+    }
+
+    #[test]
+    fn an_http_server_may_name_its_revision_and_nothing_else_may() {
+        let config = parse(
+            "[[servers]]\nname = \"a\"\nhttp = \"http://h/mcp\"\nrevision = \"2026-07-28\"\n\
+             [[servers]]\nname = \"b\"\nhttp = \"http://h/mcp\"\n",
+        )
+        .unwrap();
+        let revisions: Vec<_> = config
+            .servers
+            .iter()
+            .map(|s| match &s.transport {
+                TransportConfig::Http { revision, .. } => Some(*revision),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            revisions,
+            [
+                Some(HttpRevision::Stateless2026_07_28),
+                Some(HttpRevision::Sessions2025_11_25)
+            ]
+        );
+        let unknown = parse(
+            "[[servers]]\nname = \"a\"\nhttp = \"http://h/mcp\"\nrevision = \"2024-11-05\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains(":4: servers[0].revision"), "{unknown}");
+        assert!(unknown.contains("2025-11-25, 2026-07-28"), "{unknown}");
+        let over_tcp =
+            parse("[[servers]]\nname = \"a\"\ntcp = \"h:1\"\nrevision = \"2026-07-28\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(over_tcp.contains("over HTTP only"), "{over_tcp}");
     }
 
     #[test]

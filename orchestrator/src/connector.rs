@@ -15,12 +15,16 @@ use std::{
 };
 
 use futures::future::BoxFuture;
+use mcp_http::{
+    client::{HttpClientConfig, Refusal},
+    connect::ConnectFailure,
+    dial::{Dialer, TcpDialer},
+};
 use rmcp::{
     ServiceExt,
-    transport::{
-        ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess,
-        async_rw::AsyncRwTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
+    model::ProtocolVersion,
+    service::ClientLifecycleMode,
+    transport::{ConfigureCommandExt, TokioChildProcess, async_rw::AsyncRwTransport},
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
@@ -149,50 +153,24 @@ impl std::fmt::Display for HttpRefusal {
 impl HttpRefusal {
     /// The refusal among `error`'s causes, if an HTTP status is why it failed.
     pub(crate) fn find(error: &(dyn std::error::Error + 'static)) -> Option<Self> {
-        use rmcp::transport::streamable_http_client::{
-            AuthRequiredError, InsufficientScopeError, StreamableHttpError,
-        };
-        let mut cause = Some(error);
-        while let Some(current) = cause {
-            if let Some(e) = current.downcast_ref::<AuthRequiredError>() {
-                return Some(HttpRefusal::Unauthorized {
-                    reason: challenge_param(&e.www_authenticate_header, "error_description"),
-                });
-            }
-            if let Some(e) = current.downcast_ref::<InsufficientScopeError>() {
-                return Some(HttpRefusal::Forbidden {
-                    scope: e
-                        .required_scope
-                        .clone()
-                        .or_else(|| challenge_param(&e.www_authenticate_header, "scope")),
-                });
-            }
-            match current.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
-                // A 401/403 without a challenge (rmcp's own Host check, a
-                // proxy): rmcp reports it as "HTTP 403 Forbidden: body".
-                Some(StreamableHttpError::UnexpectedServerResponse(text))
-                    if text.starts_with("HTTP 401") =>
-                {
-                    return Some(HttpRefusal::Unauthorized { reason: None });
-                }
-                Some(StreamableHttpError::UnexpectedServerResponse(text))
-                    if text.starts_with("HTTP 403") =>
-                {
-                    return Some(HttpRefusal::Forbidden { scope: None });
-                }
-                Some(StreamableHttpError::HttpStatus(status)) if status.status == 429 => {
-                    let retry_after = status
-                        .retry_after
-                        .as_deref()
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    return Some(HttpRefusal::RateLimited { retry_after });
-                }
-                _ => {}
-            }
-            cause = current.source();
+        Refusal::find(error).and_then(Self::from_refusal)
+    }
+
+    /// What a 401, 403 or 429 from the HTTP client means to the orchestrator.
+    fn from_refusal(refusal: Refusal) -> Option<Self> {
+        let challenge = refusal.www_authenticate.as_deref().unwrap_or("");
+        match refusal.status {
+            401 => Some(HttpRefusal::Unauthorized {
+                reason: challenge_param(challenge, "error_description"),
+            }),
+            403 => Some(HttpRefusal::Forbidden {
+                scope: challenge_param(challenge, "scope"),
+            }),
+            429 => Some(HttpRefusal::RateLimited {
+                retry_after: refusal.retry_after,
+            }),
+            _ => None,
         }
-        None
     }
 
     /// The connect error this refusal is, for `target`.
@@ -228,10 +206,13 @@ impl TransportConfig {
                 args: args.clone(),
             }),
             TransportConfig::Tcp { addr } => Arc::new(TcpConnector { addr: addr.clone() }),
-            TransportConfig::Http { url, credential } => Arc::new(HttpConnector {
-                url: url.clone(),
-                credential: credential.clone(),
-            }),
+            TransportConfig::Http {
+                url,
+                credential,
+                revision,
+            } => Arc::new(
+                HttpConnector::new(url.clone(), credential.clone(), TcpDialer).revision(*revision),
+            ),
         }
     }
 }
@@ -258,28 +239,6 @@ where
             message: root_cause(&error),
             stderr_tail: String::new(),
         })
-}
-
-/// `host:port` of an http(s) URL, with the scheme's default port.
-fn authority(url: &str) -> Option<String> {
-    let (rest, default_port) = match url.split_once("://")? {
-        ("http", rest) => (rest, 80),
-        ("https", rest) => (rest, 443),
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let has_port = match authority.rfind(']') {
-        Some(bracket) => authority[bracket..].contains(':'),
-        None => authority.contains(':'),
-    };
-    Some(if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:{default_port}")
-    })
 }
 
 /// The innermost cause of an error: "Connection refused (os error 111)"
@@ -388,127 +347,217 @@ impl Connector for TcpConnector {
     }
 }
 
-/// Connects with MCP streamable HTTP, sending `Authorization: Bearer` with
-/// the token `credential` names (read at every connect).
-#[derive(Debug, Clone)]
-struct HttpConnector {
-    url: String,
-    credential: Option<crate::config::Credential>,
+/// The MCP revision an HTTP connector negotiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpRevision {
+    /// `initialize`, then one `Mcp-Session-Id` session: a server restart
+    /// loses it, and the client starts a new one on the 404.
+    #[default]
+    Sessions2025_11_25,
+    /// `server/discover`, then self-contained requests: no session.
+    Stateless2026_07_28,
 }
 
-impl Connector for HttpConnector {
+impl HttpRevision {
+    /// Both revisions, by their names.
+    pub const ALL: [(&'static str, HttpRevision); 2] = [
+        ("2025-11-25", HttpRevision::Sessions2025_11_25),
+        ("2026-07-28", HttpRevision::Stateless2026_07_28),
+    ];
+
+    /// The revision called `name` ("2025-11-25" or "2026-07-28").
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// Its name, as `named` reads it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    fn lifecycle(self) -> ClientLifecycleMode {
+        match self {
+            HttpRevision::Sessions2025_11_25 => ClientLifecycleMode::Initialize,
+            HttpRevision::Stateless2026_07_28 => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        }
+    }
+}
+
+/// Connects with MCP streamable HTTP through a [`Dialer`] (real TCP for
+/// deployments, simulated TCP in the harness), sending `Authorization:
+/// Bearer` with the token `credential` names (read at every connect).
+#[derive(Debug, Clone)]
+pub struct HttpConnector<D = TcpDialer> {
+    url: String,
+    credential: Option<crate::config::Credential>,
+    dialer: D,
+    revision: HttpRevision,
+    client: HttpClientConfig,
+}
+
+impl<D: Dialer + std::fmt::Debug> HttpConnector<D> {
+    /// A connector for the endpoint at `url` (e.g. `http://127.0.0.1:8082/mcp`),
+    /// negotiating 2025-11-25 with a session unless told otherwise.
+    pub fn new(url: String, credential: Option<crate::config::Credential>, dialer: D) -> Self {
+        Self {
+            url,
+            credential,
+            dialer,
+            revision: HttpRevision::default(),
+            client: HttpClientConfig::DEFAULT,
+        }
+    }
+
+    /// Negotiates `revision` instead.
+    pub fn revision(mut self, revision: HttpRevision) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    fn token(&self) -> Result<Option<crate::config::Token>, ConnectError> {
+        let Some(credential) = &self.credential else {
+            return Ok(None);
+        };
+        credential
+            .resolve()
+            .map(Some)
+            .map_err(|source| ConnectError::Credential {
+                target: self.target(),
+                source,
+            })
+    }
+
+    /// What a failed connect means to the caller.
+    fn classify(&self, failure: ConnectFailure) -> ConnectError {
+        match failure {
+            ConnectFailure::Unreachable { source, .. } => ConnectError::Io {
+                target: self.target(),
+                source,
+            },
+            ConnectFailure::Refused(refusal) => match HttpRefusal::from_refusal(refusal) {
+                Some(refusal) => refusal.into_connect_error(self.target()),
+                None => ConnectError::Handshake {
+                    target: self.target(),
+                    message: "refused with an unexpected HTTP status".into(),
+                    stderr_tail: String::new(),
+                },
+            },
+            ConnectFailure::Handshake(error) => ConnectError::Handshake {
+                target: self.target(),
+                message: root_cause(&*error),
+                stderr_tail: String::new(),
+            },
+        }
+    }
+}
+
+impl<D: Dialer + std::fmt::Debug> Connector for HttpConnector<D> {
     fn target(&self) -> String {
         self.url.clone()
     }
 
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
         Box::pin(async move {
-            // rmcp flattens the cause of a failed request into one long
-            // string; probing first names a refused or unreachable server plainly.
-            if let Some(authority) = authority(&self.url) {
-                tokio::net::TcpStream::connect(&authority)
-                    .await
-                    .map_err(|source| ConnectError::Io {
-                        target: self.target(),
-                        source,
-                    })?;
-            }
-            let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
-            if let Some(credential) = &self.credential {
-                let token = credential
-                    .resolve()
-                    .map_err(|source| ConnectError::Credential {
-                        target: self.target(),
-                        source,
-                    })?;
-                config = config.auth_header(token.expose());
-            }
-            let transport = StreamableHttpClientTransport::from_config(config);
-            let service = ().serve(transport).await.map_err(|error| {
-                // rmcp does not chain a failed initialize to its cause.
-                let refusal = match &error {
-                    rmcp::service::ClientInitializeError::TransportError { error, .. } => {
-                        HttpRefusal::find(error)
-                    }
-                    other => HttpRefusal::find(other),
-                };
-                match refusal {
-                    Some(refusal) => refusal.into_connect_error(self.target()),
-                    None => ConnectError::Handshake {
-                        target: self.target(),
-                        message: root_cause(&error),
-                        stderr_tail: String::new(),
-                    },
-                }
-            })?;
-            Ok(RmcpSession::boxed(service))
+            let token = self.token()?;
+            let client = mcp_http::connect::connect(
+                self.dialer.clone(),
+                self.client.clone(),
+                &self.url,
+                token.as_ref().map(|t| t.expose()),
+                self.revision.lifecycle(),
+            )
+            .await
+            .map_err(|failure| self.classify(failure))?;
+            Ok(RmcpSession::boxed(client))
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use mcp_http::client::{HttpClientError, StatusError, TransportError};
+    use rmcp::transport::streamable_http_client::{AuthRequiredError, HttpStatusError};
+
     use super::*;
+
+    fn status(
+        status: u16,
+        www_authenticate: Option<&str>,
+        retry_after: Option<&str>,
+    ) -> TransportError {
+        TransportError::Client(HttpClientError::Status(StatusError {
+            status,
+            www_authenticate: www_authenticate.map(str::to_owned),
+            retry_after: retry_after.map(str::to_owned),
+            body: String::new(),
+        }))
+    }
 
     #[test]
     fn refusals_are_found_with_or_without_a_challenge() {
-        use rmcp::transport::streamable_http_client::{
-            AuthRequiredError, HttpStatusError, StreamableHttpError,
-        };
-        type E = StreamableHttpError<reqwest::Error>;
         let challenge =
             r#"Bearer error="invalid_token", error_description="the token has expired""#;
-        let cases: [(E, HttpRefusal); 4] = [
+        let scoped = r#"Bearer error="insufficient_scope", scope="transactions:read""#;
+        let cases: [(TransportError, HttpRefusal); 6] = [
             (
-                E::AuthRequired(AuthRequiredError::new(challenge.into())),
+                TransportError::AuthRequired(AuthRequiredError::new(challenge.into())),
                 HttpRefusal::Unauthorized {
                     reason: Some("the token has expired".into()),
                 },
             ),
             (
-                E::UnexpectedServerResponse(
-                    "HTTP 403 Forbidden: Host header is not allowed".into(),
-                ),
+                status(403, Some(scoped), None),
+                HttpRefusal::Forbidden {
+                    scope: Some("transactions:read".into()),
+                },
+            ),
+            // rmcp's own Host check, a proxy: no challenge.
+            (
+                status(403, None, None),
                 HttpRefusal::Forbidden { scope: None },
             ),
             (
-                E::UnexpectedServerResponse("HTTP 401 Unauthorized: ".into()),
+                status(401, None, None),
                 HttpRefusal::Unauthorized { reason: None },
             ),
             (
-                E::HttpStatus(HttpStatusError::new(429, Some("3".into()))),
+                TransportError::HttpStatus(HttpStatusError::new(429, Some("3".into()))),
                 HttpRefusal::RateLimited {
                     retry_after: Some(Duration::from_secs(3)),
                 },
+            ),
+            (
+                status(429, None, Some("Wed, 21 Oct 2026 07:28:00 GMT")),
+                HttpRefusal::RateLimited { retry_after: None },
             ),
         ];
         for (error, refusal) in cases {
             assert_eq!(HttpRefusal::find(&error), Some(refusal), "{error}");
         }
-        let other = E::UnexpectedServerResponse("HTTP 500 Internal Server Error: x".into());
-        assert_eq!(HttpRefusal::find(&other), None);
-        let date = E::HttpStatus(HttpStatusError::new(
-            429,
-            Some("Wed, 21 Oct 2026 07:28:00 GMT".into()),
-        ));
+        assert_eq!(HttpRefusal::find(&status(500, None, None)), None);
+        // Found through a chain, as rmcp wraps it in a service error.
+        let wrapped =
+            rmcp::ServiceError::TransportSend(rmcp::transport::DynamicTransportError::new::<
+                mcp_http::connect::HttpTransport<TcpDialer>,
+                rmcp::RoleClient,
+            >(status(401, None, None)));
         assert_eq!(
-            HttpRefusal::find(&date),
-            Some(HttpRefusal::RateLimited { retry_after: None })
+            HttpRefusal::find(&wrapped),
+            Some(HttpRefusal::Unauthorized { reason: None })
         );
     }
 
     #[test]
-    fn authority_defaults_the_port_by_scheme() {
-        assert_eq!(
-            authority("http://127.0.0.1:8082/mcp").as_deref(),
-            Some("127.0.0.1:8082")
-        );
-        assert_eq!(
-            authority("https://example.com/mcp").as_deref(),
-            Some("example.com:443")
-        );
-        assert_eq!(authority("http://u:p@[::1]/x").as_deref(), Some("[::1]:80"));
-        assert_eq!(authority("http://[::1]:9/x").as_deref(), Some("[::1]:9"));
-        assert_eq!(authority("ftp://x"), None);
+    fn revisions_are_read_by_name() {
+        for (name, revision) in HttpRevision::ALL {
+            assert_eq!(HttpRevision::named(name), Some(revision));
+            assert_eq!(revision.name(), name);
+        }
+        assert_eq!(HttpRevision::named("2024-11-05"), None);
     }
 }

@@ -54,9 +54,12 @@ pub use config::{
     Config, ConfigError, Credential, CredentialError, PolicyToml, ServerConfig, Token,
     TransportConfig, line_of,
 };
-pub use connector::{ConnectError, Connector, HttpRefusal, handshake_lines};
+pub use connector::{
+    ConnectError, Connector, HttpConnector, HttpRefusal, HttpRevision, handshake_lines,
+};
 pub use engine::{Orchestrator, StepTrace};
 pub use error::{AskError, CallError};
+pub use mcp_http::dial::{Dialer, Endpoint, TcpDialer};
 pub use planner::{Plan, PlanError, Question, parse_question, plan};
 pub use policy::{Policy, PolicyError, PolicySettings};
 pub use session::{Session, SessionError};

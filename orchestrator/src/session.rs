@@ -10,7 +10,7 @@ use std::{fmt, time::Duration};
 use futures::future::BoxFuture;
 use rmcp::{
     RoleClient, ServiceError,
-    model::{CallToolRequestParams, CallToolResult, Tool},
+    model::{CallToolRequestParams, CallToolResult, PaginatedRequestParams, Tool},
     service::RunningService,
 };
 use serde_json::{Map, Value};
@@ -84,6 +84,9 @@ impl From<ServiceError> for SessionError {
     }
 }
 
+/// Most `tools/list` pages read from one server.
+const TOOL_PAGES_MAX: usize = 64;
+
 /// The rmcp client session every real connector opens. Dropping it closes
 /// the connection (and, for stdio, stops the child process).
 #[derive(Debug)]
@@ -97,7 +100,26 @@ impl RmcpSession {
 
 impl Session for RmcpSession {
     fn list_tools(&self) -> BoxFuture<'_, Result<Vec<Tool>, SessionError>> {
-        Box::pin(async move { Ok(self.0.list_all_tools().await?) })
+        Box::pin(async move {
+            // Page by page: rmcp's `list_all_tools` stamps a cache with the
+            // wall clock, which a simulated run must not read.
+            let mut tools = Vec::new();
+            let mut cursor = None;
+            for _ in 0..TOOL_PAGES_MAX {
+                let page = self
+                    .0
+                    .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+                    .await?;
+                tools.extend(page.tools);
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    return Ok(tools);
+                }
+            }
+            Err(SessionError::Transport(format!(
+                "tools/list gave more than {TOOL_PAGES_MAX} pages"
+            )))
+        })
     }
 
     fn call_tool(

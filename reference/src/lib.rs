@@ -307,7 +307,11 @@ where
                 shutdown.clone(),
             );
             tokio::spawn(report_stop(role, serving));
-            let http = TransportConfig::Http { url, credential };
+            let http = TransportConfig::Http {
+                url,
+                credential,
+                revision: orchestrator::HttpRevision::default(),
+            };
             (http.connector(), Some(addr))
         }
     };

@@ -55,8 +55,12 @@ async fn a_session_answers_over_real_tcp_and_a_closed_one_is_expired() {
     let tools = client.list_tools(None).await.expect("lists tools");
     let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["getUserIdByEmail"]);
-    let call = CallToolRequestParams::new("getUserIdByEmail")
-        .with_arguments(json!({"email": "bob@example.com"}).as_object().cloned().unwrap());
+    let call = CallToolRequestParams::new("getUserIdByEmail").with_arguments(
+        json!({"email": "bob@example.com"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
     let result = client.call_tool(call).await.expect("calls the tool");
     let text = serde_json::to_string(&result).expect("serialises");
     assert!(text.contains(BOB_ID), "{text}");

@@ -372,6 +372,7 @@ fn orchestrator_for(
         TransportConfig::Http {
             url: resource(addr),
             credential,
+            revision: orchestrator::HttpRevision::default(),
         }
         .connector()
     };
@@ -465,6 +466,7 @@ async fn a_busy_token_gets_429_and_the_orchestrator_waits_as_retry_after_says() 
     let user = TransportConfig::Http {
         url: resource(s.user),
         credential: credential(),
+        revision: orchestrator::HttpRevision::default(),
     };
     let orchestrator = Orchestrator::new(vec![("user".into(), user.connector())], policy, 1);
     let started = std::time::Instant::now();
