@@ -52,30 +52,14 @@ pub(crate) fn resource(server: &str) -> String {
 
 /// The HTTP options a server host serves with under simulation: the kit's
 /// authentication with the simulated issuer's key and simulated time, no
-/// sessions (rmcp draws session ids from the OS, which a replay must not
-/// see), and `Host` names of the simulated network. `no_auth` serves it open,
-/// to prove the leak check catches what an open endpoint gives away.
+/// sessions (the denial matrix's cases are single requests), and `Host`
+/// names of the simulated network. `no_auth` serves it open, to prove the
+/// leak check catches what an open endpoint gives away.
 fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
     let access = if no_auth {
         Access::Open
     } else {
-        let auth = Authenticator::new(AuthSettings {
-            resource: resource(host),
-            protection: spec.protection,
-            static_tokens: Vec::new(),
-            jwt: Some(JwtSettings {
-                // The key set depends only on the issuer's key, not on the hosts.
-                keys: test_support::jwks(&world(&Attacked {
-                    user: host,
-                    payment: host,
-                })),
-                issuer: ISSUER.into(),
-            }),
-            token_requests_max: 64,
-            clock: Arc::new(|| EPOCH_S + turmoil::sim_elapsed().unwrap_or_default().as_secs()),
-        })
-        .expect("valid simulated auth settings");
-        Access::Protected(Arc::new(auth))
+        Access::Protected(simulated_auth(spec, resource(host)))
     };
     HttpOptions {
         allowed_hosts: vec![host.to_owned()],
@@ -85,7 +69,44 @@ fn http_options(spec: &ServerSpec, host: &str, no_auth: bool) -> HttpOptions {
         // Stateless: rmcp never asks for an id; seeded all the same, so no
         // path of a simulated server can reach the OS's randomness.
         session_ids: Arc::new(mcp_server_kit::sessions::SeededIds::new(0)),
+        // Its replies are plain JSON; and see `HttpOptions::sse_keep_alive`.
+        sse_keep_alive: None,
     }
+}
+
+/// The kit's authentication as deployed, for the server whose resource URL
+/// is `resource`: JWTs of the simulated issuer only, checked on simulated
+/// time.
+pub(crate) fn simulated_auth(spec: &ServerSpec, resource: String) -> Arc<Authenticator> {
+    let auth = Authenticator::new(AuthSettings {
+        resource,
+        protection: spec.protection,
+        static_tokens: Vec::new(),
+        jwt: Some(JwtSettings {
+            // The key set depends only on the issuer's key, not on the hosts.
+            keys: test_support::jwks(&world(&Attacked {
+                user: "",
+                payment: "",
+            })),
+            issuer: ISSUER.into(),
+        }),
+        token_requests_max: 64,
+        clock: Arc::new(|| EPOCH_S + turmoil::sim_elapsed().unwrap_or_default().as_secs()),
+    })
+    .expect("valid simulated auth settings");
+    Arc::new(auth)
+}
+
+/// A legitimate client's token for the server whose resource URL is
+/// `resource`: signed by the simulated issuer, every scope the server
+/// knows, for no particular user.
+pub(crate) fn client_token(spec: &ServerSpec, resource: &str) -> String {
+    let scopes = spec.protection.scopes_supported.join(" ");
+    world(&Attacked {
+        user: "",
+        payment: "",
+    })
+    .valid_token(resource, &scopes)
 }
 
 /// Serves `handler` behind the kit's HTTP router on [`HTTP_PORT`] of this

@@ -215,6 +215,8 @@ impl Case {
                 questions: Some(self.questions.clone()),
                 question_pool: None,
                 unknown_share: None,
+                transport: None,
+                revision: None,
             }),
             policy: Some(written(policy_table())),
             faults: self.faults.iter().cloned().map(written).collect(),

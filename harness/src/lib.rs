@@ -52,6 +52,8 @@ pub use dataset::Dataset;
 pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
 pub use oracle::Oracle;
 pub use planted::PlantedBug;
-pub use scenario::{DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError};
+pub use scenario::{
+    DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError, Transport,
+};
 pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};

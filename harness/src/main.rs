@@ -58,7 +58,51 @@ enum Command {
         /// the seeds before it, instead of each in a fresh process.
         #[arg(long)]
         in_process: bool,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
+}
+
+/// Which transport the workload uses, overriding the scenario file's.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct TransportArgs {
+    /// Run the workload over this transport instead of the file's: tcp
+    /// (newline JSON-RPC) or http (streamable HTTP, with authentication).
+    #[arg(long, value_name = "tcp|http")]
+    transport: Option<String>,
+    /// The MCP revision an HTTP workload negotiates: 2025-11-25 (sessions)
+    /// or 2026-07-28 (stateless).
+    #[arg(long, value_name = "REVISION")]
+    revision: Option<String>,
+}
+
+impl TransportArgs {
+    /// The scenario file at `path`, with the transport these flags name.
+    fn load(&self, path: &std::path::Path) -> anyhow::Result<Scenario> {
+        let scenario = Scenario::from_file(path)?;
+        if self.transport.is_none() && self.revision.is_none() {
+            return Ok(scenario);
+        }
+        let transport = harness::Transport::parse(
+            self.transport.as_deref(),
+            self.revision.as_deref(),
+            scenario.workload.transport,
+        )
+        .map_err(|message| anyhow::anyhow!("{message}"))?;
+        Ok(scenario.over(transport))
+    }
+
+    /// The same flags, for a child `harness run`.
+    fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(transport) = &self.transport {
+            args.extend(["--transport".to_owned(), transport.clone()]);
+        }
+        if let Some(revision) = &self.revision {
+            args.extend(["--revision".to_owned(), revision.clone()]);
+        }
+        args
+    }
 }
 
 /// `harness run`'s arguments.
@@ -91,6 +135,8 @@ struct RunArgs {
     /// shard (s mod N) + 1, so N machines can split a range.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
+    #[command(flatten)]
+    transport: TransportArgs,
 }
 
 fn parse_range(raw: &str) -> Result<RangeInclusive<u64>, String> {
@@ -155,14 +201,15 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             file,
             seeds,
             in_process,
-        } => check_determinism(&file, seeds, in_process),
+            transport,
+        } => check_determinism(&file, seeds, in_process, &transport),
     }
 }
 
 /// `harness run`: every seed, its summary on stdout, the trace file and
 /// the JUnit report; wall-time figures on stderr.
 fn run(args: &RunArgs) -> anyhow::Result<bool> {
-    let scenario = Scenario::from_file(&args.file)?;
+    let scenario = args.transport.load(&args.file)?;
     let seeds = args.seeds.clone().unwrap_or_else(|| {
         let seed = args.seed.unwrap_or(scenario.seed);
         seed..=seed
@@ -209,20 +256,25 @@ fn run(args: &RunArgs) -> anyhow::Result<bool> {
         seeds.len() as f64 / wall.as_secs_f64(),
         simulated.as_secs_f64() / wall.as_secs_f64()
     );
-    report_failures(&args.file, &failed, seeds.len() > 1);
+    report_failures(&args.file, &failed, seeds.len() > 1, &args.transport);
     Ok(failed.is_empty())
 }
 
 /// How to reproduce each failed seed, and (in a multi-seed run) whether a
 /// fresh process does.
-fn report_failures(file: &Path, failed: &[(u64, u64)], many: bool) {
+fn report_failures(file: &Path, failed: &[(u64, u64)], many: bool, transport: &TransportArgs) {
+    let flags: String = transport
+        .to_args()
+        .iter()
+        .map(|a| format!(" {a}"))
+        .collect();
     for &(seed, trace_hash) in failed {
         eprintln!(
-            "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
+            "FAILED seed {seed}: reproduce with: cargo run --release -p harness -- run {} --seed {seed}{flags} --print-trace",
             file.display()
         );
         if many {
-            eprintln!("       {}", replay_check(file, seed, trace_hash));
+            eprintln!("       {}", replay_check(file, seed, trace_hash, transport));
         }
     }
 }
@@ -277,15 +329,16 @@ fn check_determinism(
     file: &std::path::Path,
     seeds: RangeInclusive<u64>,
     in_process: bool,
+    transport: &TransportArgs,
 ) -> anyhow::Result<bool> {
-    let scenario = Scenario::from_file(file)?;
+    let scenario = transport.load(file)?;
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let run_once = |seed: u64| -> anyhow::Result<String> {
         if in_process {
             let report = harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
             return Ok(format!("{:016x}", report.trace_hash));
         }
-        let report = run_in_fresh_process(&exe, file, seed)?;
+        let report = run_in_fresh_process(&exe, file, seed, transport)?;
         Ok(report["trace_hash"].as_str().unwrap_or_default().to_owned())
     };
     let mut differing = Vec::new();
@@ -316,10 +369,15 @@ fn check_determinism(
 /// Re-runs a seed that failed inside a multi-seed run in a fresh process,
 /// as its replay command would, and says whether the failure reproduced
 /// there: same trace, same unmet expectation.
-fn replay_check(file: &std::path::Path, seed: u64, trace_hash: u64) -> String {
+fn replay_check(
+    file: &std::path::Path,
+    seed: u64,
+    trace_hash: u64,
+    transport: &TransportArgs,
+) -> String {
     let replayed = std::env::current_exe()
         .context("cannot find this executable")
-        .and_then(|exe| run_in_fresh_process(&exe, file, seed));
+        .and_then(|exe| run_in_fresh_process(&exe, file, seed, transport));
     let here = format!("{trace_hash:016x}");
     match replayed {
         Err(error) => format!(
@@ -344,6 +402,7 @@ fn run_in_fresh_process(
     exe: &std::path::Path,
     file: &std::path::Path,
     seed: u64,
+    transport: &TransportArgs,
 ) -> anyhow::Result<serde_json::Value> {
     let output = std::process::Command::new(exe)
         .args([
@@ -353,6 +412,7 @@ fn run_in_fresh_process(
             &seed.to_string(),
             "--json",
         ])
+        .args(transport.to_args())
         .output()
         .context("cannot run the harness")?;
     let line = String::from_utf8_lossy(&output.stdout);

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use orchestrator::{Policy, PolicyToml};
+use orchestrator::{HttpRevision, Policy, PolicyToml};
 use payment_server::TransactionRecord;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -118,6 +118,71 @@ pub struct Workload {
     /// Open loop: query n starts no earlier than n / rate after the start.
     pub rate_per_s: Option<f64>,
     pub questions: Questions,
+    /// How the orchestrators reach the servers.
+    pub transport: Transport,
+}
+
+/// How the workload's orchestrators reach the servers: the newline TCP
+/// transport, or streamable HTTP with the kit's real router and
+/// authentication and the orchestrator's real HTTP connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Http(HttpRevision),
+}
+
+impl Transport {
+    /// Its name in a scenario file and on the command line: `tcp`, or
+    /// `http` with the revision (`http 2026-07-28`).
+    pub fn describe(self) -> String {
+        match self {
+            Transport::Tcp => "tcp".into(),
+            Transport::Http(revision) => format!("http {}", revision.name()),
+        }
+    }
+}
+
+impl Transport {
+    /// The transport named by `--transport` and `--revision`, either of
+    /// which may be left out: `current` fills in what is not said.
+    pub fn parse(
+        transport: Option<&str>,
+        revision: Option<&str>,
+        current: Transport,
+    ) -> Result<Transport, String> {
+        let revision = match revision {
+            None => None,
+            Some(name) => Some(HttpRevision::named(name).ok_or_else(|| {
+                let known: Vec<&str> = HttpRevision::ALL.iter().map(|(n, _)| *n).collect();
+                format!("--revision {name:?} is not one of {}", known.join(", "))
+            })?),
+        };
+        let http = |revision: Option<HttpRevision>| {
+            let current = match current {
+                Transport::Http(r) => r,
+                Transport::Tcp => HttpRevision::default(),
+            };
+            Transport::Http(revision.unwrap_or(current))
+        };
+        match (transport, revision) {
+            (Some("tcp"), Some(_)) => Err("--revision is for --transport http".into()),
+            (Some("tcp"), None) => Ok(Transport::Tcp),
+            (Some("http"), revision) => Ok(http(revision)),
+            (Some(other), _) => Err(format!("--transport {other:?} is not tcp or http")),
+            (None, None) => Ok(current),
+            (None, revision) if current != Transport::Tcp => Ok(http(revision)),
+            (None, _) => Err("--revision needs --transport http (the scenario uses tcp)".into()),
+        }
+    }
+}
+
+/// `[workload] transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TransportName {
+    Tcp,
+    Http,
 }
 
 /// Which questions the workload asks, in turn.
@@ -374,6 +439,11 @@ pub(crate) struct WorkloadTable {
     pub question_pool: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<TransportName>,
+    /// The MCP revision an HTTP workload negotiates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// `[attacker]`.
@@ -414,6 +484,14 @@ pub(crate) struct InvariantsTable {
 /// The span of a table, or the top of the file when it is absent.
 fn start<T>(table: &Option<Spanned<T>>) -> usize {
     table.as_ref().map_or(0, |t| t.span().start)
+}
+
+impl Scenario {
+    /// This scenario with its workload over `transport`.
+    pub fn over(mut self, transport: Transport) -> Self {
+        self.workload.transport = transport;
+        self
+    }
 }
 
 impl ScenarioFile {
@@ -672,7 +750,25 @@ fn validate_workload(workload: &WorkloadTable) -> Result<Workload, String> {
         interval: Duration::from_millis(workload.interval_ms),
         rate_per_s: workload.rate_per_s,
         questions: validate_questions(workload)?,
+        transport: validate_transport(workload)?,
     })
+}
+
+fn validate_transport(workload: &WorkloadTable) -> Result<Transport, String> {
+    let revision = match &workload.revision {
+        None => HttpRevision::default(),
+        Some(name) => HttpRevision::named(name).ok_or_else(|| {
+            let known: Vec<&str> = HttpRevision::ALL.iter().map(|(n, _)| *n).collect();
+            format!("revision {name:?} is not one of {}", known.join(", "))
+        })?,
+    };
+    match workload.transport.unwrap_or(TransportName::Tcp) {
+        TransportName::Tcp if workload.revision.is_some() => {
+            Err("revision is negotiated over transport = \"http\" only".into())
+        }
+        TransportName::Tcp => Ok(Transport::Tcp),
+        TransportName::Http => Ok(Transport::Http(revision)),
+    }
 }
 
 fn validate_questions(workload: &WorkloadTable) -> Result<Questions, String> {

@@ -15,14 +15,21 @@ use std::{
 
 use futures::future::BoxFuture;
 use orchestrator::{
-    Answer, ConnectError, Connector, Orchestrator, Session, Stats, handshake_lines,
+    Answer, ConnectError, Connector, Credential, HttpConnector, Orchestrator, Session, Stats,
+    Token, handshake_lines,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Asked, Outcome, QueryRecord, hosts::Routes};
+use super::{
+    Asked, Outcome, QueryRecord,
+    hosts::Routes,
+    http::{self, SimDialer},
+};
 use crate::{
+    attacker,
     oracle::Expected,
-    scenario::{Scenario, Workload},
+    scenario::{Scenario, Transport, Workload},
+    topology::ServerKind,
 };
 
 /// What the clients leave behind, filled in as the simulation runs.
@@ -56,6 +63,10 @@ pub(super) fn spawn_clients(
                 let (to, port) = routes.to(id);
                 Target {
                     server: server.name.clone(),
+                    spec: match server.kind {
+                        ServerKind::User => &user_server::SPEC,
+                        ServerKind::Payment => &payment_server::SPEC,
+                    },
                     wire_name: match &label {
                         Some(client) => format!("{client} {}", server.name),
                         None => server.name.clone(),
@@ -85,12 +96,38 @@ pub(super) fn spawn_clients(
 struct Target {
     /// The server's name, which the orchestrator calls it by.
     server: String,
+    /// What its kind serves (the scopes a token for it needs).
+    spec: &'static mcp_server_kit::ServerSpec,
     /// What the wire log calls it: the name, after the client's with
     /// several clients.
     wire_name: String,
     /// The host it connects to (the server's or the proxy's) and the port.
     host: String,
     port: u16,
+}
+
+impl Target {
+    /// The orchestrator's connector to this server over `transport`.
+    fn connector(&self, wire: &Wire, transport: Transport) -> Arc<dyn Connector> {
+        match transport {
+            Transport::Tcp => Arc::new(SimConnector {
+                server: self.wire_name.clone(),
+                host: self.host.clone(),
+                port: self.port,
+                wire: wire.clone(),
+            }),
+            Transport::Http(revision) => {
+                let token = attacker::client_token(self.spec, &http::resource(&self.server));
+                let dialer = SimDialer {
+                    wire: wire.clone(),
+                    server: self.wire_name.clone(),
+                };
+                let url = format!("http://{}:{}/mcp", self.host, self.port);
+                let credential = Credential::Value(Token::new(token));
+                Arc::new(HttpConnector::new(url, Some(credential), dialer).revision(revision))
+            }
+        }
+    }
 }
 
 /// One client host's orchestrator and workload.
@@ -116,13 +153,10 @@ impl Client {
             .targets
             .iter()
             .map(|target| {
-                let sim = Arc::new(SimConnector {
-                    server: target.wire_name.clone(),
-                    host: target.host.clone(),
-                    port: target.port,
-                    wire: wire.clone(),
-                });
-                let connector = crate::planted::wrap(self.planted_bug, sim);
+                let connector = crate::planted::wrap(
+                    self.planted_bug,
+                    target.connector(&wire, self.workload.transport),
+                );
                 (target.server.clone(), connector)
             })
             .collect();
@@ -222,8 +256,8 @@ impl Connector for SimConnector {
                     source,
                 })?;
             let (read, write) = stream.into_split();
-            let read = Recorded::new(read, self.wire.clone(), format!("{} >", self.server));
-            let write = Recorded::new(write, self.wire.clone(), format!("{} <", self.server));
+            let read = Recorded::new(read, self.wire.clone(), &self.server);
+            let write = Recorded::new(write, self.wire.clone(), &self.server);
             handshake_lines(read, write, &self.target()).await
         })
     }
@@ -232,7 +266,7 @@ impl Connector for SimConnector {
 /// The wire log of one run: "time ms, direction, bytes" per chunk, times
 /// from the start of the client host.
 #[derive(Debug, Clone)]
-struct Wire {
+pub(super) struct Wire {
     log: Arc<Mutex<String>>,
     start: tokio::time::Instant,
 }
@@ -249,19 +283,23 @@ impl Wire {
     }
 }
 
-/// A stream half that copies what passes through it into a [`Wire`].
-struct Recorded<T> {
+/// A stream (or half of one) that copies what passes through it into a
+/// [`Wire`]: what it reads as `server >`, what it writes as `server <`.
+#[derive(Debug)]
+pub(super) struct Recorded<T> {
     inner: T,
     wire: Wire,
-    direction: String,
+    received: String,
+    sent: String,
 }
 
 impl<T> Recorded<T> {
-    fn new(inner: T, wire: Wire, direction: String) -> Self {
+    pub(super) fn new(inner: T, wire: Wire, server: &str) -> Self {
         Self {
             inner,
             wire,
-            direction,
+            received: format!("{server} >"),
+            sent: format!("{server} <"),
         }
     }
 }
@@ -277,7 +315,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Recorded<T> {
         if let Poll::Ready(Ok(())) = poll
             && buf.filled().len() > before
         {
-            self.wire.record(&self.direction, &buf.filled()[before..]);
+            self.wire.record(&self.received, &buf.filled()[before..]);
         }
         poll
     }
@@ -291,7 +329,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, bytes);
         if let Poll::Ready(Ok(n)) = poll {
-            self.wire.record(&self.direction, &bytes[..n]);
+            self.wire.record(&self.sent, &bytes[..n]);
         }
         poll
     }
@@ -334,7 +372,7 @@ mod tests {
             let wire = wire();
             // A pipe with room for 4 bytes takes 4 of the 8 offered.
             let (inner, mut peer) = tokio::io::duplex(4);
-            let mut recorded = Recorded::new(inner, wire.clone(), "s <".into());
+            let mut recorded = Recorded::new(inner, wire.clone(), "s");
             let n = recorded.write(b"{\"a\":1}\n").await.unwrap();
             assert_eq!(n, 4);
             let mut first = [0; 4];
@@ -354,7 +392,7 @@ mod tests {
                 .read(b"c\n")
                 .read_error(error)
                 .build();
-            let mut recorded = Recorded::new(inner, wire.clone(), "s >".into());
+            let mut recorded = Recorded::new(inner, wire.clone(), "s");
             let mut got = Vec::new();
             let outcome = recorded.read_to_end(&mut got).await;
             assert!(outcome.is_err());

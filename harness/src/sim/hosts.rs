@@ -22,12 +22,12 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 use user_server::{UserServer, UserStore};
 
-use super::PORT;
+use super::{PORT, http::HttpServing};
 use crate::{
     attacker,
     dataset::Dataset,
     proxy::{self, Toxics},
-    scenario::Scenario,
+    scenario::{Scenario, Transport},
     topology::{Host, ServerId, ServerKind, Topology},
 };
 
@@ -60,6 +60,16 @@ pub(super) struct Probe {
     pub(super) sessions: Gauge,
 }
 
+impl Probe {
+    /// Waits out the stall a fault set, if any (tool calls only).
+    pub(super) async fn stall(&self) {
+        let delay = self.stall_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+}
+
 /// A count that goes up and down, and the highest it reached.
 #[derive(Debug, Default)]
 pub(super) struct Gauge {
@@ -70,7 +80,7 @@ pub(super) struct Gauge {
 impl Gauge {
     /// Counts one in until the guard drops (also when a crash drops the
     /// task holding it).
-    fn enter(&self) -> GaugeGuard<'_> {
+    pub(super) fn enter(&self) -> GaugeGuard<'_> {
         let now = self.current.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
         GaugeGuard(self)
@@ -81,7 +91,7 @@ impl Gauge {
     }
 }
 
-struct GaugeGuard<'a>(&'a Gauge);
+pub(super) struct GaugeGuard<'a>(&'a Gauge);
 
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
@@ -89,58 +99,87 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
-/// Puts every server of the topology on its own host, in file order. With
-/// an attacker, each also serves its authenticated HTTP endpoint: the same
-/// handler and store behind the kit's real router.
+/// Puts every server of the topology on its own host, in file order,
+/// serving the workload's transport. With an attacker, each also serves its
+/// authenticated HTTP endpoint: the same handler and store behind the kit's
+/// real router.
 pub(super) fn install_servers(
     sim: &mut turmoil::Sim<'_>,
     scenario: &Scenario,
     stores: &Stores,
+    seed: u64,
 ) -> Probes {
     let attacked = scenario.attacker.map(|a| a.no_auth);
+    let topology = &scenario.topology;
     let mut probes = Vec::new();
-    for (_, server) in scenario.topology.servers() {
+    for (_, server) in topology.servers() {
         let probe = Arc::new(Probe::default());
         probes.push(probe.clone());
-        let (name, stores) = (server.name.clone(), stores.clone());
+        let http = match scenario.workload.transport {
+            Transport::Tcp => None,
+            Transport::Http(revision) => Some(HttpServing {
+                revision,
+                seed,
+                allowed_hosts: vec![server.name.clone(), proxy_name(topology)],
+                incarnations: Arc::default(),
+            }),
+        };
+        let software = Software {
+            host: server.name.clone(),
+            attacked,
+            probe,
+            http,
+        };
+        let stores = stores.clone();
         match server.kind {
             ServerKind::User => sim.host(server.name.as_str(), move || {
                 let handler = UserServer::new(stores.users.clone());
-                host_software(handler, &user_server::SPEC, &name, attacked, probe.clone())
+                software.clone().run(handler, &user_server::SPEC)
             }),
             ServerKind::Payment => sim.host(server.name.as_str(), move || {
                 let handler = PaymentServer::new(stores.ledger.clone());
-                host_software(
-                    handler,
-                    &payment_server::SPEC,
-                    &name,
-                    attacked,
-                    probe.clone(),
-                )
+                software.clone().run(handler, &payment_server::SPEC)
             }),
         }
     }
     Probes(probes)
 }
 
-/// What a server host runs each time it (re)starts.
-fn host_software<S: ServerHandler + Clone>(
-    handler: S,
-    spec: &mcp_server_kit::ServerSpec,
-    host: &str,
+/// What a server host runs each time it (re)starts, but for its handler.
+#[derive(Clone)]
+struct Software {
+    host: String,
+    /// With an attacker: whether its endpoint is open (`no_auth`).
     attacked: Option<bool>,
     probe: Arc<Probe>,
-) -> impl Future<Output = turmoil::Result> + use<S> {
-    if let Some(no_auth) = attacked {
-        attacker::spawn_endpoint(handler.clone(), spec, host, no_auth);
+    /// Serve the workload over HTTP, not newline TCP.
+    http: Option<HttpServing>,
+}
+
+impl Software {
+    /// Starts the attacker's endpoint now, as the host (re)starts, and
+    /// returns the workload's server loop.
+    fn run<S: ServerHandler + Clone>(
+        self,
+        handler: S,
+        spec: &'static mcp_server_kit::ServerSpec,
+    ) -> impl Future<Output = turmoil::Result> + use<S> {
+        if let Some(no_auth) = self.attacked {
+            attacker::spawn_endpoint(handler.clone(), spec, &self.host, no_auth);
+        }
+        async move {
+            match self.http {
+                Some(http) => http.serve(handler, spec, self.host, self.probe).await,
+                None => {
+                    let instrumented = Instrumented {
+                        inner: handler,
+                        probe: self.probe.clone(),
+                    };
+                    serve(instrumented, self.probe).await
+                }
+            }
+        }
     }
-    serve(
-        Instrumented {
-            inner: handler,
-            probe: probe.clone(),
-        },
-        probe,
-    )
 }
 
 /// The attacker host, if the scenario has one; its log fills as it probes.
@@ -238,11 +277,10 @@ impl<S: ServerHandler> Service<RoleServer> for Instrumented<S> {
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         let _counted = self.probe.in_flight.enter();
-        let delay = self.probe.stall_ms.load(Ordering::Relaxed);
         // A slow backend behind a live process: the handshake and tool
         // listing stay quick, tool calls are late.
-        if delay > 0 && matches!(request, ClientRequest::CallToolRequest(_)) {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+        if matches!(request, ClientRequest::CallToolRequest(_)) {
+            self.probe.stall().await;
         }
         Service::handle_request(&self.inner, request, context).await
     }

@@ -9,6 +9,7 @@
 
 mod clients;
 mod hosts;
+mod http;
 mod verdict;
 mod world;
 
@@ -249,7 +250,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     let asked = Arc::new(questions_for(scenario, &oracle, seed)?);
     align_task_ids();
     let mut sim = simulation(scenario, seed);
-    let probes = hosts::install_servers(&mut sim, scenario, &hosts::Stores { users, ledger });
+    let probes = hosts::install_servers(&mut sim, scenario, &hosts::Stores { users, ledger }, seed);
     let attack_log = hosts::install_attacker(&mut sim, scenario, oracle.dataset());
     let routes = hosts::install_proxy(&mut sim, scenario, seed);
     let collected = clients::spawn_clients(&mut sim, scenario, &routes, asked.clone(), seed);

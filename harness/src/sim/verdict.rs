@@ -7,7 +7,7 @@ use orchestrator::Stats;
 use super::{Outcome, QueryRecord, ServerLoad, Verdict, percentile};
 use crate::{
     attacker,
-    scenario::{Invariant, Scenario},
+    scenario::{Invariant, Scenario, Transport},
 };
 
 /// What a run recorded, for the checks.
@@ -162,16 +162,23 @@ fn load(r: &Record<'_>) -> Option<Verdict> {
     }
     let in_flight = r.load.iter().map(|l| l.in_flight_peak).max().unwrap_or(0);
     let sessions = r.load.iter().map(|l| l.sessions_peak).max().unwrap_or(0);
-    let held =
-        in_flight_max.is_none_or(|m| in_flight <= m) && sessions_max.is_none_or(|m| sessions <= m);
     let limit = |m: Option<u64>| m.map_or("unbounded".to_owned(), |m| format!("at most {m}"));
+    let (held, open) = match r.scenario.workload.transport {
+        Transport::Tcp => (
+            sessions_max.is_none_or(|m| sessions <= m),
+            format!("{sessions} session(s) open ({})", limit(sessions_max)),
+        ),
+        // HTTP/1.1 answers one request per connection at a time, so the
+        // gauge counts connections, which track requests in flight;
+        // `sessions_max` bounds TCP sessions only.
+        Transport::Http(_) => (true, format!("{sessions} HTTP connection(s) open")),
+    };
     Some(Verdict {
         invariant: Invariant::Load,
-        held,
+        held: held && in_flight_max.is_none_or(|m| in_flight <= m),
         detail: format!(
-            "peak {in_flight} request(s) in flight ({}), {sessions} session(s) open ({})",
-            limit(in_flight_max),
-            limit(sessions_max)
+            "peak {in_flight} request(s) in flight ({}), {open}",
+            limit(in_flight_max)
         ),
     })
 }

@@ -3,10 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::{Outcome, Scenario};
+use harness::{Outcome, Scenario, Transport};
+use orchestrator::HttpRevision;
 
 /// Seeds every scenario runs with under `cargo test` (CI runs more).
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=2;
+
+/// Every scenario runs over each of these, whatever its file says.
+const TRANSPORTS: [Transport; 3] = [
+    Transport::Tcp,
+    Transport::Http(HttpRevision::Sessions2025_11_25),
+    Transport::Http(HttpRevision::Stateless2026_07_28),
+];
 
 fn scenario_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
@@ -19,15 +27,22 @@ fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
-fn check(path: &Path) {
-    let scenario = Scenario::from_file(path).unwrap_or_else(|e| panic!("{e}"));
+fn check(path: &Path, transport: Transport) {
+    let scenario = Scenario::from_file(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .over(transport);
+    let flags = match transport {
+        Transport::Tcp => "--transport tcp".to_owned(),
+        Transport::Http(revision) => format!("--transport http --revision {}", revision.name()),
+    };
     for seed in SEEDS {
         let report = harness::run(&scenario, seed)
             .unwrap_or_else(|e| panic!("{}: seed {seed}: {e}", path.display()));
         assert!(
             report.as_expected,
-            "{} seed {seed} did not meet its expectation: {:#?}\nreproduce with: cargo run --release -p harness -- run {} --seed {seed} --print-trace",
+            "{} seed {seed} over {} did not meet its expectation: {:#?}\nreproduce with: cargo run --release -p harness -- run {} --seed {seed} {flags} --print-trace",
             path.display(),
+            transport.describe(),
             report.verdicts,
             path.display()
         );
@@ -43,7 +58,9 @@ fn every_scenario_meets_its_expectation() {
         "expected the shipped scenarios, found {files:?}"
     );
     for file in files {
-        check(&file);
+        for transport in TRANSPORTS {
+            check(&file, transport);
+        }
     }
 }
 
@@ -193,4 +210,85 @@ fn a_second_ledger_answers_while_the_first_is_down() {
         right_while_down > 0,
         "no question was answered while ledger-a was down"
     );
+}
+
+/// Over HTTP, with sessions and without, a seed replays inside one process
+/// too: session ids come from the seed, hyper sends no `Date`, and the
+/// servers send no SSE keep-alives (rmcp resets their timer from the wall
+/// clock; with them, seed 3 diverged).
+#[test]
+fn over_http_a_seed_replays_inside_one_process() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flaky.toml");
+    for revision in ["2025-11-25", "2026-07-28"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["check-determinism", path.to_str().unwrap()])
+            .args(["--seeds", "1..12", "--in-process"])
+            .args(["--transport", "http", "--revision", revision])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("seeds 1..=12 gave identical traces twice in one process"),
+            "{revision}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The `Mcp-Session-Id` values the server handed out on `server`'s lines
+/// of a wire log, in order of first appearance.
+fn session_ids(wire: &str, server: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut current_server = "";
+    for line in wire.lines() {
+        if let Some((_, rest)) = line.split_once(" ms  ") {
+            current_server = rest.split(' ').next().unwrap_or("");
+        }
+        if current_server == server
+            && let Some(id) = line.strip_prefix("mcp-session-id: ")
+            && !ids.iter().any(|known| known == id)
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
+}
+
+/// A server restart loses its sessions: the client's next request on the
+/// old session gets 404, and rmcp's transport starts a new session (a new
+/// `initialize`, a new id) by itself, as the spec requires; every query
+/// after the storm is right. Ids come from the run's seed, and differ by
+/// seed.
+#[test]
+fn over_http_a_restart_loses_the_session_and_the_client_starts_a_new_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/restart-storm.toml");
+    let scenario = Scenario::from_file(&path)
+        .unwrap()
+        .over(Transport::Http(HttpRevision::Sessions2025_11_25));
+    let report = harness::run(&scenario, 2).unwrap();
+    assert!(report.as_expected, "{:#?}", report.verdicts);
+    assert!(
+        report.wire.contains("HTTP/1.1 404 Not Found"),
+        "no request met a lost session"
+    );
+    let ids = session_ids(&report.wire, "user");
+    assert!(ids.len() >= 2, "the user server's sessions: {ids:?}");
+    let initializes = report.wire.matches("\"method\":\"initialize\"").count();
+    assert!(initializes > 2, "{initializes} initialize(s)");
+    let other = harness::run(&scenario, 3).unwrap();
+    assert_ne!(session_ids(&other.wire, "user")[0], ids[0]);
+}
+
+/// Stateless 2026-07-28: no session id ever crosses the wire, and the
+/// workload still meets the scenario's expectation through restarts.
+#[test]
+fn over_stateless_http_no_session_id_crosses_the_wire() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/restart-storm.toml");
+    let scenario = Scenario::from_file(&path)
+        .unwrap()
+        .over(Transport::Http(HttpRevision::Stateless2026_07_28));
+    let report = harness::run(&scenario, 1).unwrap();
+    assert!(report.as_expected, "{:#?}", report.verdicts);
+    assert!(report.wire.contains("server/discover"));
+    assert!(!report.wire.to_ascii_lowercase().contains("mcp-session-id"));
 }

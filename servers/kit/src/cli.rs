@@ -278,6 +278,7 @@ pub fn run<S: ServerHandler + Clone>(
                     access,
                     sessions: true,
                     session_ids: std::sync::Arc::new(crate::sessions::OsRandomIds),
+                    sse_keep_alive: Some(serve::SSE_KEEP_ALIVE),
                 };
                 tracing::info!("{name}: serving MCP streamable HTTP at http://{addr}/mcp");
                 serve::serve_http(listener, handler, limits, http, shutdown).await

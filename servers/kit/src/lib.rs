@@ -40,8 +40,8 @@ pub use cli::{
 pub use data::{DataFileError, read_json};
 pub use frame::MESSAGE_BYTES_MAX;
 pub use serve::{
-    Access, HttpOptions, Limits, ServeError, http_router, serve_connection, serve_http,
-    serve_stdio, serve_tcp,
+    Access, HttpOptions, Limits, SSE_KEEP_ALIVE, ServeError, http_router, serve_connection,
+    serve_http, serve_stdio, serve_tcp,
 };
 
 /// `println!` for binaries: ends the process quietly (exit 0) when stdout

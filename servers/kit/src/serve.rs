@@ -44,6 +44,9 @@ impl Limits {
     };
 }
 
+/// rmcp's default interval of SSE keep-alive comments.
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// Streamable HTTP settings beyond [`Limits`]. There is no `Default`: who
 /// may call is always said out loud ([`HttpOptions::protected`] or
 /// [`HttpOptions::unauthenticated`]).
@@ -62,6 +65,11 @@ pub struct HttpOptions {
     /// replayable simulation passes `SeededIds` (guessable: never serve
     /// them on a real network).
     pub session_ids: Arc<dyn SessionIds>,
+    /// How often an idle SSE stream gets a keep-alive comment; `None` sends
+    /// none. A simulation must send none: rmcp's keep-alive timer is reset
+    /// from `std::time::Instant::now()` (sse-stream's `Timer::reset`), so
+    /// on a simulated clock it fires at a rate the wall clock sets.
+    pub sse_keep_alive: Option<Duration>,
 }
 
 impl HttpOptions {
@@ -73,6 +81,7 @@ impl HttpOptions {
             access: Access::Protected(auth),
             sessions: true,
             session_ids: Arc::new(OsRandomIds),
+            sse_keep_alive: Some(SSE_KEEP_ALIVE),
         }
     }
 
@@ -85,6 +94,7 @@ impl HttpOptions {
             access: Access::Open,
             sessions: true,
             session_ids: Arc::new(OsRandomIds),
+            sse_keep_alive: Some(SSE_KEEP_ALIVE),
         }
     }
 }
@@ -484,6 +494,7 @@ pub fn http_router<S: ServerHandler + Clone>(
         .with_max_request_body_bytes(limits.message_bytes_max)
         .with_legacy_session_mode(options.sessions)
         .with_json_response(!options.sessions)
+        .with_sse_keep_alive(options.sse_keep_alive)
         .with_cancellation_token(shutdown.child_token());
     let sessions = Arc::new(LocalSessions::new(
         options.session_ids.clone(),

@@ -92,6 +92,19 @@ impl World<'_> {
         }
     }
 
+    /// A valid token from the trusted issuer (ES256) for the server whose
+    /// resource URL is `resource`, granting `scope` (space-separated), for
+    /// no particular user: what a legitimate orchestrator holds.
+    pub fn valid_token(&self, resource: &str, scope: &str) -> String {
+        let now = self.now;
+        let claims = json!({
+            "iss": self.issuer, "aud": resource, "scope": scope,
+            "exp": now + self.lifetime_s, "nbf": now - VALID_SINCE_S,
+        });
+        self.sign(Signer::Issuer, &claims)
+            .expect("the issuer's ES256 key always signs")
+    }
+
     fn resource(&self, server: Server) -> &str {
         match server {
             Server::User => &self.user_resource,

@@ -1,0 +1,193 @@
+//! The workload over streamable HTTP (`[workload] transport = "http"`): each
+//! server host serves the kit's real `http_router`, with authentication as
+//! deployed (JWTs of the simulated issuer, on simulated time) and session
+//! ids from the run's seed; each client reaches it with the orchestrator's
+//! real `HttpConnector` through a dialer onto simulated TCP.
+//!
+//! Nothing here reads the wall clock: hyper's `Date` header is off, every
+//! timeout runs on `tokio::time` (simulated), and session ids come from
+//! [`SeededIds`], seeded per server and per incarnation.
+
+use std::{
+    borrow::Cow,
+    io,
+    net::{IpAddr, Ipv4Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use mcp_server_kit::{HttpOptions, Limits, ServerSpec, sessions::SeededIds};
+use orchestrator::{Dialer, Endpoint};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, ListToolsResult, PaginatedRequestParams,
+        ProtocolVersion, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    PORT,
+    clients::{Recorded, Wire},
+    hosts::Probe,
+};
+
+/// Open HTTP connections a simulated server accepts; one more is closed at once.
+const CONNECTIONS_MAX: usize = 256;
+/// Time a connection has to send a complete request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The resource URL of `server`'s workload endpoint: the audience of the
+/// clients' tokens.
+pub(super) fn resource(server: &str) -> String {
+    format!("http://{server}:{PORT}/mcp")
+}
+
+/// What one server host needs to serve HTTP, fixed for the whole run.
+#[derive(Debug, Clone)]
+pub(super) struct HttpServing {
+    pub(super) revision: orchestrator::HttpRevision,
+    /// The run's seed, for session ids.
+    pub(super) seed: u64,
+    /// `Host` names clients use: the server's own, and the proxy's.
+    pub(super) allowed_hosts: Vec<String>,
+    /// Counts the host's (re)starts, so each incarnation draws new session
+    /// ids: a restarted server must not hand out its predecessor's ids, or
+    /// a stale id would name a new session instead of getting 404. Lives
+    /// outside the host closure, which turmoil runs again on restart.
+    pub(super) incarnations: Arc<AtomicU64>,
+}
+
+impl HttpServing {
+    /// Serves `handler` on [`PORT`] until the host stops.
+    pub(super) async fn serve<S: ServerHandler + Clone>(
+        self,
+        handler: S,
+        spec: &'static ServerSpec,
+        host: String,
+        probe: Arc<Probe>,
+    ) -> turmoil::Result {
+        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed);
+        let options = HttpOptions {
+            allowed_hosts: self.allowed_hosts,
+            allowed_origins: Vec::new(),
+            access: mcp_server_kit::Access::Protected(crate::attacker::simulated_auth(
+                spec,
+                resource(&host),
+            )),
+            sessions: self.revision == orchestrator::HttpRevision::Sessions2025_11_25,
+            session_ids: Arc::new(SeededIds::for_incarnation(self.seed, &host, incarnation)),
+            // rmcp's keep-alive timer reads the wall clock (see the field).
+            sse_keep_alive: None,
+        };
+        let router = mcp_server_kit::http_router(
+            Counted {
+                inner: handler,
+                probe: probe.clone(),
+            },
+            &Limits::DEFAULT,
+            options,
+            &CancellationToken::new(),
+        );
+        listen(router, probe).await?;
+        Ok(())
+    }
+}
+
+/// Accepts HTTP/1.1 connections on [`PORT`], at most [`CONNECTIONS_MAX`]
+/// open, each counted in the probe's `sessions` gauge.
+async fn listen(router: axum::Router, probe: Arc<Probe>) -> io::Result<()> {
+    let listener =
+        turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // at the limit: dropping the stream closes it
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let probe = probe.clone();
+        tokio::spawn(async move {
+            let _open = probe.sessions.enter();
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                // The Date header reads the wall clock.
+                .auto_date_header(false)
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            drop(slot);
+        });
+    }
+}
+
+/// The server's handler as rmcp's HTTP service needs it (a
+/// `ServerHandler`), counted and stalled by the harness as over TCP.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    probe: Arc<Probe>,
+}
+
+impl<S: ServerHandler> ServerHandler for Counted<S> {
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let _counted = self.probe.in_flight.enter();
+        self.inner.list_tools(request, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let _counted = self.probe.in_flight.enter();
+        self.probe.stall().await;
+        self.inner.call_tool(request, context).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.get_tool(name)
+    }
+}
+
+/// Dials simulated TCP and records every byte of the connection in the
+/// run's wire log, as the TCP transport's connector does.
+#[derive(Debug, Clone)]
+pub(super) struct SimDialer {
+    pub(super) wire: Wire,
+    /// Names the wire log's lines.
+    pub(super) server: String,
+}
+
+impl Dialer for SimDialer {
+    type Stream = Recorded<turmoil::net::TcpStream>;
+
+    async fn dial(&self, endpoint: &Endpoint) -> io::Result<Self::Stream> {
+        if endpoint.tls {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the simulated network has no TLS",
+            ));
+        }
+        let stream =
+            turmoil::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+        Ok(Recorded::new(stream, self.wire.clone(), &self.server))
+    }
+}
