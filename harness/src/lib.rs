@@ -49,9 +49,12 @@ pub mod strategies;
 mod topology;
 
 pub use dataset::Dataset;
-pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
+pub use fault::{FaultEntry, FaultKind, Stream, Target, Toxic, ToxicKind};
 pub use oracle::Oracle;
 pub use planted::PlantedBug;
 pub use scenario::{DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError};
-pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
+pub use sim::{
+    ClientEvent, FaultSpan, Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict,
+    dataset_for, run,
+};
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};
