@@ -296,9 +296,9 @@ impl FaultKind<Host> {
             | FaultKind::LinkFailure { between, .. }
             | FaultKind::Hold { between }
             | FaultKind::Latency { between, .. } => Target::Link(*between),
-            FaultKind::Crash { host } | FaultKind::Bounce { host } | FaultKind::Stall { host, .. } => {
-                Target::Host(*host)
-            }
+            FaultKind::Crash { host }
+            | FaultKind::Bounce { host }
+            | FaultKind::Stall { host, .. } => Target::Host(*host),
             FaultKind::Toxic(toxic) => Target::Link([Host::Proxy, toxic.server]),
         }
     }

@@ -108,7 +108,10 @@ mod tests {
         let mut breaker = Breaker::new(3, Duration::from_secs(1));
         breaker.failed(start);
         breaker.failed(start);
-        assert!(!breaker.succeeded(), "a success resets the count, closing nothing");
+        assert!(
+            !breaker.succeeded(),
+            "a success resets the count, closing nothing"
+        );
         breaker.failed(start);
         breaker.failed(start);
         assert_eq!(breaker.admit(start), Ok(()));

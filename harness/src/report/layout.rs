@@ -132,7 +132,11 @@ pub(super) fn lanes(
 /// the order first faulted.
 fn lane_keys(scenario: &Scenario, report: &RunReport) -> Vec<LaneKey> {
     let topology = &scenario.topology;
-    let targets: Vec<Target> = report.faults.iter().map(|f| f.fault.kind.target()).collect();
+    let targets: Vec<Target> = report
+        .faults
+        .iter()
+        .map(|f| f.fault.kind.target())
+        .collect();
     let faulted = |host: Host| targets.contains(&Target::Host(host));
     let mut keys = Vec::new();
     for (c, host) in topology.client_hosts().enumerate() {
@@ -175,21 +179,23 @@ pub(super) fn pack(intervals: &[(f64, f64)]) -> Vec<usize> {
     let mut ends: Vec<f64> = Vec::new();
     intervals
         .iter()
-        .map(|&(start, end)| match ends.iter().position(|e| *e <= start) {
-            Some(row) => {
-                ends[row] = end;
-                row
-            }
-            None if ends.len() < ROWS_MAX => {
-                ends.push(end);
-                ends.len() - 1
-            }
-            None => {
-                let row = ends.len() - 1;
-                ends[row] = ends[row].max(end);
-                row
-            }
-        })
+        .map(
+            |&(start, end)| match ends.iter().position(|e| *e <= start) {
+                Some(row) => {
+                    ends[row] = end;
+                    row
+                }
+                None if ends.len() < ROWS_MAX => {
+                    ends.push(end);
+                    ends.len() - 1
+                }
+                None => {
+                    let row = ends.len() - 1;
+                    ends[row] = ends[row].max(end);
+                    row
+                }
+            },
+        )
         .collect()
 }
 
@@ -199,7 +205,13 @@ mod tests {
 
     #[test]
     fn overlapping_intervals_take_separate_rows_and_free_rows_are_reused() {
-        let rows = pack(&[(0.0, 10.0), (5.0, 8.0), (8.0, 12.0), (11.0, 20.0), (12.0, 13.0)]);
+        let rows = pack(&[
+            (0.0, 10.0),
+            (5.0, 8.0),
+            (8.0, 12.0),
+            (11.0, 20.0),
+            (12.0, 13.0),
+        ]);
         assert_eq!(rows, [0, 1, 1, 0, 1]);
         let crowd: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), 100.0)).collect();
         assert_eq!(pack(&crowd).into_iter().max(), Some(ROWS_MAX - 1));
@@ -208,7 +220,10 @@ mod tests {
     #[test]
     fn ticks_step_by_one_two_five() {
         let ticks = |end_ms| Scale { end_ms }.ticks().collect::<Vec<_>>();
-        assert_eq!(ticks(15_700.0), (0..=7).map(|i| i * 2000).collect::<Vec<_>>());
+        assert_eq!(
+            ticks(15_700.0),
+            (0..=7).map(|i| i * 2000).collect::<Vec<_>>()
+        );
         assert_eq!(ticks(900.0), (0..=9).map(|i| i * 100).collect::<Vec<_>>());
         assert_eq!(ticks(3.0), [0, 1, 2, 3]);
     }

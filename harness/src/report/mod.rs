@@ -113,7 +113,8 @@ struct Row {
 
 impl Row {
     fn of(report: &RunReport) -> Self {
-        let count = |f: fn(&Outcome) -> bool| report.queries.iter().filter(|q| f(&q.outcome)).count();
+        let count =
+            |f: fn(&Outcome) -> bool| report.queries.iter().filter(|q| f(&q.outcome)).count();
         Self {
             seed: report.seed,
             as_expected: report.as_expected,

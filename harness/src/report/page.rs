@@ -64,7 +64,11 @@ fn summary(out: &mut String, report: &HtmlReport<'_>) {
     );
     let replays: Vec<u64> = match failed.is_empty() {
         true => report.rows.first().map(|r| r.seed).into_iter().collect(),
-        false => failed.iter().map(|r| r.seed).take(SEEDS_NAMED_MAX).collect(),
+        false => failed
+            .iter()
+            .map(|r| r.seed)
+            .take(SEEDS_NAMED_MAX)
+            .collect(),
     };
     out.push_str("<p>Replay:</p><pre class=\"replay\">");
     for seed in replays {
@@ -76,12 +80,19 @@ fn summary(out: &mut String, report: &HtmlReport<'_>) {
 /// Each invariant: in how many seeds it held, and which it broke in.
 fn verdicts(out: &mut String, report: &HtmlReport<'_>) {
     out.push_str("<h2>Verdicts</h2>\n<table class=\"verdicts\"><tr><th>invariant</th><th>held</th><th>broke</th><th>detail</th></tr>\n");
-    let single = (report.rows.len() == 1).then(|| report.first.first()).flatten();
+    let single = (report.rows.len() == 1)
+        .then(|| report.first.first())
+        .flatten();
     for invariant in Invariant::ALL {
         let seeds: Vec<(u64, bool)> = report
             .rows
             .iter()
-            .filter_map(|r| r.verdicts.iter().find(|(i, _)| *i == invariant).map(|(_, held)| (r.seed, *held)))
+            .filter_map(|r| {
+                r.verdicts
+                    .iter()
+                    .find(|(i, _)| *i == invariant)
+                    .map(|(_, held)| (r.seed, *held))
+            })
             .collect();
         if seeds.is_empty() {
             continue;
@@ -98,17 +109,29 @@ fn verdict_row(
     seeds: &[(u64, bool)],
     single: Option<&RunReport>,
 ) {
-    let broke: Vec<u64> = seeds.iter().filter(|(_, held)| !held).map(|(s, _)| *s).collect();
+    let broke: Vec<u64> = seeds
+        .iter()
+        .filter(|(_, held)| !held)
+        .map(|(s, _)| *s)
+        .collect();
     let expected_to_break = report.scenario.expect_fail == Some(invariant);
     let as_expected = broke.is_empty() != expected_to_break;
-    let mut named: Vec<String> = broke.iter().take(SEEDS_NAMED_MAX).map(u64::to_string).collect();
+    let mut named: Vec<String> = broke
+        .iter()
+        .take(SEEDS_NAMED_MAX)
+        .map(u64::to_string)
+        .collect();
     if broke.len() > SEEDS_NAMED_MAX {
         named.push(format!("… {} more", broke.len() - SEEDS_NAMED_MAX));
     }
     let detail = single
         .and_then(|run| run.verdicts.iter().find(|v| v.invariant == invariant))
         .map_or(String::new(), |v| v.detail.clone());
-    let note = if expected_to_break { " (expected to break)" } else { "" };
+    let note = if expected_to_break {
+        " (expected to break)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "<tr class=\"{}\"><td>{}{note}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>",
@@ -116,7 +139,11 @@ fn verdict_row(
         invariant.name(),
         seeds.len() - broke.len(),
         seeds.len(),
-        if named.is_empty() { "none".to_owned() } else { named.join(", ") },
+        if named.is_empty() {
+            "none".to_owned()
+        } else {
+            named.join(", ")
+        },
         escape(&detail)
     );
 }
@@ -133,14 +160,29 @@ fn table(out: &mut String, report: &HtmlReport<'_>) {
             true => format!("<a href=\"#seed-{0}\">{0}</a>", row.seed),
             false => row.seed.to_string(),
         };
-        let broke: Vec<&str> = row.verdicts.iter().filter(|(_, held)| !held).map(|(i, _)| i.name()).collect();
+        let broke: Vec<&str> = row
+            .verdicts
+            .iter()
+            .filter(|(_, held)| !held)
+            .map(|(i, _)| i.name())
+            .collect();
         let _ = writeln!(
             out,
             "<tr class=\"{}\"><td>{seed}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{:016x}</code></td></tr>",
             if row.as_expected { "pass" } else { "fail" },
             if row.as_expected { "ok" } else { "FAIL" },
-            row.queries, row.right, row.errors, row.wrong, row.p50_ms, row.p99_ms, row.faults,
-            row.attempts, row.retries, row.hedges, row.reconnects, row.breaker_trips,
+            row.queries,
+            row.right,
+            row.errors,
+            row.wrong,
+            row.p50_ms,
+            row.p99_ms,
+            row.faults,
+            row.attempts,
+            row.retries,
+            row.hedges,
+            row.reconnects,
+            row.breaker_trips,
             broke.join(", "),
             row.trace_hash
         );
@@ -180,7 +222,11 @@ fn section(out: &mut String, report: &HtmlReport<'_>, run: &RunReport) {
         if run.as_expected { "pass" } else { "fail" },
         run.seed,
         run.seed,
-        if run.as_expected { "met its expectation" } else { "did NOT meet its expectation" },
+        if run.as_expected {
+            "met its expectation"
+        } else {
+            "did NOT meet its expectation"
+        },
         escape(&report.replay(run.seed))
     );
     for v in &run.verdicts {

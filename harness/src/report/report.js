@@ -77,5 +77,22 @@
       throw new Error('seed ' + seed + ': ' + drawn + ' queries drawn, ' + runs[seed].queries.length + ' in the data');
     }
   });
+  // With #selftest, click the first query, message and fault of every run
+  // and check what the panel shows (CI's headless browser does this).
+  if (location.hash === '#selftest') {
+    document.querySelectorAll('section.run').forEach(function (section) {
+      var panel = section.querySelector('.detail');
+      [['g.q', 'query '], ['line.w', ' ms  '], ['g.f', ' ms']].forEach(function (check) {
+        var node = section.querySelector(check[0]);
+        if (!node) { return; }
+        panel.textContent = '';
+        node.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+        if (panel.textContent.indexOf(check[1]) < 0) {
+          throw new Error(section.id + ': clicking ' + check[0] + ' showed ' + JSON.stringify(panel.textContent));
+        }
+      });
+    });
+    document.body.setAttribute('data-selftest', 'ok');
+  }
   document.body.setAttribute('data-report-ok', '1');
 })();

@@ -7,9 +7,15 @@ use std::path::Path;
 use super::{HtmlReport, html::escape};
 use crate::{RunReport, Scenario};
 
-fn flaky() -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flaky.toml");
+fn scenario(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name);
     Scenario::from_file(&path).unwrap()
+}
+
+fn flaky() -> Scenario {
+    scenario("flaky.toml")
 }
 
 fn page(scenario: &Scenario, runs: &[RunReport]) -> String {
@@ -37,14 +43,27 @@ fn every_fault_query_message_and_event_of_the_trace_is_on_the_page() {
     assert_eq!(starts.len(), run.faults_applied);
     assert_eq!(run.faults.len(), run.faults_applied);
     for (span, described) in run.faults.iter().zip(&starts) {
-        let title = format!("data-f=\"{}\"><title>{} (", span.fault.id, escape(described));
+        let title = format!(
+            "data-f=\"{}\"><title>{} (",
+            span.fault.id,
+            escape(described)
+        );
         assert!(html.contains(&title), "fault {described:?} is missing");
     }
     assert_eq!(html.matches("<g class=\"f ").count(), starts.len());
-    let queries = run.trace.lines().filter(|l| l.contains(" ms  query ")).count();
+    let queries = run
+        .trace
+        .lines()
+        .filter(|l| l.contains(" ms  query "))
+        .count();
     assert_eq!(queries, run.queries.len());
     for q in &run.queries {
-        let mark = format!("data-q=\"{}\"><title>query {} at {} ms", q.index, q.index, q.start.as_millis());
+        let mark = format!(
+            "data-q=\"{}\"><title>query {} at {} ms",
+            q.index,
+            q.index,
+            q.start.as_millis()
+        );
         assert!(html.contains(&mark), "query {} is missing", q.index);
     }
     assert_eq!(html.matches("<g class=\"q ").count(), run.queries.len());
@@ -55,18 +74,38 @@ fn every_fault_query_message_and_event_of_the_trace_is_on_the_page() {
 
 #[test]
 fn the_orchestrators_events_add_up_to_their_stats() {
-    let scenario = flaky();
-    let run = crate::run(&scenario, 2).unwrap();
-    let count = |f: fn(&orchestrator::EventKind) -> bool| {
-        run.events.iter().filter(|e| f(&e.event.kind)).count() as u64
-    };
     use orchestrator::EventKind::*;
-    let connections: u64 = run.stats.connections.iter().map(|(_, n)| n).sum();
-    assert_eq!(count(|k| matches!(k, Connect { .. })), connections);
-    assert_eq!(count(|k| matches!(k, Retry { .. })), run.stats.retries);
-    assert_eq!(count(|k| matches!(k, Hedge)), run.stats.hedges);
-    assert_eq!(count(|k| matches!(k, BreakerOpened)), run.breaker_trips());
-    assert!(run.events.windows(2).all(|w| w[0].at <= w[1].at));
+    // Reconnects and retries (flaky), breaker trips (outage), hedges (hedged).
+    for name in ["flaky.toml", "outage.toml", "hedged.toml"] {
+        let run = crate::run(&scenario(name), 1).unwrap();
+        let count = |f: fn(&orchestrator::EventKind) -> bool| {
+            run.events.iter().filter(|e| f(&e.event.kind)).count() as u64
+        };
+        let connections: u64 = run.stats.connections.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            count(|k| matches!(k, Connect { .. })),
+            connections,
+            "{name}"
+        );
+        assert_eq!(
+            count(|k| matches!(k, Retry { .. })),
+            run.stats.retries,
+            "{name}"
+        );
+        assert_eq!(count(|k| matches!(k, Hedge)), run.stats.hedges, "{name}");
+        assert_eq!(
+            count(|k| matches!(k, BreakerOpened)),
+            run.breaker_trips(),
+            "{name}"
+        );
+        assert!(run.events.windows(2).all(|w| w[0].at <= w[1].at), "{name}");
+        let html = page(&scenario(name), std::slice::from_ref(&run));
+        assert_eq!(
+            html.matches("<path class=\"e ").count(),
+            run.events.len(),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -76,14 +115,20 @@ fn the_page_is_self_contained_and_the_same_for_the_same_runs() {
     let html = page(&scenario, &runs);
     assert_eq!(html, page(&scenario, &runs));
     for forbidden in [" src=", "<link", "@import", "url(", "<iframe", "<img"] {
-        assert!(!html.contains(forbidden), "{forbidden:?} would load something");
+        assert!(
+            !html.contains(forbidden),
+            "{forbidden:?} would load something"
+        );
     }
     assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"));
     assert_eq!(html.matches("<section class=\"run").count(), 2);
     assert!(html.contains("cargo run --release -p harness -- run scenarios/flaky.toml --seed 1"));
     // The page's script is the last one, after every run's data.
     assert_eq!(html.matches("<script type=\"application/json\"").count(), 2);
-    assert!(!html.contains("</script><script"), "data blocks closed early");
+    assert!(
+        !html.contains("</script><script"),
+        "data blocks closed early"
+    );
 }
 
 #[test]

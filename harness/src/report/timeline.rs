@@ -20,7 +20,7 @@ use super::{
 use crate::{ClientEvent, FaultSpan, Outcome, QueryRecord, RunReport, Scenario, topology::Host};
 
 /// Longest message text the page keeps (the whole log: `--trace FILE`).
-const WIRE_TEXT_MAX: usize = 600;
+const WIRE_TEXT_MAX: usize = 400;
 /// About how wide a character of an 11 px label is.
 const LABEL_PX_PER_CHAR: f64 = 6.2;
 
@@ -228,7 +228,11 @@ impl<'a> Timeline<'a> {
             ROW - 2.0
         );
         // The label starts in the bar; its row is kept free to its end.
-        let text_x = if fault.lasts.is_none() { x1 + 2.0 } else { x0 + 3.0 };
+        let text_x = if fault.lasts.is_none() {
+            x1 + 2.0
+        } else {
+            x0 + 3.0
+        };
         let _ = writeln!(
             out,
             "<text x=\"{text_x:.1}\" y=\"{:.1}\">{}</text></g>",
@@ -259,7 +263,10 @@ impl<'a> Timeline<'a> {
     /// A reconnect, retry, hedge or breaker transition, on its server's lane.
     fn event(&self, out: &mut String, event: &ClientEvent) {
         let topology = &self.scenario.topology;
-        let Some((id, _)) = topology.servers().find(|(_, s)| s.name == event.event.server) else {
+        let Some((id, _)) = topology
+            .servers()
+            .find(|(_, s)| s.name == event.event.server)
+        else {
             return;
         };
         let Some(lane) = self.lane(LaneKey::Host(Host::Server(id))) else {
@@ -268,7 +275,12 @@ impl<'a> Timeline<'a> {
         let x = self.scale.x(event.at);
         // Connections just below the middle, the rest just above, so that
         // a retry and the reconnect it makes are both seen.
-        let y = lane.row_y(0) + if matches!(event.event.kind, EventKind::Connect { .. }) { 2.5 } else { -2.5 };
+        let y = lane.row_y(0)
+            + if matches!(event.event.kind, EventKind::Connect { .. }) {
+                2.5
+            } else {
+                -2.5
+            };
         let (class, what, shape) = match event.event.kind {
             EventKind::Connect { generation: 1 } => {
                 ("connect", "connect".to_owned(), circle(x, y, 2.0))
@@ -280,7 +292,10 @@ impl<'a> Timeline<'a> {
             ),
             EventKind::Retry { attempt, pause } => (
                 "retry",
-                format!("retry after attempt {attempt} failed, in {} ms", pause.as_millis()),
+                format!(
+                    "retry after attempt {attempt} failed, in {} ms",
+                    pause.as_millis()
+                ),
                 format!("M{x:.1},{:.1}l5,8h-10z", y - 5.0),
             ),
             EventKind::Hedge => ("hedge", "hedge".to_owned(), diamond(x, y)),
@@ -313,7 +328,10 @@ impl<'a> Timeline<'a> {
                 _ => {}
             }
         }
-        bands.extend(open.into_iter().map(|(_, server, from)| (server, from, None)));
+        bands.extend(
+            open.into_iter()
+                .map(|(_, server, from)| (server, from, None)),
+        );
         for (server, from, to) in bands {
             self.band(out, server, from, to);
         }
@@ -345,7 +363,10 @@ impl<'a> Timeline<'a> {
         let Some(lane) = self.lane(LaneKey::Queries(query.client)) else {
             return;
         };
-        let (x0, x1) = (self.scale.x(query.start), self.scale.x(query.start + query.latency));
+        let (x0, x1) = (
+            self.scale.x(query.start),
+            self.scale.x(query.start + query.latency),
+        );
         let y = lane.row_y(row);
         let _ = writeln!(
             out,
@@ -365,7 +386,14 @@ impl<'a> Timeline<'a> {
             .iter()
             .map(|c| {
                 let (text, left_off) = clip(c.text, WIRE_TEXT_MAX);
-                json!([c.at_ms, c.client, topology.server(c.server).name, c.sent, text, left_off])
+                json!([
+                    c.at_ms,
+                    c.client,
+                    topology.server(c.server).name,
+                    c.sent,
+                    text,
+                    left_off
+                ])
             })
             .collect();
         json!({
@@ -380,7 +408,12 @@ impl<'a> Timeline<'a> {
 fn query_rows(report: &RunReport, scale: Scale) -> Vec<usize> {
     // Rows per client, each client's queries in order of start.
     let mut rows = vec![0; report.queries.len()];
-    let clients = report.queries.iter().map(|q| q.client).max().map_or(0, |c| c + 1);
+    let clients = report
+        .queries
+        .iter()
+        .map(|q| q.client)
+        .max()
+        .map_or(0, |c| c + 1);
     for client in 0..clients {
         let mut mine: Vec<usize> = (0..report.queries.len())
             .filter(|i| report.queries[*i].client == client)
@@ -422,7 +455,8 @@ fn fault_rows(report: &RunReport, scale: Scale) -> Vec<usize> {
                 let span = &report.faults[*i];
                 let start = span.fault.at.as_secs_f64() * 1000.0;
                 let end = span.healed.map_or(start, |h| h.as_secs_f64() * 1000.0);
-                let label = scale.ms_per(LABEL_PX_PER_CHAR * span.fault.kind.label().len() as f64 + 10.0);
+                let label =
+                    scale.ms_per(LABEL_PX_PER_CHAR * span.fault.kind.label().len() as f64 + 10.0);
                 (start, end.max(start + label))
             })
             .collect();
@@ -479,7 +513,12 @@ fn query_data(q: &QueryRecord) -> Value {
 }
 
 fn circle(x: f64, y: f64, r: f64) -> String {
-    format!("M{:.1},{y:.1}a{r},{r} 0 1,0 {},0a{r},{r} 0 1,0 -{},0", x - r, 2.0 * r, 2.0 * r)
+    format!(
+        "M{:.1},{y:.1}a{r},{r} 0 1,0 {},0a{r},{r} 0 1,0 -{},0",
+        x - r,
+        2.0 * r,
+        2.0 * r
+    )
 }
 
 fn diamond(x: f64, y: f64) -> String {

@@ -130,7 +130,10 @@ mod tests {
     fn with_several_clients_the_client_is_named_first() {
         let topology = Topology::new(Topology::default_servers(), 2).unwrap();
         let got = chunks("       5 ms  client2 payment < x\n", &topology);
-        assert_eq!((got[0].client, got[0].server, got[0].sent), (1, ServerId(1), true));
+        assert_eq!(
+            (got[0].client, got[0].server, got[0].sent),
+            (1, ServerId(1), true)
+        );
         assert_eq!(got[0].text, "x");
     }
 }
