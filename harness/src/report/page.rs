@@ -25,7 +25,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
     for run in report.drawn() {
         section(&mut out, report, run);
     }
-    let _ = write!(out, "<script>{JS}</script>\n</body>\n</html>\n");
+    let _ = writeln!(out, "<script>{JS}</script>\n</body>\n</html>");
     out
 }
 
@@ -148,46 +148,76 @@ fn verdict_row(
     );
 }
 
-/// One row per seed.
+/// The seed table's columns.
+const COLUMNS: [&str; 16] = [
+    "seed",
+    "verdict",
+    "queries",
+    "right",
+    "typed errors",
+    "wrong",
+    "p50 ms",
+    "p99 ms",
+    "faults",
+    "attempts",
+    "retries",
+    "hedges",
+    "reconnects",
+    "breaker trips",
+    "broke",
+    "trace",
+];
+
+/// One row per seed; a drawn seed links to its timeline.
 fn table(out: &mut String, report: &HtmlReport<'_>) {
-    out.push_str(
-        "<h2>Seeds</h2>\n<table class=\"seeds\"><tr><th>seed</th><th>verdict</th><th>queries</th><th>right</th><th>typed errors</th><th>wrong</th>\
-         <th>p50 ms</th><th>p99 ms</th><th>faults</th><th>attempts</th><th>retries</th><th>hedges</th><th>reconnects</th><th>breaker trips</th><th>broke</th><th>trace</th></tr>\n",
-    );
+    out.push_str("<h2>Seeds</h2>\n<table class=\"seeds\"><tr>");
+    for column in COLUMNS {
+        let _ = write!(out, "<th>{column}</th>");
+    }
+    out.push_str("</tr>\n");
     let drawn: Vec<u64> = report.drawn().iter().map(|r| r.seed).collect();
     for row in &report.rows {
-        let seed = match drawn.contains(&row.seed) {
-            true => format!("<a href=\"#seed-{0}\">{0}</a>", row.seed),
-            false => row.seed.to_string(),
-        };
-        let broke: Vec<&str> = row
-            .verdicts
-            .iter()
-            .filter(|(_, held)| !held)
-            .map(|(i, _)| i.name())
-            .collect();
-        let _ = writeln!(
-            out,
-            "<tr class=\"{}\"><td>{seed}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{:016x}</code></td></tr>",
-            if row.as_expected { "pass" } else { "fail" },
-            if row.as_expected { "ok" } else { "FAIL" },
-            row.queries,
-            row.right,
-            row.errors,
-            row.wrong,
-            row.p50_ms,
-            row.p99_ms,
-            row.faults,
-            row.attempts,
-            row.retries,
-            row.hedges,
-            row.reconnects,
-            row.breaker_trips,
-            broke.join(", "),
-            row.trace_hash
-        );
+        let class = if row.as_expected { "pass" } else { "fail" };
+        let _ = write!(out, "<tr class=\"{class}\">");
+        for cell in cells(row, drawn.contains(&row.seed)) {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
+}
+
+/// A seed's cells, in the order of [`COLUMNS`] (numbers and names only:
+/// nothing to escape).
+fn cells(row: &Row, drawn: bool) -> [String; 16] {
+    let seed = match drawn {
+        true => format!("<a href=\"#seed-{0}\">{0}</a>", row.seed),
+        false => row.seed.to_string(),
+    };
+    let broke: Vec<&str> = row
+        .verdicts
+        .iter()
+        .filter(|(_, held)| !held)
+        .map(|(i, _)| i.name())
+        .collect();
+    [
+        seed,
+        (if row.as_expected { "ok" } else { "FAIL" }).to_owned(),
+        row.queries.to_string(),
+        row.right.to_string(),
+        row.errors.to_string(),
+        row.wrong.to_string(),
+        row.p50_ms.to_string(),
+        row.p99_ms.to_string(),
+        row.faults.to_string(),
+        row.attempts.to_string(),
+        row.retries.to_string(),
+        row.hedges.to_string(),
+        row.reconnects.to_string(),
+        row.breaker_trips.to_string(),
+        broke.join(", "),
+        format!("<code>{:016x}</code>", row.trace_hash),
+    ]
 }
 
 fn legend(out: &mut String) {

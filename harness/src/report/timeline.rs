@@ -21,6 +21,11 @@ use crate::{ClientEvent, FaultSpan, Outcome, QueryRecord, RunReport, Scenario, t
 
 /// Longest message text the page keeps (the whole log: `--trace FILE`).
 const WIRE_TEXT_MAX: usize = 400;
+/// Most messages a timeline draws; a longer log is sampled evenly.
+const WIRE_MESSAGES_MAX: usize = 1000;
+/// Most queries whose answer and steps the page keeps (every query that
+/// was not right first); every query is drawn, with its hover text.
+const QUERY_DETAILS_MAX: usize = 1000;
 /// About how wide a character of an 11 px label is.
 const LABEL_PX_PER_CHAR: f64 = 6.2;
 
@@ -29,7 +34,9 @@ struct Timeline<'a> {
     scenario: &'a Scenario,
     report: &'a RunReport,
     scale: Scale,
+    /// The messages drawn, and how many the wire log holds.
     chunks: Vec<Chunk<'a>>,
+    messages: usize,
     /// Row of each query (by position in `report.queries`) and each fault.
     query_rows: Vec<usize>,
     fault_rows: Vec<usize>,
@@ -39,10 +46,11 @@ struct Timeline<'a> {
 /// Writes the SVG of `report`'s timeline and its click data into `out`.
 pub(super) fn write(out: &mut String, scenario: &Scenario, report: &RunReport) {
     let timeline = Timeline::new(scenario, report);
+    timeline.notes(out);
     timeline.svg(out);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<script type=\"application/json\" class=\"run-data\" data-seed=\"{}\">{}</script>\n",
+        "<script type=\"application/json\" class=\"run-data\" data-seed=\"{}\">{}</script>",
         report.seed,
         json_for_script(&timeline.data())
     );
@@ -53,11 +61,14 @@ impl<'a> Timeline<'a> {
         let scale = Scale::of(report);
         let query_rows = query_rows(report, scale);
         let fault_rows = fault_rows(report, scale);
+        let all = wire::chunks(&report.wire, &scenario.topology);
+        let messages = all.len();
         let mut timeline = Self {
             scenario,
             report,
             scale,
-            chunks: wire::chunks(&report.wire, &scenario.topology),
+            chunks: sample(all, WIRE_MESSAGES_MAX),
+            messages,
             query_rows,
             fault_rows,
             lanes: Vec::new(),
@@ -65,6 +76,25 @@ impl<'a> Timeline<'a> {
         let lanes = layout::lanes(scenario, report, |key| timeline.rows_of(key));
         timeline.lanes = lanes;
         timeline
+    }
+
+    /// What the timeline leaves out of a long run.
+    fn notes(&self, out: &mut String) {
+        if self.chunks.len() < self.messages {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">The wire log holds {} messages: {} of them, evenly spread, are drawn (<code>--trace FILE</code> has them all).</p>",
+                self.messages,
+                self.chunks.len()
+            );
+        }
+        if self.report.queries.len() > QUERY_DETAILS_MAX {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">{} queries: every one is drawn; the answers and steps of {QUERY_DETAILS_MAX} (those not right first) are kept.</p>",
+                self.report.queries.len()
+            );
+        }
     }
 
     /// How many rows lane `key` needs.
@@ -399,10 +429,34 @@ impl<'a> Timeline<'a> {
         json!({
             "seed": self.report.seed,
             "clients": topology.client_hosts().map(|h| topology.name(h).into_owned()).collect::<Vec<_>>(),
-            "queries": self.report.queries.iter().map(query_data).collect::<Vec<_>>(),
+            "queries": detailed(&self.report.queries).map(query_data).collect::<Vec<_>>(),
             "wire": wire,
         })
     }
+}
+
+/// At most `max` of `all`, evenly spread (every k-th).
+fn sample<T>(all: Vec<T>, max: usize) -> Vec<T> {
+    let step = all.len().div_ceil(max.max(1)).max(1);
+    all.into_iter().step_by(step).collect()
+}
+
+/// The queries whose details the page keeps, in workload order: every one
+/// that was not right, then right ones, up to [`QUERY_DETAILS_MAX`].
+fn detailed(queries: &[QueryRecord]) -> impl Iterator<Item = &QueryRecord> {
+    let not_right = queries
+        .iter()
+        .filter(|q| q.outcome != Outcome::Right)
+        .count();
+    let mut right_left = QUERY_DETAILS_MAX.saturating_sub(not_right);
+    queries.iter().filter(move |q| {
+        if q.outcome != Outcome::Right {
+            return true;
+        }
+        let keep = right_left > 0;
+        right_left = right_left.saturating_sub(1);
+        keep
+    })
 }
 
 fn query_rows(report: &RunReport, scale: Scale) -> Vec<usize> {
@@ -527,4 +581,17 @@ fn diamond(x: f64, y: f64) -> String {
 
 fn square(x: f64, y: f64) -> String {
     format!("M{:.1},{:.1}h7v7h-7z", x - 3.5, y - 3.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_log_is_sampled_evenly_to_at_most_max() {
+        assert_eq!(sample((0..10).collect(), 20), (0..10).collect::<Vec<_>>());
+        assert_eq!(sample((0..10).collect(), 5), [0, 2, 4, 6, 8]);
+        assert_eq!(sample((0..11).collect(), 5), [0, 3, 6, 9]);
+        assert!(sample((0..100_000).collect::<Vec<_>>(), 1000).len() <= 1000);
+    }
 }
