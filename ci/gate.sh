@@ -33,6 +33,9 @@ step "chaos harness: an intruder under faults leaks nothing (intruder.toml), and
 ./target/debug/harness run scenarios/intruder.toml --seeds 1..200
 ./target/debug/harness check-determinism scenarios/intruder.toml --seeds 1..5
 
+step "HTML run report: rendered by headless Chromium, not blank, no script error"
+bash ci/report-check.sh target/debug
+
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
 # cargo test built these; the TypeScript peer installs its pinned SDK itself.
 ./target/debug/compare --queries 200 --throughput-queries 2000 --smoke

@@ -278,7 +278,31 @@ impl FaultKind<String> {
     }
 }
 
+/// What a fault acts on: one host, or the link between two (a run
+/// report draws it in that host's or that link's lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Host(Host),
+    Link([Host; 2]),
+}
+
 impl FaultKind<Host> {
+    /// The host or link it acts on. A toxic acts on the proxy's link to
+    /// its server.
+    pub fn target(&self) -> Target {
+        match self {
+            FaultKind::Partition { between }
+            | FaultKind::PartitionOneway { between }
+            | FaultKind::LinkFailure { between, .. }
+            | FaultKind::Hold { between }
+            | FaultKind::Latency { between, .. } => Target::Link(*between),
+            FaultKind::Crash { host }
+            | FaultKind::Bounce { host }
+            | FaultKind::Stall { host, .. } => Target::Host(*host),
+            FaultKind::Toxic(toxic) => Target::Link([Host::Proxy, toxic.server]),
+        }
+    }
+
     /// The server a toxic is on, if this is a toxic.
     pub fn toxic_server(&self) -> Option<ServerId> {
         match self {

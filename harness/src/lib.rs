@@ -21,6 +21,9 @@
 //! - [`duplex`]: the whole stack in one process over in-memory pipes;
 //! - [`explore`]: generated datasets, questions and fault schedules, run
 //!   and shrunk by proptest, a failure written out as a scenario file;
+//! - [`HtmlReport`] (`report`): the HTML run report of `harness run
+//!   --report`: verdicts, a table of seeds, and timelines of faults,
+//!   queries, orchestrator events and wire messages;
 //! - [`planted`]: deliberate bugs, planted from outside by wrapping the
 //!   orchestrator's sessions, to prove that `explore` finds them.
 //!
@@ -43,17 +46,22 @@ mod join;
 mod oracle;
 mod planted;
 mod proxy;
+mod report;
 mod scenario;
 mod sim;
 pub mod strategies;
 mod topology;
 
 pub use dataset::Dataset;
-pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
+pub use fault::{FaultEntry, FaultKind, Stream, Target, Toxic, ToxicKind};
 pub use oracle::Oracle;
 pub use planted::PlantedBug;
+pub use report::HtmlReport;
 pub use scenario::{
     DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError, Transport,
 };
-pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
+pub use sim::{
+    ClientEvent, FaultSpan, Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict,
+    dataset_for, run,
+};
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};

@@ -131,6 +131,12 @@ struct RunArgs {
     /// Write a JUnit XML report (one test case per seed) to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write an HTML run report to FILE: one self-contained page with the
+    /// verdicts and replay commands, a table of every seed, and a timeline
+    /// (faults, queries, retries, reconnects, hedges, breakers, messages)
+    /// of each failed seed, or of the first 3 when all pass.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Run only shard K of N (1-based) of the seeds: seed s belongs to
     /// shard (s mod N) + 1, so N machines can split a range.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
@@ -221,6 +227,10 @@ fn run(args: &RunArgs) -> anyhow::Result<bool> {
     let mut simulated = std::time::Duration::ZERO;
     let mut failed = Vec::new();
     let mut reports = Vec::with_capacity(seeds.len());
+    let mut html = args
+        .report
+        .as_ref()
+        .map(|_| harness::HtmlReport::new(&scenario, &args.file.display().to_string()));
     for &seed in &seeds {
         let mut report = harness::run(&scenario, seed).with_context(|| format!("seed {seed}"))?;
         simulated += report.simulated;
@@ -236,14 +246,24 @@ fn run(args: &RunArgs) -> anyhow::Result<bool> {
         if !report.as_expected {
             failed.push((seed, report.trace_hash));
         }
+        if let Some(html) = &mut html {
+            html.add(&report);
+        }
         // The JUnit report needs only the verdicts.
         report.trace = String::new();
         report.wire = String::new();
+        report.queries = Vec::new();
+        report.events = Vec::new();
+        report.faults = Vec::new();
         reports.push(report);
     }
     progress.finish_and_clear();
     let wall = started.elapsed();
     trace_file.finish()?;
+    if let (Some(path), Some(html)) = (&args.report, &html) {
+        std::fs::write(path, html.render())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &args.junit {
         std::fs::write(path, junit_xml(&scenario, &reports))
             .with_context(|| format!("writing {}", path.display()))?;

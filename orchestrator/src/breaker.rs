@@ -58,9 +58,12 @@ impl Breaker {
         }
     }
 
-    /// The server answered (even with a tool error: it is alive).
-    pub(crate) fn succeeded(&mut self) {
+    /// The server answered (even with a tool error: it is alive). Returns
+    /// whether that closed an open or half-open breaker.
+    pub(crate) fn succeeded(&mut self) -> bool {
+        let was_closed = matches!(self.state, State::Closed { .. });
         self.state = State::Closed { failures: 0 };
+        !was_closed
     }
 
     /// A transient failure: timeout, broken connection, refused connect.
@@ -105,7 +108,10 @@ mod tests {
         let mut breaker = Breaker::new(3, Duration::from_secs(1));
         breaker.failed(start);
         breaker.failed(start);
-        breaker.succeeded(); // a success resets the count
+        assert!(
+            !breaker.succeeded(),
+            "a success resets the count, closing nothing"
+        );
         breaker.failed(start);
         breaker.failed(start);
         assert_eq!(breaker.admit(start), Ok(()));
@@ -144,7 +150,7 @@ mod tests {
 
         let much_later = later + Duration::from_secs(1);
         assert_eq!(breaker.admit(much_later), Ok(()));
-        breaker.succeeded();
+        assert!(breaker.succeeded(), "the probe's success closes it");
         assert_eq!(breaker.state(), State::Closed { failures: 0 });
     }
 

@@ -11,8 +11,10 @@
 //!
 //! - [`Orchestrator`] asks ([`Orchestrator::ask`]), lists the
 //!   [`Catalog`], counts what it did ([`Stats`]) and traces each step
-//!   ([`StepTrace`]); it fails with an [`AskError`], whose calls fail with
-//!   a [`CallError`].
+//!   ([`StepTrace`]), and tells an [`Observer`] of each [`Event`]
+//!   (connections, retries, hedges, breaker transitions) as it happens
+//!   ([`Orchestrator::with_observer`]); it fails with an [`AskError`],
+//!   whose calls fail with a [`CallError`].
 //! - [`Config`] is the TOML file: [`ServerConfig`]s, each with a
 //!   [`TransportConfig`] (stdio, TCP, HTTP with a [`Credential`] naming a
 //!   [`Token`]), and a [`Policy`].
@@ -43,6 +45,7 @@ mod config;
 mod connector;
 mod engine;
 mod error;
+mod event;
 mod planner;
 mod policy;
 mod session;
@@ -59,6 +62,7 @@ pub use connector::{
 };
 pub use engine::{Orchestrator, StepTrace};
 pub use error::{AskError, CallError};
+pub use event::{Event, EventKind, Observer};
 pub use mcp_http::dial::{Dialer, Endpoint, TcpDialer};
 pub use planner::{Plan, PlanError, Question, parse_question, plan};
 pub use policy::{Policy, PolicyError, PolicySettings};

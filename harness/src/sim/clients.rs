@@ -15,13 +15,13 @@ use std::{
 
 use futures::future::BoxFuture;
 use orchestrator::{
-    Answer, ConnectError, Connector, Credential, HttpConnector, Orchestrator, Session, Stats,
-    Token, handshake_lines,
+    Answer, ConnectError, Connector, Credential, HttpConnector, Observer, Orchestrator, Session,
+    Stats, Token, handshake_lines,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{
-    Asked, Outcome, QueryRecord,
+    Asked, ClientEvent, Outcome, QueryRecord,
     hosts::Routes,
     http::{self, SimDialer},
 };
@@ -39,6 +39,8 @@ pub(super) struct Collected {
     pub(super) wire: Arc<Mutex<String>>,
     /// Each client's orchestrator statistics, by client number.
     pub(super) stats: Arc<Mutex<Vec<(usize, Stats)>>>,
+    /// What the orchestrators did, as their observers saw it.
+    pub(super) events: Arc<Mutex<Vec<ClientEvent>>>,
 }
 
 /// Adds one client host per `[workload] clients`. They take query numbers
@@ -160,7 +162,8 @@ impl Client {
                 (target.server.clone(), connector)
             })
             .collect();
-        let orchestrator = Orchestrator::new(servers, self.policy, self.seed);
+        let orchestrator = Orchestrator::new(servers, self.policy, self.seed)
+            .with_observer(self.observer(wire.start));
         // `concurrency` loops share this client's orchestrator (and so its
         // connections, breakers and retry budget). One task polls them, in an
         // order the seed fixes (see `join`): the interleaving is the simulation's.
@@ -174,6 +177,18 @@ impl Client {
             .push((self.index, orchestrator.stats()));
         orchestrator.shutdown().await;
         Ok(())
+    }
+
+    /// Records what the orchestrator does, with simulated times since `start`.
+    fn observer(&self, start: tokio::time::Instant) -> Observer {
+        let (events, client) = (self.collected.events.clone(), self.index);
+        Observer::new(move |event| {
+            events.lock().expect("events").push(ClientEvent {
+                at: start.elapsed(),
+                client,
+                event: event.clone(),
+            });
+        })
     }
 
     /// One workload loop: takes the next query number until none are left.
@@ -211,6 +226,8 @@ impl Client {
             latency: begun.elapsed(),
             attempts: trace.iter().map(|s| s.attempts).sum(),
             outcome: judge(&result, expected),
+            answer: result.as_ref().ok().map(Answer::render),
+            steps: trace,
         }
     }
 }

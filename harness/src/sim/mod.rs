@@ -19,13 +19,13 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use orchestrator::Stats;
+use orchestrator::{Event, Stats, StepTrace};
 
 use crate::{
     attacker,
     dataset::Dataset,
     oracle::{Expected, Oracle},
-    scenario::{DatasetSource, Invariant, Questions, Scenario},
+    scenario::{DatasetSource, Fault, Invariant, Questions, Scenario},
     strategies,
 };
 
@@ -56,6 +56,11 @@ pub struct QueryRecord {
     pub latency: Duration,
     pub attempts: u32,
     pub outcome: Outcome,
+    /// The rendered answer, when there was one (right or wrong).
+    pub answer: Option<String>,
+    /// Each step's call as the orchestrator traced it (server, tool,
+    /// arguments, attempts, latency, outcome).
+    pub steps: Vec<StepTrace>,
 }
 
 impl QueryRecord {
@@ -72,6 +77,27 @@ impl QueryRecord {
             self.attempts
         )
     }
+}
+
+/// One applied fault, as the run report's timeline draws it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpan {
+    /// The fault as it ran: a link fault towards a proxied server acts on
+    /// the proxy's link (its start is `fault.at`).
+    pub fault: Fault,
+    /// When it healed; `None` for an instant fault (bounce) or one still
+    /// active when the run ended.
+    pub healed: Option<Duration>,
+}
+
+/// What one client's orchestrator did (a connection, a retry, a hedge, a
+/// breaker opening or closing), at a simulated time since the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEvent {
+    pub at: Duration,
+    /// The client host (0 for `client`, 1 for `client2`, …).
+    pub client: usize,
+    pub event: Event,
 }
 
 /// The verdict on one invariant.
@@ -104,6 +130,10 @@ pub struct RunReport {
     pub stats: Stats,
     /// The most each server handled at once.
     pub load: Vec<ServerLoad>,
+    /// Every fault applied, in the order applied, with its heal.
+    pub faults: Vec<FaultSpan>,
+    /// What the orchestrators did, in time order.
+    pub events: Vec<ClientEvent>,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// The scenario's expectation (pass, or the named invariant breaks) was met.
@@ -288,6 +318,8 @@ impl Assembly<'_> {
     fn report(&self, collected: clients::Collected, driven: world::Driven) -> RunReport {
         let queries = std::mem::take(&mut *collected.records.lock().expect("records"));
         let wire = std::mem::take(&mut *collected.wire.lock().expect("wire log"));
+        let mut events = std::mem::take(&mut *collected.events.lock().expect("events"));
+        events.sort_by_key(|e| e.at);
         let mut per_client = std::mem::take(&mut *collected.stats.lock().expect("stats"));
         per_client.sort_by_key(|(client, _)| *client);
         let stats = Stats::sum(per_client.into_iter().map(|(_, s)| s));
@@ -319,6 +351,8 @@ impl Assembly<'_> {
             wire,
             stats,
             load,
+            faults: driven.spans,
+            events,
             simulated: driven.simulated,
             as_expected,
         }

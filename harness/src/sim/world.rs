@@ -5,7 +5,7 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use super::{RunError, hosts::Probes, hosts::Routes};
+use super::{FaultSpan, RunError, hosts::Probes, hosts::Routes};
 use crate::{
     fault::FaultKind,
     proxy::Toxics,
@@ -21,6 +21,8 @@ pub(super) struct Driven {
     pub(super) faults_applied: usize,
     /// Applied faults by label, in the order each label first appeared.
     pub(super) faults_by_kind: Vec<(String, usize)>,
+    /// Every applied fault (rerouted), with its heal once healed.
+    pub(super) spans: Vec<FaultSpan>,
     pub(super) simulated: Duration,
 }
 
@@ -140,12 +142,29 @@ impl Driven {
         };
         self.events
             .push((at, format!("{verb} {}", fault.kind.describe(topology))));
+        self.record_span(at, action);
         if let Action::Start(fault) = action {
             self.faults_applied += 1;
             let label = fault.kind.label();
             match self.faults_by_kind.iter_mut().find(|(l, _)| *l == label) {
                 Some((_, n)) => *n += 1,
                 None => self.faults_by_kind.push((label, 1)),
+            }
+        }
+    }
+}
+
+impl Driven {
+    fn record_span(&mut self, at: Duration, action: &Action<'_>) {
+        match action {
+            Action::Start(fault) => self.spans.push(FaultSpan {
+                fault: (*fault).clone(),
+                healed: None,
+            }),
+            Action::Heal(fault) => {
+                if let Some(span) = self.spans.iter_mut().rfind(|s| s.fault.id == fault.id) {
+                    span.healed = Some(at);
+                }
             }
         }
     }

@@ -267,3 +267,56 @@ fn junit_report_has_one_testcase_per_seed_and_a_failure_for_each_failing_one() {
     assert!(!suite.descendants().any(|n| n.has_tag_name("failure")));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn report_is_one_page_for_a_range_the_same_bytes_every_time() {
+    let dir = tempfile_dir("report");
+    let flaky = scenario("flaky.toml");
+    let (first, again) = (dir.join("first.html"), dir.join("again.html"));
+    for path in [&first, &again] {
+        let args = [
+            "run",
+            flaky.to_str().unwrap(),
+            "--seeds",
+            "1..4",
+            "--report",
+            path.to_str().unwrap(),
+        ];
+        let output = harness(&args);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let html = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(html.as_bytes(), std::fs::read(&again).unwrap().as_slice());
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    assert_eq!(
+        html.matches("<tr class=\"pass\"><td>").count(),
+        4 + 3,
+        "4 seeds, 3 verdicts"
+    );
+    // All passed: the first three are drawn.
+    for seed in 1..=3 {
+        assert!(
+            html.contains(&format!("id=\"seed-{seed}\"")),
+            "seed {seed} drawn"
+        );
+    }
+    assert!(!html.contains("id=\"seed-4\""));
+
+    // A failing run draws its failed seeds, with their replay commands.
+    let impossible = impossible_scenario(&dir);
+    let failing = dir.join("failing.html");
+    let output = harness(&[
+        "run",
+        impossible.to_str().unwrap(),
+        "--seeds",
+        "1..2",
+        "--report",
+        failing.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let html = std::fs::read_to_string(&failing).unwrap();
+    assert!(html.contains("<header class=\"fail\">"));
+    assert!(html.contains(&format!("run {} --seed 2\n", impossible.display())));
+    assert!(html.contains("id=\"seed-1\"") && html.contains("id=\"seed-2\""));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -35,10 +35,13 @@ impl Orchestrator {
         let server = call.server;
         server.admit()?;
         let attempt = self.attempt_call_admitted(call, slot).await;
-        server.report(match &attempt {
-            Ok(_) => true,
-            Err(failure) => failure.proves_alive(),
-        });
+        self.report(
+            server,
+            match &attempt {
+                Ok(_) => true,
+                Err(failure) => failure.proves_alive(),
+            },
+        );
         attempt
     }
 

@@ -7,7 +7,7 @@ use std::{sync::atomic::Ordering, time::Duration};
 use rmcp::model::CallToolResult;
 
 use super::{Orchestrator, attempt::Call};
-use crate::error::Failure;
+use crate::{error::Failure, event::EventKind};
 
 impl Orchestrator {
     /// One attempt on the live session, and, if it has not answered after
@@ -35,6 +35,7 @@ impl Orchestrator {
                 break;
             }
             self.hedges.fetch_add(1, Ordering::Relaxed);
+            self.emit(server, EventKind::Hedge);
             tracing::debug!(server = %server.name, tool = %call.tool.tool, "hedging a slow call");
             let hedge = self.attempt_call(call, &server.spare);
             tokio::pin!(hedge);

@@ -34,6 +34,7 @@ use crate::{
     config::Config,
     connector::Connector,
     error::{AskError, CallError},
+    event::{EventKind, Observer},
     planner::{self, PlanError, ToolRef},
     policy::{Policy, RetryBudget},
     stats::Stats,
@@ -55,6 +56,8 @@ pub struct Orchestrator {
     retries: AtomicU64,
     /// Hedged reads sent.
     hedges: AtomicU64,
+    /// Told of every connection, retry, hedge and breaker transition.
+    observer: Option<Observer>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -84,6 +87,28 @@ impl Orchestrator {
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
+            observer: None,
+        }
+    }
+
+    /// The same orchestrator, telling `observer` of every connection,
+    /// retry, hedge and circuit-breaker transition as it happens.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn emit(&self, server: &Server, kind: EventKind) {
+        if let Some(observer) = &self.observer {
+            observer.emit(&server.name, kind);
+        }
+    }
+
+    /// Tells `server`'s breaker how a request went, and the observer if
+    /// that opened or closed it.
+    fn report(&self, server: &Server, healthy: bool) {
+        if let Some(change) = server.report(healthy) {
+            self.emit(server, change);
         }
     }
 
@@ -163,12 +188,12 @@ impl Orchestrator {
                 return (server, Err(retry::refused_before_trying(open)));
             }
             let result = self
-                .retrying(deadline, true, move || {
+                .retrying(server, deadline, true, move || {
                     self.live(server, &server.live, deadline)
                 })
                 .await
                 .map(|(live, _attempts)| live);
-            server.report(result.is_ok());
+            self.report(server, result.is_ok());
             (server, result)
         }))
         .await;
@@ -209,7 +234,7 @@ impl Orchestrator {
             .settings()
             .hedge_after
             .filter(|_| tool.retry_safe);
-        self.retrying(deadline, tool.retry_safe, move || async move {
+        self.retrying(server, deadline, tool.retry_safe, move || async move {
             match hedge_after {
                 Some(after) => self.attempt_hedged(call, after).await,
                 None => self.attempt_call(call, &server.live).await,

@@ -8,8 +8,11 @@ use std::{sync::atomic::Ordering, time::Duration};
 
 use tokio::time::Instant;
 
-use super::Orchestrator;
-use crate::error::{CallError, Failure};
+use super::{Orchestrator, sessions::Server};
+use crate::{
+    error::{CallError, Failure},
+    event::EventKind,
+};
 
 /// What to do after a failed attempt.
 enum Next {
@@ -28,6 +31,7 @@ impl Orchestrator {
     /// Returns the value and the attempts it took.
     pub(super) async fn retrying<T, F>(
         &self,
+        server: &Server,
         deadline: Instant,
         retry_safe: bool,
         mut op: impl FnMut() -> F,
@@ -50,6 +54,7 @@ impl Orchestrator {
             match self.after_failure(failure, attempt, retry_safe, deadline) {
                 Next::RetryAfter(pause) => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
+                    self.emit(server, EventKind::Retry { attempt, pause });
                     tokio::time::sleep(pause).await;
                 }
                 Next::GiveUp(error) => return Err(error),

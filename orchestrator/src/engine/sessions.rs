@@ -20,6 +20,7 @@ use crate::{
     breaker::Breaker,
     connector::{ConnectError, Connector},
     error::{Failure, Request},
+    event::EventKind,
     policy::Policy,
     session::Session,
 };
@@ -89,18 +90,20 @@ impl Server {
             })
     }
 
-    /// Tells the breaker how a request went.
-    pub(super) fn report(&self, healthy: bool) {
+    /// Tells the breaker how a request went; returns the transition it
+    /// made, if it opened or closed.
+    pub(super) fn report(&self, healthy: bool) -> Option<EventKind> {
         let mut breaker = self.breaker.lock().expect("breaker lock");
         let was_open = breaker.trips();
         if healthy {
-            breaker.succeeded();
-        } else {
-            breaker.failed(Instant::now());
+            return breaker.succeeded().then_some(EventKind::BreakerClosed);
         }
+        breaker.failed(Instant::now());
         if breaker.trips() > was_open {
             tracing::warn!(server = %self.name, "circuit breaker opened");
+            return Some(EventKind::BreakerOpened);
         }
+        None
     }
 
     /// The live session, if there is one and it has not closed.
@@ -141,6 +144,7 @@ impl Orchestrator {
         }
         *slot = None;
         let generation = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        self.emit(server, EventKind::Connect { generation });
         let timeout = self
             .policy
             .settings()
