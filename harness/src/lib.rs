@@ -50,8 +50,10 @@ mod topology;
 
 pub use dataset::Dataset;
 pub use fault::{FaultEntry, FaultKind, Stream, Toxic, ToxicKind};
-pub use oracle::Oracle;
+pub use oracle::{Dates, Expected, Limit, Meaning, Oracle, Span, Take, Tell, Wanted, What};
 pub use planted::PlantedBug;
-pub use scenario::{DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError};
+pub use scenario::{
+    DatasetSource, Fault, Invariant, QuestionForms, Questions, Scenario, ScenarioError,
+};
 pub use sim::{Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict, dataset_for, run};
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};
