@@ -644,11 +644,21 @@ impl<'a> Reading<'a> {
             .is_some_and(|p| matches!(p.role, Role::Noun { .. }))
     }
 
-    /// The refusal, naming each run of unused words as written.
+    /// The refusal, naming each run of unused words as written, with the
+    /// word that leads into it ("in March", "last month", "on coffee").
     fn refusal(&self) -> PlanError {
+        let mut shown = self.unused.clone();
+        for part in &self.parts {
+            let leads = matches!(part.role, Role::Newest | Role::Oldest)
+                || (part.role == Role::Filler
+                    && GLUE.contains(&self.tokens[part.span.start].word.as_str()));
+            if leads && self.unused.contains(&part.span.end) {
+                shown.extend(part.span.clone());
+            }
+        }
         let mut unused: Vec<String> = Vec::new();
         let mut last = None;
-        for &i in &self.unused {
+        for &i in &shown {
             let word = &self.tokens[i].raw;
             match (last, unused.last_mut()) {
                 (Some(prev), Some(phrase)) if prev + 1 == i => {
@@ -961,9 +971,17 @@ mod tests {
                 "purchases for bob@example.com at Starbucks",
                 vec!["at Starbucks"],
             ),
-            ("purchases for bob@example.com in March", vec!["March"]),
+            ("purchases for bob@example.com in March", vec!["in March"]),
+            (
+                "purchases for bob@example.com last month",
+                vec!["last month"],
+            ),
+            (
+                "how much did bob@example.com spend on coffee",
+                vec!["on coffee"],
+            ),
             ("top 3 transactions for bob@example.com", vec!["top"]),
-            ("transactions for bob@example.com in EUR", vec!["EUR"]),
+            ("transactions for bob@example.com in EUR", vec!["in EUR"]),
             ("order 66 for bob@example.com", vec!["66"]),
             (
                 "how many of the last 5 transactions of bob@example.com",
@@ -994,7 +1012,7 @@ mod tests {
             ),
             (
                 "transactions for bob@example.com on 31 February 2023",
-                vec!["31 February 2023"],
+                vec!["on 31 February 2023"],
             ),
             ("bob@example.com", vec![]),
         ] {
