@@ -116,7 +116,7 @@ impl Period {
     pub fn last_day(self) -> NaiveDate {
         match self {
             Period::Day(day) => day,
-            Period::Month { year, month } if month == 12 => last_of_year(year),
+            Period::Month { year, month: 12 } => last_of_year(year),
             Period::Month { year, month } => first_of(year, month + 1)
                 .pred_opt()
                 .unwrap_or(NaiveDate::MIN),
