@@ -33,5 +33,13 @@ if [ -n "$hits" ]; then
   echo "FAIL wall clock or OS randomness in library code:"; echo "$hits"; fail=1
 fi
 
+# The oracle is independent of the code it checks: nothing of the
+# orchestrator (planner, answers, money) in harness/src/oracle*, comments aside.
+hits=$(grep -rnE 'orchestrator(::|\b *[,}])|use orchestrator' harness/src/oracle.rs harness/src/oracle \
+  | grep -vE '^[^:]+:[0-9]+: *//' || true)
+if [ -n "$hits" ]; then
+  echo "FAIL the oracle uses the orchestrator's code:"; echo "$hits"; fail=1
+fi
+
 [ "$fail" = 0 ] && echo "ok   architecture boundaries"
 exit "$fail"

@@ -225,6 +225,7 @@ impl Case {
                 liveness_after_ms: LIVENESS_AFTER_MS,
                 ..InvariantsTable::default()
             })),
+            questions: None,
         }
     }
 }

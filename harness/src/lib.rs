@@ -54,11 +54,11 @@ mod topology;
 
 pub use dataset::Dataset;
 pub use fault::{FaultEntry, FaultKind, Stream, Target, Toxic, ToxicKind};
-pub use oracle::Oracle;
+pub use oracle::{Dates, Expected, Limit, Meaning, Oracle, Span, Take, Tell, Wanted, What};
 pub use planted::PlantedBug;
 pub use report::HtmlReport;
 pub use scenario::{
-    DatasetSource, Fault, Invariant, Questions, Scenario, ScenarioError, Transport,
+    DatasetSource, Fault, Invariant, QuestionForms, Questions, Scenario, ScenarioError, Transport,
 };
 pub use sim::{
     ClientEvent, FaultSpan, Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict,

@@ -195,7 +195,21 @@ pub enum Questions {
     Generated {
         pool: u32,
         unknown_share: f64,
+        forms: QuestionForms,
     },
+}
+
+/// Which forms generated questions take (`[questions] forms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionForms {
+    /// `"today"`, the default: the forms the planner has always read (a
+    /// list, the newest n, a user id), as every scenario before `[questions]`
+    /// asked them.
+    Today,
+    /// `"all"`: every form the planner reads (totals, counts, the oldest,
+    /// dates, amounts, several addresses) and questions with qualifiers it
+    /// does not read, which it must refuse.
+    All,
 }
 
 /// One injected fault, with its hosts resolved.
@@ -379,6 +393,15 @@ pub(crate) struct ScenarioFile {
     pub attacker: Option<Spanned<AttackerTable>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<Spanned<InvariantsTable>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub questions: Option<Spanned<QuestionsTable>>,
+}
+
+/// `[questions]`: the forms of generated questions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuestionsTable {
+    pub forms: String,
 }
 
 fn default_seed() -> u64 {
@@ -504,8 +527,10 @@ impl ScenarioFile {
         let topology = self.topology(at)?;
         let dataset = self.dataset(at)?;
         let workload_at = self.workload.span().start;
-        let workload = validate_workload(self.workload.get_ref())
+        let mut workload = validate_workload(self.workload.get_ref())
             .map_err(|m| at.invalid(workload_at, format!("[workload]: {m}")))?;
+        self.question_forms(&mut workload)
+            .map_err(|m| at.invalid(start(&self.questions), format!("[questions]: {m}")))?;
         let policy = self.policy(at)?;
         let faults = self.faults(at, &topology, duration)?;
         let invariants = self
@@ -542,6 +567,25 @@ impl ScenarioFile {
             sessions_max: invariants.sessions_max,
             expect_fail,
         })
+    }
+
+    /// Sets the forms of generated questions from `[questions]`.
+    fn question_forms(&self, workload: &mut Workload) -> Result<(), String> {
+        let Some(table) = &self.questions else {
+            return Ok(());
+        };
+        let Questions::Generated { forms, .. } = &mut workload.questions else {
+            return Err(
+                "forms are for generated questions; drop [questions] or [workload] questions"
+                    .into(),
+            );
+        };
+        *forms = match table.get_ref().forms.as_str() {
+            "today" => QuestionForms::Today,
+            "all" => QuestionForms::All,
+            other => return Err(format!("forms must be \"today\" or \"all\", not {other:?}")),
+        };
+        Ok(())
     }
 
     fn duration(&self, at: &Locator<'_>) -> Result<Duration, ScenarioError> {
@@ -786,6 +830,7 @@ fn validate_questions(workload: &WorkloadTable) -> Result<Questions, String> {
         return Ok(Questions::Generated {
             pool,
             unknown_share,
+            forms: QuestionForms::Today,
         });
     };
     if workload.question_pool.is_some() || workload.unknown_share.is_some() {
@@ -800,6 +845,9 @@ fn validate_questions(workload: &WorkloadTable) -> Result<Questions, String> {
     for question in listed {
         orchestrator::parse_question(question)
             .map_err(|e| format!("question {question:?} cannot be planned: {e}"))?;
+        crate::Oracle::reads(question).map_err(|e| {
+            format!("question {question:?} is not one the oracle reads ({e}); generate it with [questions] forms = \"all\" instead")
+        })?;
     }
     Ok(Questions::Listed(listed.clone()))
 }
@@ -1062,7 +1110,8 @@ host = "user"
             generated.workload.questions,
             Questions::Generated {
                 pool: 32,
-                unknown_share: 0.2
+                unknown_share: 0.2,
+                forms: QuestionForms::Today,
             }
         );
         let clients: Vec<_> = generated

@@ -214,6 +214,19 @@ pub enum AskError {
         tool: String,
         message: String,
     },
+    /// The listing tool gave only the newest of the user's transactions,
+    /// and this answer (a filter, a total, a count, the oldest) needs every
+    /// one: an answer from part of them would be wrong, so none is given.
+    #[error(
+        "step {step} ({server}/{tool}) listed {listed} of the user's {total} transactions; this answer needs them all, so it is not given"
+    )]
+    Incomplete {
+        step: usize,
+        server: String,
+        tool: String,
+        listed: usize,
+        total: u64,
+    },
     /// The server replied in a shape the plan cannot read.
     #[error("step {step} ({server}/{tool}) replied with something unreadable: {problem}")]
     BadReply {

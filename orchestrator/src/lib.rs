@@ -27,7 +27,11 @@
 //!   byte stream can use [`handshake_lines`]; a connector may wrap the
 //!   sessions of another.
 //! - [`parse_question`] and [`plan`] are the pure planner (no LLM, no
-//!   server names); [`Answer`] is what a question gets.
+//!   server names): a [`Question`] is understood completely (whose
+//!   transactions, which [`Selection`], what [`Report`]) or refused with
+//!   [`PlanError::NotUnderstood`], naming the words it could not use;
+//!   [`FORMS`] and [`help`] say what it answers. [`Answer`] is what a
+//!   question gets, totals per currency ([`CurrencyTotal`]).
 //! - [`percentile`] is the one nearest-rank percentile of every report.
 //!
 //! **Determinism.** All time goes through `tokio::time` and all randomness
@@ -46,12 +50,13 @@ mod connector;
 mod engine;
 mod error;
 mod event;
+mod money;
 mod planner;
 mod policy;
 mod session;
 mod stats;
 
-pub use answer::{Answer, ReplyError, TransactionLine};
+pub use answer::{Answer, CurrencyTotal, ReplyError, TransactionLine};
 pub use catalog::{Catalog, CatalogEntry};
 pub use config::{
     Config, ConfigError, Credential, CredentialError, PolicyToml, ServerConfig, Token,
@@ -64,7 +69,11 @@ pub use engine::{Orchestrator, StepTrace};
 pub use error::{AskError, CallError};
 pub use event::{Event, EventKind, Observer};
 pub use mcp_http::dial::{Dialer, Endpoint, TcpDialer};
-pub use planner::{Plan, PlanError, Question, parse_question, plan};
+pub use money::MoneyError;
+pub use planner::{
+    AmountLimit, Ask, DateFilter, EMAILS_MAX, FORMS, Period, Pick, Plan, PlanError, Question,
+    Report, Selection, help, parse_question, plan,
+};
 pub use policy::{Policy, PolicyError, PolicySettings};
 pub use session::{Session, SessionError};
 pub use stats::{Stats, percentile};

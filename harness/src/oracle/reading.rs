@@ -1,19 +1,19 @@
 //! The oracle's own reading of questions and of email addresses.
 //!
-//! It reads the forms `strategies.rs` generates and the scenario files list
-//! (the planner's `HELP` examples among them), by its own method: the
-//! address is the first word with an `@` in it; a question is about
-//! transactions when one of its words names them; the count is the number
-//! just before a transaction noun, looking past the recency adjectives in
-//! between ("last 2 purchases", "3 most recent payments"). It shares no code
-//! with `orchestrator::planner`, whose rules it checks.
+//! It reads the forms the scenario files list and `explore` writes (the
+//! list of a user's transactions, the newest n, a user id; one address),
+//! by its own method: the address is the word with an `@` in it; a
+//! question is about transactions when one of its words names them; the
+//! count is the number just before a transaction noun, looking past the
+//! recency adjectives in between ("last 2 purchases", "3 most recent
+//! payments"). Every other word must be one it knows to carry no meaning;
+//! a question with any other word is one it does not read (a scenario
+//! cannot list it), so that a qualifier it would miss can never make it
+//! expect the wrong answer. Generated questions of the other forms carry
+//! their [`Meaning`]. It shares no code with `orchestrator::planner`, whose
+//! rules it checks.
 
-/// What a question asks, as the oracle reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Asked {
-    UserId { email: String },
-    Transactions { email: String, count: Option<u32> },
-}
+use super::meaning::{Meaning, Take, Wanted, What};
 
 /// Nouns for transactions, each also read with a plural `s`; a number just
 /// before one (past recency adjectives) is how many are wanted.
@@ -26,8 +26,11 @@ const NOUNS: [&str; 6] = [
     "expense",
 ];
 /// Other words that make a question one about transactions.
-const ALSO_ABOUT_MONEY: [&str; 6] = [
-    "spending", "spent", "spend", "bought", "history", "activity",
+const ALSO_ABOUT_MONEY: [&str; 4] = ["spending", "bought", "history", "activity"];
+/// Words the forms it reads use that carry no meaning of their own.
+const MEANINGLESS: [&str; 16] = [
+    "what", "what's", "are", "is", "was", "were", "the", "a", "for", "of", "by", "me", "show",
+    "all", "user", "my",
 ];
 /// Adjectives that may stand between a count and its noun; with a singular
 /// noun and no count, one of them means "the one most recent".
@@ -62,7 +65,7 @@ const NUMBERS: [&str; 21] = [
 const PUNCTUATION: &str = "?!.,;:\"'()<>[]{}`";
 
 /// Reads a question, or says why it is not one the oracle can answer.
-pub(super) fn read(text: &str) -> Result<Asked, String> {
+pub(super) fn read(text: &str) -> Result<Meaning, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let at = words
         .iter()
@@ -75,19 +78,40 @@ pub(super) fn read(text: &str) -> Result<Asked, String> {
         .filter(|(i, _)| *i != at)
         .map(|(_, w)| w.trim_matches(|c| PUNCTUATION.contains(c)).to_lowercase())
         .collect();
+    if let Some(word) = rest.iter().find(|w| !known(w)) {
+        return Err(format!("the oracle does not read {word:?} in {text:?}"));
+    }
+    let asked = |what| Meaning::Asked {
+        emails: vec![email.clone()],
+        what,
+    };
     if rest
         .iter()
         .any(|w| noun(w).is_some() || ALSO_ABOUT_MONEY.contains(&w.as_str()))
     {
-        let count = count(&rest)?;
-        return Ok(Asked::Transactions { email, count });
+        let take = count(&rest)?.map_or(Take::All, Take::Newest);
+        return Ok(asked(What::Transactions(Wanted {
+            take,
+            ..Wanted::default()
+        })));
     }
     if rest.iter().any(|w| ID_WORDS.contains(&w.as_str())) {
-        return Ok(Asked::UserId { email });
+        return Ok(asked(What::UserId));
     }
     Err(format!(
         "{text:?} asks neither for transactions nor for a user id"
     ))
+}
+
+/// Whether the oracle knows what `word` does in a question (a number only
+/// as a count: [`count`] checks where it stands).
+fn known(word: &str) -> bool {
+    word.is_empty()
+        || noun(word).is_some()
+        || [&ALSO_ABOUT_MONEY[..], &RECENCY, &ID_WORDS, &MEANINGLESS]
+            .iter()
+            .any(|set| set.contains(&word))
+        || number(word).is_some()
 }
 
 /// The address a word holds, without the punctuation of the sentence
@@ -114,6 +138,7 @@ fn noun(word: &str) -> Option<bool> {
 /// purchase"); else all of them.
 fn count(words: &[String]) -> Result<Option<u32>, String> {
     let mut one_recent = false;
+    let mut counts = Vec::new();
     for (at, word) in words.iter().enumerate() {
         let Some(plural) = noun(word) else {
             continue;
@@ -124,11 +149,15 @@ fn count(words: &[String]) -> Result<Option<u32>, String> {
         }
         match first.checked_sub(1).and_then(|i| number(&words[i])) {
             Some(0) => return Err("a question for zero transactions has no answer".into()),
-            Some(n) => return Ok(Some(n)),
+            Some(n) => counts.push((first - 1, n)),
             None => one_recent |= !plural && first < at,
         }
     }
-    Ok(one_recent.then_some(1))
+    let numbers = words.iter().filter(|w| number(w).is_some()).count();
+    if numbers > counts.len().min(1) {
+        return Err("a number that is not a count of transactions".into());
+    }
+    Ok(counts.first().map(|&(_, n)| n).or(one_recent.then_some(1)))
 }
 
 /// A count in digits or in words.
@@ -192,10 +221,20 @@ pub(super) fn same_address(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn transactions(email: &str, count: Option<u32>) -> Asked {
-        Asked::Transactions {
-            email: email.into(),
-            count,
+    fn transactions(email: &str, count: Option<u32>) -> Meaning {
+        Meaning::Asked {
+            emails: vec![email.into()],
+            what: What::Transactions(Wanted {
+                take: count.map_or(Take::All, Take::Newest),
+                ..Wanted::default()
+            }),
+        }
+    }
+
+    fn user_id(email: &str) -> Meaning {
+        Meaning::Asked {
+            emails: vec![email.into()],
+            what: What::UserId,
         }
     }
 
@@ -243,21 +282,10 @@ mod tests {
                 transactions("x@example.com", Some(1)),
             ),
             (
-                "transactions for bob@example.com in 2023",
-                transactions("bob@example.com", None),
-            ),
-            (
                 "What is the user id of charlie@example.com?",
-                Asked::UserId {
-                    email: "charlie@example.com".into(),
-                },
+                user_id("charlie@example.com"),
             ),
-            (
-                "userid for a@b.c",
-                Asked::UserId {
-                    email: "a@b.c".into(),
-                },
-            ),
+            ("userid for a@b.c", user_id("a@b.c")),
         ] {
             assert_eq!(read(text), Ok(asked), "{text}");
         }
@@ -270,6 +298,11 @@ mod tests {
             "transactions for nobody",
             "last zero purchases for a@b.c",
             "0 transactions for a@b.c",
+            "transactions for bob@example.com in 2023",
+            "How much has bob@example.com spent?",
+            "purchases over 50 for bob@example.com",
+            "transactions for alice@example.com and bob@example.com",
+            "order 66 for bob@example.com",
         ] {
             assert!(read(text).is_err(), "{text}");
         }

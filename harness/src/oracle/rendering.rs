@@ -4,7 +4,11 @@
 //! checks: it works on integers where they work on digit strings, and it
 //! keeps its own table of currencies.
 
+use std::cmp::Ordering;
+
 use chrono::NaiveDate;
+
+use super::meaning::{Dates, Limit, Span, Take, Wanted};
 
 /// The currencies the generators and the demo use: ISO 4217 code, decimal
 /// places, and the symbol an answer shows (else the code and a space).
@@ -131,6 +135,34 @@ impl Amount {
         text
     }
 
+    /// This amount against `units` at `places` decimal places.
+    pub(super) fn compare_decimal(&self, units: u128, places: u32) -> Result<Ordering, String> {
+        let scaled = |n: u128, by: u32| {
+            10u128
+                .checked_pow(by)
+                .and_then(|f| n.checked_mul(f))
+                .ok_or_else(|| "an amount too large for the oracle to compare".to_owned())
+        };
+        Ok(scaled(self.minor, places)?.cmp(&scaled(units, self.places)?))
+    }
+
+    /// Nothing, in `currency`.
+    pub(super) fn zero(currency: &str) -> Result<Self, String> {
+        Self::parse("0", currency)
+    }
+
+    /// This and `other`, of the same currency.
+    pub(super) fn plus(&self, other: &Amount) -> Result<Self, String> {
+        if self.code != other.code {
+            return Err(format!("{} and {} cannot be added", self.code, other.code));
+        }
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or_else(|| "a total too large for the oracle".to_owned())?;
+        Ok(Self { minor, ..*self })
+    }
+
     fn split(&self) -> (u128, u128) {
         let unit = 10u128.pow(self.places);
         (self.minor / unit, self.minor % unit)
@@ -168,6 +200,11 @@ impl Day {
         parsed.date().map(|_| parsed).ok_or_else(bad)
     }
 
+    /// (year, month, day), which orders as the days do.
+    pub(super) fn ymd(&self) -> (i32, u32, u32) {
+        (self.year, self.month, self.day)
+    }
+
     /// The day as the answer's value carries it.
     pub(super) fn date(&self) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(self.year, self.month, self.day)
@@ -190,21 +227,119 @@ pub(super) fn unknown_user(email: &str) -> String {
     format!("No user has the email {email}.")
 }
 
-/// The text of a transactions answer: a header for what was asked, then a
-/// line per transaction.
-pub(super) fn transactions(email: &str, count: Option<u32>, lines: &[String]) -> String {
+/// The text of a transactions answer: a header that says what was asked,
+/// then a line per transaction.
+pub(super) fn list(email: &str, wanted: &Wanted, lines: &[String]) -> String {
+    let filters = filters(wanted);
     if lines.is_empty() {
-        return format!("No transactions found for {email}.");
+        return nothing_for(email, &filters);
     }
-    let header = match count {
-        None => format!("Recent transactions for {email}:"),
-        Some(1) => format!("The most recent transaction for {email}:"),
-        Some(n) => format!("The {n} most recent transactions for {email}:"),
+    let header = match (wanted.take, filters.is_empty()) {
+        (Take::All, true) => format!("Recent transactions for {email}:"),
+        (Take::All, false) => format!("Transactions for {email}{filters}:"),
+        (Take::Newest(1), _) => format!("The most recent transaction for {email}{filters}:"),
+        (Take::Newest(n), _) => format!("The {n} most recent transactions for {email}{filters}:"),
+        (Take::Oldest(1), _) => format!("The oldest transaction for {email}{filters}:"),
+        (Take::Oldest(n), _) => format!("The {n} oldest transactions for {email}{filters}:"),
     };
     std::iter::once(header)
         .chain(lines.iter().map(|line| format!("- {line}")))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn nothing_for(email: &str, filters: &str) -> String {
+    format!("No transactions found for {email}{filters}.")
+}
+
+/// The text of a total: one line, or a line per currency.
+pub(super) fn total(email: &str, wanted: &Wanted, sums: &[(Amount, u32)]) -> String {
+    let filters = filters(wanted);
+    let whose = match wanted.take {
+        Take::All => format!("Total spent by {email}{filters}"),
+        Take::Newest(1) => format!("Total of the most recent transaction for {email}{filters}"),
+        Take::Newest(n) => {
+            format!("Total of the {n} most recent transactions for {email}{filters}")
+        }
+        Take::Oldest(1) => format!("Total of the oldest transaction for {email}{filters}"),
+        Take::Oldest(n) => format!("Total of the {n} oldest transactions for {email}{filters}"),
+    };
+    let sum = |(amount, n): &(Amount, u32)| format!("{} ({n} {})", amount.shown(), noun(*n));
+    match sums {
+        [] => nothing_for(email, &filters),
+        [one] => format!("{whose}: {}.", sum(one)),
+        several => {
+            let lines: Vec<String> = several.iter().map(|s| format!("\n- {}", sum(s))).collect();
+            format!("{whose}, per currency:{}", lines.concat())
+        }
+    }
+}
+
+/// The text of a count.
+pub(super) fn count(email: &str, wanted: &Wanted, n: u32) -> String {
+    format!("{email} has {n} {}{}.", noun(n), filters(wanted))
+}
+
+fn noun(n: u32) -> &'static str {
+    if n == 1 {
+        "transaction"
+    } else {
+        "transactions"
+    }
+}
+
+/// " in March 2023 over £50", or nothing: the qualifiers, as the answer
+/// restates them after the address.
+fn filters(wanted: &Wanted) -> String {
+    let mut text = String::new();
+    if let Some(dates) = wanted.dates {
+        text.push(' ');
+        text.push_str(&dates_shown(dates));
+    }
+    let limits: Vec<String> = [(&wanted.above, true), (&wanted.below, false)]
+        .into_iter()
+        .filter_map(|(limit, above)| limit.as_ref().map(|l| limit_shown(l, above)))
+        .collect();
+    if !limits.is_empty() {
+        text.push(' ');
+        text.push_str(&limits.join(" and "));
+    }
+    text
+}
+
+fn dates_shown(dates: Dates) -> String {
+    match dates {
+        Dates::During(day @ Span::Day(..)) => format!("on {}", span_shown(day)),
+        Dates::During(span) => format!("in {}", span_shown(span)),
+        Dates::Since(span) => format!("since {}", span_shown(span)),
+        Dates::After(span) => format!("after {}", span_shown(span)),
+        Dates::Before(span) => format!("before {}", span_shown(span)),
+        Dates::Between(a, b) => format!("between {} and {}", span_shown(a), span_shown(b)),
+    }
+}
+
+fn span_shown(span: Span) -> String {
+    let month = |m: u32| MONTHS[(m as usize).saturating_sub(1) % 12];
+    match span {
+        Span::Day(y, m, d) => format!("{d} {} {y:04}", month(m)),
+        Span::Month(y, m) => format!("{} {y:04}", month(m)),
+        Span::Year(y) => format!("{y:04}"),
+    }
+}
+
+fn limit_shown(limit: &Limit, above: bool) -> String {
+    let amount = match &limit.currency {
+        Some(code) => Amount::parse(&limit.text, code)
+            .map(|a| a.shown())
+            .unwrap_or_else(|_| format!("{code} {}", limit.text)),
+        None => limit.text.clone(),
+    };
+    match (above, limit.inclusive) {
+        (true, false) => format!("over {amount}"),
+        (true, true) => format!("of {amount} or more"),
+        (false, false) => format!("under {amount}"),
+        (false, true) => format!("of {amount} or less"),
+    }
 }
 
 /// One transaction's line (without its bullet): a description kept on one
@@ -280,6 +415,58 @@ mod tests {
         assert!(Day::parse("2023-01-16").unwrap() > Day::parse("2022-12-31").unwrap());
     }
 
+    fn newest(n: u32) -> Wanted {
+        Wanted {
+            take: Take::Newest(n),
+            ..Wanted::default()
+        }
+    }
+
+    #[test]
+    fn the_texts_of_totals_counts_and_qualifiers() {
+        let wanted = Wanted {
+            dates: Some(Dates::Between(Span::Day(2023, 1, 1), Span::Month(2023, 3))),
+            above: Some(Limit {
+                text: "9.5".into(),
+                currency: Some("GBP".into()),
+                inclusive: true,
+            }),
+            below: Some(Limit {
+                text: "100".into(),
+                currency: None,
+                inclusive: false,
+            }),
+            ..Wanted::default()
+        };
+        let sums = [
+            (Amount::parse("1250", "EUR").unwrap(), 2),
+            (Amount::parse("0.5", "GBP").unwrap(), 1),
+        ];
+        assert_eq!(
+            total("b@x", &wanted, &sums),
+            "Total spent by b@x between 1 January 2023 and March 2023 of £9.50 or more and under 100, per currency:\n\
+             - €1,250 (2 transactions)\n\
+             - £0.50 (1 transaction)"
+        );
+        assert_eq!(
+            count("b@x", &Wanted::default(), 0),
+            "b@x has 0 transactions."
+        );
+        let oldest = Wanted {
+            take: Take::Oldest(1),
+            dates: Some(Dates::During(Span::Year(2024))),
+            ..Wanted::default()
+        };
+        assert_eq!(
+            list("b@x", &oldest, &["x: £1 on 1 May 2024".into()]),
+            "The oldest transaction for b@x in 2024:\n- x: £1 on 1 May 2024"
+        );
+        assert_eq!(
+            list("b@x", &oldest, &[]),
+            "No transactions found for b@x in 2024."
+        );
+    }
+
     #[test]
     fn the_texts_of_each_kind_of_answer() {
         let amount = Amount::parse("50", "GBP").unwrap();
@@ -287,18 +474,18 @@ mod tests {
         let line = transaction("Coffee\nto go", &amount, &day);
         assert_eq!(line, "Coffee to go: £50 on 16 January 2023");
         assert_eq!(
-            transactions("bob@example.com", Some(2), &[line.clone(), line.clone()]),
+            list("bob@example.com", &newest(2), &[line.clone(), line.clone()]),
             "The 2 most recent transactions for bob@example.com:\n\
              - Coffee to go: £50 on 16 January 2023\n\
              - Coffee to go: £50 on 16 January 2023"
         );
         assert_eq!(
-            transactions("bob@example.com", Some(1), &[line]),
+            list("bob@example.com", &newest(1), &[line]),
             "The most recent transaction for bob@example.com:\n\
              - Coffee to go: £50 on 16 January 2023"
         );
         assert_eq!(
-            transactions("bob@example.com", Some(3), &[]),
+            list("bob@example.com", &newest(3), &[]),
             "No transactions found for bob@example.com."
         );
         assert_eq!(

@@ -15,8 +15,8 @@ use std::{
 
 use futures::future::BoxFuture;
 use orchestrator::{
-    Answer, ConnectError, Connector, Credential, HttpConnector, Observer, Orchestrator, Session,
-    Stats, Token, handshake_lines,
+    Answer, AskError, ConnectError, Connector, Credential, HttpConnector, Observer, Orchestrator,
+    Session, Stats, Token, handshake_lines,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -233,9 +233,15 @@ impl Client {
 }
 
 /// Right, a typed error, or wrong (with both renderings): the oracle
-/// checks the answer's value and its text.
-fn judge<E: std::fmt::Display>(result: &Result<Answer, E>, expected: &Expected) -> Outcome {
+/// checks the answer's value and its text. Where the oracle expects no
+/// answer, the orchestrator's refusal of the question is right.
+fn judge(result: &Result<Answer, AskError>, expected: &Expected) -> Outcome {
     match result {
+        Err(AskError::Plan(_) | AskError::Tool { .. } | AskError::Incomplete { .. })
+            if expected.answer().is_none() =>
+        {
+            Outcome::Right
+        }
         Ok(got) => match expected.check(got, &got.render()) {
             Ok(()) => Outcome::Right,
             Err(wrong) => Outcome::Wrong {

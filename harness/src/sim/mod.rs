@@ -25,7 +25,7 @@ use crate::{
     attacker,
     dataset::Dataset,
     oracle::{Expected, Oracle},
-    scenario::{DatasetSource, Fault, Invariant, Questions, Scenario},
+    scenario::{DatasetSource, Fault, Invariant, QuestionForms, Questions, Scenario},
     strategies,
 };
 
@@ -242,20 +242,32 @@ fn questions_for(scenario: &Scenario, oracle: &Oracle, seed: u64) -> Result<Vec<
         Questions::Generated {
             pool,
             unknown_share,
+            forms,
         } => {
             let pool = *pool as usize;
-            let strategy = proptest::collection::vec(
-                strategies::question(oracle.dataset(), *unknown_share),
-                pool..=pool,
-            );
             // A different stream from the dataset's.
-            let asked =
-                strategies::sample(&strategy, seed ^ 0x5155_4553_5449_4f4e).map_err(|message| {
-                    RunError::Generate {
-                        what: "questions",
-                        message,
-                    }
-                })?;
+            let seed = seed ^ 0x5155_4553_5449_4f4e;
+            let dataset = oracle.dataset();
+            let asked = match forms {
+                QuestionForms::Today => strategies::sample(
+                    &proptest::collection::vec(
+                        strategies::question(dataset, *unknown_share),
+                        pool..=pool,
+                    ),
+                    seed,
+                ),
+                QuestionForms::All => strategies::sample(
+                    &proptest::collection::vec(
+                        strategies::plain_question(dataset, *unknown_share),
+                        pool..=pool,
+                    ),
+                    seed,
+                ),
+            }
+            .map_err(|message| RunError::Generate {
+                what: "questions",
+                message,
+            })?;
             Ok(asked
                 .into_iter()
                 .map(|q| {

@@ -6,8 +6,11 @@
 //!   seed replays byte for byte;
 //! - `properties`: generated datasets, questions and fault schedules are
 //!   answered as the oracle says, in process and under the simulation, and a
-//!   planted bug is found, shrunk, written out and replayed.
+//!   planted bug is found, shrunk, written out and replayed;
+//! - `fidelity`: questions in every form, answered as meant or refused,
+//!   and the figures of how many of each form the planner answers.
 
 mod cli;
+mod fidelity;
 mod properties;
 mod scenarios;

@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 answered (an unknown user is an answer), 1 no answer
 //! (servers failed or replied badly), 2 bad usage, config or question
-//! (including one a tool refused, such as a malformed email).
+//! (including one a tool refused, such as a malformed email, and one the
+//! planner did not understand completely: the reply names the words it
+//! could not use and lists the forms it answers).
 
 use mcp_server_kit::say;
 
@@ -12,7 +14,7 @@ mod embedded;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use orchestrator::{AskError, Config, Orchestrator, Policy, StepTrace};
+use orchestrator::{AskError, Config, Orchestrator, PlanError, Policy, StepTrace};
 use reference_servers::Role;
 
 use embedded::Transport;
@@ -191,12 +193,18 @@ async fn ask(question: &str, servers: &Servers, explain: bool, json: bool) -> Ex
             Ok(answer) => {
                 serde_json::json!({ "question": question, "answer": answer, "steps": trace })
             }
-            Err(error) => serde_json::json!({
-                "question": question,
-                "error": error.to_string(),
-                "transient": error.is_transient(),
-                "steps": trace,
-            }),
+            Err(error) => {
+                let mut value = serde_json::json!({
+                    "question": question,
+                    "error": error.to_string(),
+                    "transient": error.is_transient(),
+                    "steps": trace,
+                });
+                if let AskError::Plan(PlanError::NotUnderstood { unused }) = error {
+                    value["unused"] = serde_json::json!(unused);
+                }
+                value
+            }
         };
         say!("{value}");
     } else {

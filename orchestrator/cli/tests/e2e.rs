@@ -134,6 +134,52 @@ fn binary_gives_clear_answers_to_unknown_users_and_unplannable_questions() {
     );
 }
 
+/// Issue 13's three questions, each once answered as another question:
+/// now each gets the answer to what was asked.
+#[test]
+fn binary_answers_what_was_asked_or_refuses_naming_what_it_could_not_use() {
+    for (question, answer) in [
+        (
+            "What is the total alice@example.com spent?",
+            "Total spent by alice@example.com: £200 (1 transaction).\n",
+        ),
+        (
+            "transactions for alice@example.com and charlie@example.com",
+            "Recent transactions for alice@example.com:\n\
+             - Concert Tickets: £200 on 10 January 2023\n\
+             \n\
+             Recent transactions for charlie@example.com:\n\
+             - Book: £30 on 18 January 2023\n",
+        ),
+        (
+            "purchases for bob@example.com in March 2023",
+            "No transactions found for bob@example.com in March 2023.\n",
+        ),
+    ] {
+        let (code, stdout, stderr) = run(&["ask", question]);
+        assert_eq!((code, stdout.as_str()), (0, answer), "{question}: {stderr}");
+    }
+
+    let question = "purchases for bob@example.com at Starbucks last month";
+    let (code, stdout, stderr) = run(&["ask", question]);
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert!(
+        stderr.starts_with("I can't use \"at Starbucks last month\" in that question"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("How much has bob@example.com spent in January 2023?"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = run(&["ask", "--json", question]);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(code, 2);
+    assert_eq!(
+        value["unused"],
+        serde_json::json!(["at Starbucks last month"])
+    );
+}
+
 #[test]
 fn binary_names_a_bad_config_file() {
     let dir = tempfile::tempdir().unwrap();

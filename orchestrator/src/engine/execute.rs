@@ -1,5 +1,5 @@
-//! Running a plan: the lookup step, then the list step, each traced, and
-//! what their replies mean for the answer.
+//! Running a plan: for each address, the lookup step, then the list step,
+//! each traced, and what their replies mean for the answer.
 
 use std::time::Duration;
 
@@ -11,8 +11,17 @@ use super::Orchestrator;
 use crate::{
     answer::{self, Answer, ReplyError},
     error::AskError,
-    planner::{Plan, Question, ToolRef},
+    money::MoneyError,
+    planner::{Ask, Plan, Report, Selection, ToolRef},
 };
+
+/// What one address's listing step is for.
+struct Listing<'a> {
+    email: &'a str,
+    user_id: String,
+    selection: &'a Selection,
+    report: Report,
+}
 
 /// What happened at one step, for `--explain`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -47,54 +56,131 @@ fn means_unknown_user(lookup_refusal: &str) -> bool {
 }
 
 impl Orchestrator {
-    /// Runs a plan's steps in order.
+    /// Runs a plan's steps in order: for each address, its lookup and
+    /// then, for a transactions question, its listing.
     pub(super) async fn execute(
         &self,
         plan: &Plan,
         deadline: Instant,
         trace: &mut Vec<StepTrace>,
     ) -> Result<Answer, AskError> {
-        let (email, count) = match &plan.question {
-            Question::UserId { email } => (email, None),
-            Question::Transactions { email, count } => (email, *count),
-        };
+        let mut answers = Vec::with_capacity(plan.question.emails.len());
+        for email in &plan.question.emails {
+            answers.push(self.answer_for(plan, email, deadline, trace).await?);
+        }
+        Ok(match answers.pop() {
+            Some(only) if answers.is_empty() => only,
+            last => {
+                answers.extend(last);
+                Answer::Each { answers }
+            }
+        })
+    }
+
+    /// The answer for one address.
+    async fn answer_for(
+        &self,
+        plan: &Plan,
+        email: &str,
+        deadline: Instant,
+        trace: &mut Vec<StepTrace>,
+    ) -> Result<Answer, AskError> {
         let lookup = &plan.lookup;
+        let step = trace.len() + 1;
         let reply = self
-            .step(1, lookup, lookup.arguments(email, None), deadline, trace)
+            .step(step, lookup, lookup.arguments(email, None), deadline, trace)
             .await?;
         if let Some(message) = refusal(&reply) {
             if means_unknown_user(&message) {
                 return Ok(Answer::UnknownUser {
-                    email: email.clone(),
+                    email: email.to_owned(),
                 });
             }
-            return Err(tool_error(1, lookup, message));
+            return Err(tool_error(step, lookup, message));
         }
         let (user_id, name) =
-            answer::read_user_id(&reply).map_err(|problem| bad_reply(1, lookup, problem))?;
-        let Some(list) = &plan.list else {
-            return Ok(Answer::UserId {
-                email: email.clone(),
+            answer::read_user_id(&reply).map_err(|problem| bad_reply(step, lookup, problem))?;
+        match (&plan.question.ask, &plan.list) {
+            (Ask::Transactions { selection, report }, Some(list)) => {
+                let listing = Listing {
+                    email,
+                    user_id,
+                    selection,
+                    report: *report,
+                };
+                self.list(list, listing, deadline, trace).await
+            }
+            _ => Ok(Answer::UserId {
+                email: email.to_owned(),
                 user_id,
                 name,
-            });
-        };
+            }),
+        }
+    }
+
+    /// The listing step, and what the selection makes of its reply.
+    async fn list(
+        &self,
+        list: &ToolRef,
+        asked: Listing<'_>,
+        deadline: Instant,
+        trace: &mut Vec<StepTrace>,
+    ) -> Result<Answer, AskError> {
+        let step = trace.len() + 1;
+        let count = asked.selection.server_count();
         let reply = self
-            .step(2, list, list.arguments(&user_id, count), deadline, trace)
+            .step(
+                step,
+                list,
+                list.arguments(&asked.user_id, count),
+                deadline,
+                trace,
+            )
             .await?;
         if let Some(message) = refusal(&reply) {
-            return Err(tool_error(2, list, message));
+            return Err(tool_error(step, list, message));
         }
-        let mut transactions =
-            answer::read_transactions(&reply).map_err(|problem| bad_reply(2, list, problem))?;
-        if let Some(count) = count {
-            transactions.truncate(count as usize);
+        let listed =
+            answer::read_transactions(&reply).map_err(|problem| bad_reply(step, list, problem))?;
+        if count.is_none()
+            && asked.selection.needs_all(asked.report)
+            && let Some(total) = answer::read_total(&reply)
+            && total > listed.len() as u64
+        {
+            return Err(AskError::Incomplete {
+                step,
+                server: list.server.clone(),
+                tool: list.tool.clone(),
+                listed: listed.len(),
+                total,
+            });
         }
-        Ok(Answer::Transactions {
-            email: email.clone(),
-            user_id,
-            count,
-            transactions,
+        let unreadable = |e: MoneyError| bad_reply(step, list, ReplyError(e.to_string()));
+        let selected = asked.selection.apply(listed).map_err(unreadable)?;
+        let (email, user_id, selection) = (
+            asked.email.to_owned(),
+            asked.user_id,
+            asked.selection.clone(),
+        );
+        Ok(match asked.report {
+            Report::List => Answer::Transactions {
+                email,
+                user_id,
+                selection,
+                transactions: selected,
+            },
+            Report::Total => Answer::Total {
+                email,
+                user_id,
+                selection,
+                totals: answer::totals(&selected).map_err(unreadable)?,
+            },
+            Report::Count => Answer::Count {
+                email,
+                user_id,
+                selection,
+                count: u32::try_from(selected.len()).unwrap_or(u32::MAX),
+            },
         })
     }
 

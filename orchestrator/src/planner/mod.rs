@@ -1,20 +1,19 @@
-//! Deterministic planning: from a question and the tool catalog to the
-//! chain of tool calls that answers it. No LLM, no network, no server names:
-//! tools are chosen by what their schemas take and give.
+//! Deterministic planning: from a question to what it means
+//! ([`parse_question`], in `read.rs`), and from that and the tool catalog
+//! to the chain of tool calls that answers it ([`plan`]). No LLM, no
+//! network, no server names: tools are chosen by what their schemas take
+//! and give. A question is understood completely or refused: the planner
+//! never answers a question it only half read.
+
+mod question;
+mod read;
 
 use serde_json::{Map, Value};
 
 use crate::catalog::{Catalog, CatalogEntry};
 
-/// What the user asked, once understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Question {
-    /// "What is the user id of EMAIL?"
-    UserId { email: String },
-    /// "What are the recent transactions for EMAIL?", optionally only the
-    /// newest `count`.
-    Transactions { email: String, count: Option<u32> },
-}
+pub use question::{AmountLimit, Ask, DateFilter, Period, Pick, Question, Report, Selection};
+pub use read::{EMAILS_MAX, parse_question};
 
 /// A tool chosen for a step, with the argument names its schema uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +58,17 @@ pub struct Plan {
 /// A question that cannot be planned. The message tells the user what can be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("I need an email address to know whom you mean.\n{HELP}")]
+    #[error("I need an email address to know whom you mean.\n{}", help())]
     NoEmail,
-    #[error("I can't answer that yet.\n{HELP}")]
-    NotUnderstood,
+    /// Some words of the question fit none of the forms the planner
+    /// answers, or do not fit with the rest; `unused` holds them as written
+    /// (empty when the question asks nothing the planner knows).
+    #[error("{}\n{}", not_understood(unused), help())]
+    NotUnderstood { unused: Vec<String> },
     #[error("Ask for at least one transaction.")]
     ZeroCount,
+    #[error("That question names {named} email addresses; ask about at most {EMAILS_MAX} at once.")]
+    TooManyEmails { named: usize },
     #[error("No connected server offers {needed}. Tools available: {}.", if available.is_empty() { "none".to_owned() } else { available.join(", ") })]
     MissingTool {
         needed: &'static str,
@@ -72,127 +76,72 @@ pub enum PlanError {
     },
 }
 
-/// What the planner understands, shown when it does not understand.
-pub(crate) const HELP: &str = "I can answer questions like:
-  What are the recent transactions for bob@example.com?
-  Show me all purchases for alice@example.com
-  Last 2 transactions for bob@example.com
-  What is the user id of charlie@example.com?";
+fn not_understood(unused: &[String]) -> String {
+    match unused {
+        [] => "I can't tell what you want to know, so I won't guess.".to_owned(),
+        parts => {
+            let quoted: Vec<String> = parts.iter().map(|p| format!("\"{p}\"")).collect();
+            format!(
+                "I can't use {} in that question, so I won't guess at an answer.",
+                quoted.join(" or ")
+            )
+        }
+    }
+}
+
+/// The forms the planner answers, each with an example: the refusal lists
+/// them.
+pub const FORMS: [(&str, &str); 9] = [
+    (
+        "transactions",
+        "What are the recent transactions for bob@example.com?",
+    ),
+    ("the newest", "Last 2 transactions for bob@example.com"),
+    (
+        "the oldest",
+        "What was the oldest purchase of alice@example.com?",
+    ),
+    (
+        "a total, per currency",
+        "How much has bob@example.com spent in January 2023?",
+    ),
+    (
+        "a count",
+        "How many purchases over £60 has bob@example.com made?",
+    ),
+    (
+        "dates",
+        "on 16 January 2023, in March 2023, in 2023, since, after, before, between … and …",
+    ),
+    (
+        "amounts",
+        "over £50, under $20, at least 100, at most €9.99",
+    ),
+    (
+        "several people",
+        "transactions for alice@example.com and charlie@example.com",
+    ),
+    ("a user id", "What is the user id of charlie@example.com?"),
+];
+
+/// What the planner understands, shown when it does not understand: each
+/// of [`FORMS`] on a line.
+pub fn help() -> String {
+    let width = FORMS
+        .iter()
+        .map(|(form, _)| form.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = "I can answer questions like these, for one or more email addresses:".to_owned();
+    for (form, example) in FORMS {
+        text.push_str(&format!("\n  {form:width$}  {example}"));
+    }
+    text
+}
 
 /// The sentence describing each tool the planner looks for.
 pub(crate) const NEEDS_LOOKUP: &str = "a tool that takes an `email` and returns a user id";
 pub(crate) const NEEDS_LIST: &str = "a tool that takes a `userId` and returns transactions";
-
-const TRANSACTION_WORDS: &[&str] = &[
-    "transaction",
-    "transactions",
-    "purchase",
-    "purchases",
-    "payment",
-    "payments",
-    "spending",
-    "spent",
-    "spend",
-    "bought",
-    "order",
-    "orders",
-    "charge",
-    "charges",
-    "history",
-    "activity",
-    "expense",
-    "expenses",
-];
-const SINGULAR_NOUNS: &[&str] = &[
-    "transaction",
-    "purchase",
-    "payment",
-    "order",
-    "charge",
-    "expense",
-];
-const RECENCY_WORDS: &[&str] = &["last", "latest", "recent", "newest", "top", "past", "most"];
-const ID_WORDS: &[&str] = &["id", "userid", "user-id", "identifier", "uuid"];
-const NUMBER_WORDS: &[&str] = &[
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-];
-
-/// Understands a question in plain English.
-pub fn parse_question(text: &str) -> Result<Question, PlanError> {
-    let mut email = None;
-    let mut words: Vec<String> = Vec::new();
-    for raw in text.split_whitespace() {
-        let token = raw.trim_matches(|c: char| "?!.,;:\"'()<>[]{}`".contains(c));
-        if email.is_none() && token.contains('@') {
-            let token = token.strip_suffix("'s").unwrap_or(token);
-            if let Some((local, domain)) = token.split_once('@')
-                && !local.is_empty()
-                && !domain.is_empty()
-            {
-                email = Some(token.to_owned());
-                continue;
-            }
-        }
-        words.push(token.to_lowercase());
-    }
-    let email = email.ok_or(PlanError::NoEmail)?;
-    let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
-    if has(TRANSACTION_WORDS) {
-        let count = parse_count(&words)?;
-        Ok(Question::Transactions { email, count })
-    } else if has(ID_WORDS) {
-        Ok(Question::UserId { email })
-    } else {
-        Err(PlanError::NotUnderstood)
-    }
-}
-
-/// A number counts as "how many" only next to a recency word or a
-/// transaction noun, so "in 2023" or "order 66" do not cut the list.
-fn parse_count(words: &[String]) -> Result<Option<u32>, PlanError> {
-    let number = |w: &str| {
-        w.parse::<u32>()
-            .ok()
-            .or_else(|| NUMBER_WORDS.iter().position(|n| *n == w).map(|n| n as u32))
-    };
-    for (i, word) in words.iter().enumerate() {
-        let Some(n) = number(word) else { continue };
-        let before = i.checked_sub(1).map(|j| words[j].as_str());
-        let after = words.get(i + 1).map(String::as_str);
-        let counts = before.is_some_and(|w| RECENCY_WORDS.contains(&w))
-            || after.is_some_and(|w| TRANSACTION_WORDS.contains(&w) || RECENCY_WORDS.contains(&w));
-        if counts {
-            return if n == 0 {
-                Err(PlanError::ZeroCount)
-            } else {
-                Ok(Some(n))
-            };
-        }
-    }
-    let singular = words.iter().any(|w| SINGULAR_NOUNS.contains(&w.as_str()));
-    let recent = words.iter().any(|w| RECENCY_WORDS.contains(&w.as_str()));
-    Ok((singular && recent).then_some(1))
-}
 
 /// Chooses the tools that answer `question` from `catalog`.
 pub fn plan(question: Question, catalog: &Catalog) -> Result<Plan, PlanError> {
@@ -205,9 +154,9 @@ pub fn plan(question: Question, catalog: &Catalog) -> Result<Plan, PlanError> {
             .collect(),
     };
     let lookup = best(catalog, lookup_tool).ok_or_else(|| missing(NEEDS_LOOKUP))?;
-    let list = match question {
-        Question::UserId { .. } => None,
-        Question::Transactions { .. } => {
+    let list = match question.ask {
+        Ask::UserId => None,
+        Ask::Transactions { .. } => {
             Some(best(catalog, list_tool).ok_or_else(|| missing(NEEDS_LIST))?)
         }
     };
@@ -329,70 +278,31 @@ mod tests {
     use super::*;
 
     fn transactions(email: &str, count: Option<u32>) -> Question {
-        Question::Transactions {
-            email: email.into(),
-            count,
-        }
-    }
-
-    #[test]
-    fn understands_the_demo_questions_and_paraphrases() {
-        let cases = [
-            (
-                "What are the recent transactions for bob@example.com?",
-                transactions("bob@example.com", None),
-            ),
-            (
-                "Show me all purchases for Alice@Example.com",
-                transactions("Alice@Example.com", None),
-            ),
-            (
-                "last 2 transactions for bob@example.com",
-                transactions("bob@example.com", Some(2)),
-            ),
-            (
-                "bob@example.com's three most recent payments",
-                transactions("bob@example.com", Some(3)),
-            ),
-            (
-                "What was the latest purchase by bob@example.com?",
-                transactions("bob@example.com", Some(1)),
-            ),
-            (
-                "How much has (bob@example.com) spent?",
-                transactions("bob@example.com", None),
-            ),
-            (
-                "transactions in 2023 for bob@example.com",
-                transactions("bob@example.com", None),
-            ),
-            (
-                "What is the user id of charlie@example.com?",
-                Question::UserId {
-                    email: "charlie@example.com".into(),
+        Question {
+            emails: vec![email.into()],
+            ask: Ask::Transactions {
+                selection: Selection {
+                    pick: count.map_or(Pick::All, Pick::Newest),
+                    ..Selection::default()
                 },
-            ),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(parse_question(text), Ok(expected), "{text}");
+                report: Report::List,
+            },
         }
     }
 
     #[test]
-    fn says_what_it_can_answer_when_it_cannot() {
-        assert_eq!(
-            parse_question("What are the recent transactions?"),
-            Err(PlanError::NoEmail)
+    fn a_refusal_names_what_it_could_not_use_and_what_it_can_answer() {
+        let message = PlanError::NotUnderstood {
+            unused: vec!["at Starbucks".into(), "top".into()],
+        }
+        .to_string();
+        assert!(
+            message.starts_with("I can't use \"at Starbucks\" or \"top\" in that question"),
+            "{message}"
         );
-        assert_eq!(
-            parse_question("What is the weather for bob@example.com?"),
-            Err(PlanError::NotUnderstood)
-        );
-        assert_eq!(
-            parse_question("last 0 transactions for bob@example.com"),
-            Err(PlanError::ZeroCount)
-        );
-        let message = PlanError::NotUnderstood.to_string();
+        for (_, example) in FORMS {
+            assert!(message.contains(example), "{message}");
+        }
         assert!(message.contains("What are the recent transactions for bob@example.com?"));
     }
 
@@ -458,15 +368,11 @@ mod tests {
             error.to_string(),
             "No connected server offers a tool that takes a `userId` and returns transactions. Tools available: user/getUserIdByEmail."
         );
-        assert!(
-            plan(
-                Question::UserId {
-                    email: "b@x".into()
-                },
-                &catalog
-            )
-            .is_ok()
-        );
+        let user_id = Question {
+            emails: vec!["b@x".into()],
+            ask: Ask::UserId,
+        };
+        assert!(plan(user_id, &catalog).is_ok());
     }
 
     #[test]
