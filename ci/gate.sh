@@ -36,6 +36,13 @@ step "chaos harness: an intruder under faults leaks nothing (intruder.toml), and
 step "HTML run report: rendered by headless Chromium, not blank, no script error"
 bash ci/report-check.sh target/debug
 
+step "chaos harness over streamable HTTP (both revisions): flaky.toml and intruder.toml, and replay"
+./target/debug/harness run scenarios/flaky.toml --seeds 1..300 --transport http
+./target/debug/harness run scenarios/flaky.toml --seeds 1..100 --transport http --revision 2026-07-28
+./target/debug/harness run scenarios/intruder.toml --seeds 1..300 --transport http
+./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..5 --transport http
+./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..50 --in-process --transport http
+
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
 # cargo test built these; the TypeScript peer installs its pinned SDK itself.
 ./target/debug/compare --queries 200 --throughput-queries 2000 --smoke

@@ -447,6 +447,11 @@ impl<D: Dialer + std::fmt::Debug> HttpConnector<D> {
                     stderr_tail: String::new(),
                 },
             },
+            ConnectFailure::Transport(error) => ConnectError::Handshake {
+                target: self.target(),
+                message: root_cause(&*error),
+                stderr_tail: String::new(),
+            },
             ConnectFailure::Handshake(error) => ConnectError::Handshake {
                 target: self.target(),
                 message: root_cause(&*error),

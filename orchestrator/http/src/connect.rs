@@ -8,14 +8,14 @@ use rmcp::{
     RoleClient,
     service::{ClientInitializeError, ClientLifecycleMode, ClientServiceExt as _, RunningService},
     transport::{
-        DynamicTransportError, StreamableHttpClientTransport,
+        StreamableHttpClientTransport,
         common::client_side_sse::ExponentialBackoff,
         streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError},
     },
 };
 
 use crate::{
-    client::{HttpClient, HttpClientConfig, HttpClientError, Refusal},
+    client::{HttpClient, HttpClientConfig, HttpClientError, Refusal, TransportError},
     dial::{Dialer, Endpoint},
 };
 
@@ -43,6 +43,10 @@ pub enum ConnectFailure {
     /// The server refused (401/403: fix the credentials; 429: wait).
     #[error("refused with HTTP {}", .0.status)]
     Refused(Refusal),
+    /// The transport failed during the handshake (the connection broke, a
+    /// timeout, a malformed answer): retry later.
+    #[error("MCP handshake failed: {0}")]
+    Transport(#[source] Box<TransportError>),
     /// Anything else: the handshake failed (boxed: rmcp's error is large).
     #[error("MCP handshake failed: {0}")]
     Handshake(#[source] Box<ClientInitializeError>),
@@ -75,10 +79,7 @@ impl ConnectFailure {
             StreamableHttpError::Client(HttpClientError::Connect { endpoint, source }) => {
                 Self::Unreachable { endpoint, source }
             }
-            other => Self::Handshake(Box::new(ClientInitializeError::TransportError {
-                error: DynamicTransportError::new::<HttpTransport<D>, RoleClient>(other),
-                context,
-            })),
+            other => Self::Transport(Box::new(other)),
         }
     }
 }
