@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 mod hostile;
 #[path = "kit/hostile_http.rs"]
 mod hostile_http;
+#[path = "kit/sessions_http.rs"]
+mod sessions_http;
 
 mod support {
     //! Raw JSON-RPC lines over any byte stream, and the servers under test.
@@ -240,17 +242,38 @@ mod support {
         (addr, shutdown)
     }
 
-    /// POSTs `body` to `/mcp` with `headers` (plus the ones every MCP POST
-    /// needs) over a fresh connection; returns the status code.
-    pub(crate) async fn http_post_status(
+    /// An HTTP response as read off the wire: status, headers (names in
+    /// lower case) and the body as sent (chunked framing included).
+    #[derive(Debug)]
+    pub(crate) struct HttpReply {
+        pub(crate) status: u16,
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) body: String,
+    }
+
+    impl HttpReply {
+        /// The value of header `name` (lower case), if there is one.
+        pub(crate) fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Sends one `method` request to `/mcp` with `headers` (plus the ones
+    /// every MCP request needs and `Connection: close`) over a fresh
+    /// connection, and reads the whole response.
+    pub(crate) async fn http_exchange(
         addr: SocketAddr,
+        method: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> u16 {
+    ) -> HttpReply {
         let mut stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connects");
-        let mut head = String::from("POST /mcp HTTP/1.1\r\n");
+        let mut head = format!("{method} /mcp HTTP/1.1\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -266,12 +289,39 @@ mod support {
         let _ = within("write", stream.write_all(body)).await;
         let mut response = Vec::new();
         let _ = within("read", stream.read_to_end(&mut response)).await;
-        let response = String::from_utf8_lossy(&response);
-        let status = response
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
+        parse_reply(&String::from_utf8_lossy(&response))
+    }
+
+    fn parse_reply(response: &str) -> HttpReply {
+        let (head, body) = response
+            .split_once("\r\n\r\n")
             .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-        status.parse().expect("numeric status")
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.strip_prefix("HTTP/1.1 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        HttpReply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// POSTs `body` to `/mcp` with `headers` (plus the ones every MCP POST
+    /// needs) over a fresh connection; returns the status code.
+    pub(crate) async fn http_post_status(
+        addr: SocketAddr,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> u16 {
+        http_exchange(addr, "POST", headers, body).await.status
     }
 
     pub(crate) fn initialize_body() -> Vec<u8> {
