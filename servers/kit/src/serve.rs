@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{Authenticator, Denial, Opening, Principal},
     frame::LineTransport,
+    listener::DateHeader,
     sessions::{LocalSessions, OsRandomIds, SessionIds},
 };
 
@@ -33,6 +34,17 @@ pub struct Limits {
     pub connections_max: usize,
     /// Time a new connection has to complete `initialize`.
     pub initialize_timeout: Duration,
+    /// Open HTTP connections. One more is accepted and closed at once, so
+    /// that its client learns at once to come back later (in the kernel's
+    /// backlog it would wait unseen until its own connect timeout).
+    pub http_connections_max: usize,
+    /// Time an HTTP request head has to arrive in full, from its first
+    /// byte (from the accept, for a connection's first request). A client
+    /// that sends half a head is disconnected.
+    pub http_header_read_timeout: Duration,
+    /// Time a kept-alive HTTP connection may sit with no request in
+    /// progress and no byte of a new one before it is closed.
+    pub http_idle_timeout: Duration,
 }
 
 impl Limits {
@@ -41,6 +53,11 @@ impl Limits {
         message_bytes_max: crate::frame::MESSAGE_BYTES_MAX,
         connections_max: 1024,
         initialize_timeout: Duration::from_secs(10),
+        // Below the usual soft limit of 1024 file descriptors, with room
+        // for everything else the process holds open.
+        http_connections_max: 512,
+        http_header_read_timeout: Duration::from_secs(10),
+        http_idle_timeout: Duration::from_secs(60),
     };
 }
 
@@ -605,7 +622,8 @@ pub fn http_router<S: ServerHandler + Clone>(
     }
 }
 
-/// Serves [`http_router`] on `listener` until `shutdown` fires.
+/// Serves [`http_router`] on `listener` until `shutdown` fires, with
+/// [`serve_http_on`]'s limits and a `Date` header.
 pub async fn serve_http<S: ServerHandler + Clone>(
     listener: TcpListener,
     handler: S,
@@ -615,8 +633,7 @@ pub async fn serve_http<S: ServerHandler + Clone>(
 ) -> Result<(), ServeError> {
     let addr = local_addr(&listener);
     let router = http_router(handler, &limits, options, &shutdown);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    crate::listener::serve_http_on(listener, router, limits, shutdown, DateHeader::Sent)
         .await
         .map_err(|source| ServeError::Listener { addr, source })
 }
@@ -627,7 +644,9 @@ fn local_addr(listener: &TcpListener) -> String {
         .map_or_else(|_| "?".to_owned(), |a: SocketAddr| a.to_string())
 }
 
-fn is_transient_accept_error(error: &std::io::Error) -> bool {
+/// Whether a failed accept concerns one connection only (the listener
+/// itself still works).
+pub(crate) fn is_transient_accept_error(error: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         error.kind(),

@@ -654,3 +654,57 @@ async fn http_caps_live_sessions() {
     );
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_closes_connections_over_the_limit_at_once_and_frees_places() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits {
+        http_connections_max: 2,
+        // Far longer than the test: nothing here is closed by a timeout.
+        http_header_read_timeout: Duration::from_secs(600),
+        ..small_limits()
+    };
+    let (addr, shutdown) = start_http_with(limits, HttpOptions::unauthenticated()).await;
+    let connect = || async {
+        within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connects")
+    };
+    // Two clients each send half a request head, and hold on.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect().await;
+        stream.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.").await.unwrap();
+        held.push(stream);
+    }
+    // A third is closed at once, without a byte.
+    let mut third = connect().await;
+    let mut rest = Vec::new();
+    match within("the server to close", third.read_to_end(&mut rest)).await {
+        Ok(_) => assert!(rest.is_empty(), "{rest:?}"),
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+
+    // Once a held one leaves, its place serves someone else. The server
+    // sees the close a moment later: retry, boundedly.
+    drop(held.pop());
+    within("a freed place", async {
+        loop {
+            let mut next = connect().await;
+            let body = initialize_body();
+            let head = format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut response = Vec::new();
+            let sent = next.write_all(head.as_bytes()).await.is_ok() && next.write_all(&body).await.is_ok();
+            if sent && next.read_to_end(&mut response).await.is_ok() && response.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    shutdown.cancel();
+}
