@@ -601,9 +601,7 @@ impl Authenticator {
     /// cap its least recently used session is evicted to make room: the
     /// caller must close [`Opening::evicted`] in the session manager.
     pub(crate) fn open_session(self: &Arc<Self>, digest: [u8; 32]) -> Result<Opening, Denial> {
-        let evicted = self
-            .book()
-            .reserve(&digest, tokio::time::Instant::now())?;
+        let evicted = self.book().reserve(&digest, tokio::time::Instant::now())?;
         Ok(Opening {
             auth: self.clone(),
             digest,

@@ -104,7 +104,11 @@ async fn send(client: &mut DuplexStream, bytes: &str) {
 
 /// Sends `GET path` and reads its response: (head, body).
 async fn get(client: &mut DuplexStream, path: &str) -> (String, String) {
-    send(client, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")).await;
+    send(
+        client,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"),
+    )
+    .await;
     read_response(client).await
 }
 
@@ -115,7 +119,12 @@ async fn read_response(client: &mut DuplexStream) -> (String, String) {
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let length = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ")?.parse().ok())
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")?
+                        .parse()
+                        .ok()
+                })
                 .expect("a content-length");
             if body.len() >= length {
                 return (head.to_owned(), body.to_owned());
@@ -248,7 +257,11 @@ async fn shutdown_closes_idle_connections_and_lets_requests_finish() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "brief");
     assert_eq!(closed_after(&mut busy).await, Duration::ZERO);
-    server.serving.await.expect("no panic").expect("a clean stop");
+    server
+        .serving
+        .await
+        .expect("no panic")
+        .expect("a clean stop");
 }
 
 #[tokio::test(start_paused = true)]

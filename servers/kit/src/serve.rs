@@ -728,7 +728,11 @@ mod tests {
         for denial in [Denial::Missing, Denial::ForeignSession] {
             let response = denied(&auth, &denial);
             assert_ne!(response.status(), 429);
-            assert!(!response.headers().contains_key(axum::http::header::RETRY_AFTER));
+            assert!(
+                !response
+                    .headers()
+                    .contains_key(axum::http::header::RETRY_AFTER)
+            );
         }
     }
 }

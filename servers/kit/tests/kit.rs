@@ -674,7 +674,10 @@ async fn http_closes_connections_over_the_limit_at_once_and_frees_places() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = connect().await;
-        stream.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.").await.unwrap();
+        stream
+            .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.")
+            .await
+            .unwrap();
         held.push(stream);
     }
     // A third is closed at once, without a byte.

@@ -237,7 +237,11 @@ mod tests {
             "nothing open to evict: every place is an initialize in flight"
         );
         book.abandoned(&MINE);
-        assert_eq!(book.reserve(&MINE, now), Ok(None), "a failed one frees its place");
+        assert_eq!(
+            book.reserve(&MINE, now),
+            Ok(None),
+            "a failed one frees its place"
+        );
         book.opened(&MINE, "s0", now);
         assert_eq!(book.reserve(&MINE, now), Ok(Some("s0".into())));
     }

@@ -118,7 +118,10 @@ impl Client {
         let body: serde_json::Value =
             serde_json::from_slice(&initialize_body()).expect("an initialize request");
         let reply = self.send(None, &body).await;
-        let Some(id) = reply.header("mcp-session-id").filter(|_| reply.status == 200) else {
+        let Some(id) = reply
+            .header("mcp-session-id")
+            .filter(|_| reply.status == 200)
+        else {
             return Err(reply);
         };
         let id = id.to_owned();
