@@ -118,12 +118,11 @@ fn main() -> ExitCode {
 fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.is::<Stopped>() => {
-            let Stopped(stop) = *error.downcast_ref::<Stopped>().expect("checked");
-            stop.report();
-            stop.exit_code()
-        }
         Err(error) => {
+            if let Some(Stopped(stop)) = error.downcast_ref::<Stopped>() {
+                stop.report();
+                return stop.exit_code();
+            }
             eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
             ExitCode::from(2)
         }

@@ -156,8 +156,12 @@ impl Server {
                 self.retire(live.session);
             }
         }
-        let closing = std::mem::take(&mut *self.closing.lock().expect("closing lock"));
-        closing.join_all().await;
+        let mut closing = std::mem::take(&mut *self.closing.lock().expect("closing lock"));
+        while let Some(closed) = closing.join_next().await {
+            if let Err(error) = closed {
+                tracing::warn!(server = %self.name, %error, "closing a session failed");
+            }
+        }
     }
 }
 

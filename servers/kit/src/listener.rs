@@ -268,12 +268,16 @@ impl Activity {
             changed.as_mut().enable();
             let phase = *self.phase.lock().expect("phase lock");
             let (deadline, expired) = match phase {
-                Phase::Head(since) => (since + timeouts.header_read, Expired::HeaderRead),
-                Phase::Idle(since) => (since + timeouts.idle, Expired::Idle),
-                Phase::Busy(_) => {
-                    changed.await;
-                    continue;
+                Phase::Head(since) => {
+                    (since.checked_add(timeouts.header_read), Expired::HeaderRead)
                 }
+                Phase::Idle(since) => (since.checked_add(timeouts.idle), Expired::Idle),
+                Phase::Busy(_) => (None, Expired::Idle),
+            };
+            // Busy, or a timeout too long to reach: wait for a change.
+            let Some(deadline) = deadline else {
+                changed.await;
+                continue;
             };
             if Instant::now() >= deadline {
                 return expired;

@@ -277,3 +277,22 @@ async fn the_date_header_is_sent_only_when_asked_for() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_too_long_to_reach_never_fires() {
+    let limits = Limits {
+        http_idle_timeout: Duration::MAX,
+        ..limits(8)
+    };
+    let server = Server::start(limits, DateHeader::Omitted);
+    let mut client = server.connect().await;
+    assert_eq!(get(&mut client, "/").await.1, "ok");
+    let mut byte = [0; 1];
+    assert!(
+        tokio::time::timeout(NEVER, client.read(&mut byte))
+            .await
+            .is_err(),
+        "still open"
+    );
+    assert_eq!(get(&mut client, "/").await.1, "ok");
+}

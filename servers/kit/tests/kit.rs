@@ -1,6 +1,7 @@
 //! The serving layer on its own, with a handler that has no tools: what the
-//! line framing writes on a real socket, the TCP connection limit, the
-//! initialize deadline, shutdown, and the HTTP Host/Origin checks.
+//! line framing writes on a real socket, the TCP and HTTP connection
+//! limits, the initialize deadline, shutdown, and the HTTP Host/Origin
+//! checks; in `kit/sessions_http.rs`, HTTP sessions under authentication.
 //!
 //! Every wait is bounded by [`support::DEADLINE`]. Nothing sleeps.
 

@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
-/// The one bearer token the server accepts.
+/// The bearer token the clients hold.
 const TOKEN: &str = "kit-test-static-token-0123456789";
+/// Another token the server accepts.
+const OTHER_TOKEN: &str = "kit-test-other-static-token-9876543210";
 /// Sessions one token may hold (the kit's cap, as the README states it).
 const SESSIONS_PER_TOKEN_MAX: usize = 32;
 
@@ -66,7 +68,7 @@ fn protected(token_requests_max: usize) -> HttpOptions {
             scopes_supported: &["kit:read"],
             guard: None,
         },
-        static_tokens: vec![Secret::new(TOKEN.into())],
+        static_tokens: vec![Secret::new(TOKEN.into()), Secret::new(OTHER_TOKEN.into())],
         jwt: None,
         token_requests_max,
         clock: Arc::new(|| 1_700_000_000),
@@ -97,10 +99,23 @@ struct Client {
 
 impl Client {
     fn new(addr: SocketAddr) -> Self {
+        Self::with_token(addr, TOKEN)
+    }
+
+    fn with_token(addr: SocketAddr, token: &str) -> Self {
         Self {
             addr,
-            bearer: format!("Bearer {TOKEN}"),
+            bearer: format!("Bearer {token}"),
         }
+    }
+
+    async fn delete(&self, session: &str) -> HttpReply {
+        let headers = [
+            ("Host", "127.0.0.1"),
+            ("Authorization", self.bearer.as_str()),
+            ("Mcp-Session-Id", session),
+        ];
+        http_exchange(self.addr, "DELETE", &headers, b"").await
     }
 
     async fn send(&self, session: Option<&str>, body: &serde_json::Value) -> HttpReply {
@@ -220,5 +235,28 @@ async fn a_busy_token_gets_429_with_retry_after() {
         "delta-seconds: {retry_after:?}"
     );
     holder.abort();
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_answers_only_its_token_and_is_gone_once_deleted() {
+    let (addr, shutdown) = start(small_limits(), protected(64)).await;
+    let (mine, theirs) = (Client::new(addr), Client::with_token(addr, OTHER_TOKEN));
+    let id = mine.open().await.expect("a session");
+    assert_answered(&mine.call(&id, "echo").await);
+    assert_eq!(
+        theirs.call(&id, "echo").await.status,
+        404,
+        "bound to its token"
+    );
+    assert_eq!(
+        theirs.delete(&id).await.status,
+        404,
+        "nor deleted by another"
+    );
+    assert_answered(&mine.call(&id, "echo").await);
+    let deleted = mine.delete(&id).await;
+    assert!((200..300).contains(&deleted.status), "DELETE: {deleted:?}");
+    assert_eq!(mine.call(&id, "echo").await.status, 404, "gone");
     shutdown.cancel();
 }
