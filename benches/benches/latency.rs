@@ -61,7 +61,7 @@ fn tool_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("tool_call");
     for transport in Transport::ALL {
         let (servers, _) = orchestrator(&rt, transport);
-        let mut session = rt
+        let session = rt
             .block_on(servers.connectors[0].1.connect())
             .expect("connects");
         let arguments = serde_json::json!({ "email": "bob@example.com" })
@@ -75,7 +75,7 @@ fn tool_call(c: &mut Criterion) {
                     .expect("the call succeeds")
             });
         });
-        rt.block_on(session.close_and_wait());
+        rt.block_on(session.close());
     }
     group.finish();
 }

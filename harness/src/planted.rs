@@ -219,12 +219,8 @@ impl Session for StaleSession {
         self.inner.is_closed()
     }
 
-    fn close(&self) {
-        self.inner.close();
-    }
-
-    fn close_and_wait(&mut self) -> BoxFuture<'_, ()> {
-        self.inner.close_and_wait()
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.inner.close()
     }
 }
 

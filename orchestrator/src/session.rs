@@ -5,13 +5,17 @@
 //!
 //! [`Connector::connect`]: crate::Connector::connect
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use futures::future::BoxFuture;
 use rmcp::{
     RoleClient, ServiceError,
     model::{CallToolRequestParams, CallToolResult, PaginatedRequestParams, Tool},
-    service::RunningService,
+    service::{RunningService, RunningServiceCancellationToken},
 };
 use serde_json::{Map, Value};
 
@@ -33,15 +37,15 @@ pub trait Session: Send + Sync + fmt::Debug {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<CallToolResult, SessionError>>;
 
-    /// Whether the session has been closed.
+    /// Whether [`Session::close`] has been called.
     fn is_closed(&self) -> bool;
 
-    /// Closes the session now, without waiting: calls in flight on it fail.
-    fn close(&self);
-
-    /// Closes the session and waits until it has closed (for stdio, until
-    /// the child process has exited).
-    fn close_and_wait(&mut self) -> BoxFuture<'_, ()>;
+    /// Closes the session and waits until it has closed: calls in flight on
+    /// it fail, an HTTP session is deleted on the server (`DELETE`), a
+    /// stdio child has exited. [`Session::is_closed`] is true from the
+    /// call on, before the future is polled. Closing again waits for the
+    /// first close. Not bounded here: the caller bounds it.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 /// Why a request on a session got no reply.
@@ -88,26 +92,51 @@ impl From<ServiceError> for SessionError {
 const TOOL_PAGES_MAX: usize = 64;
 
 /// The rmcp client session every real connector opens. Dropping it closes
-/// the connection (and, for stdio, stops the child process).
-#[derive(Debug)]
-pub(crate) struct RmcpSession(RunningService<RoleClient, ()>);
+/// the connection (and, for stdio, stops the child process) in rmcp's
+/// background task; [`Session::close`] waits for that.
+pub(crate) struct RmcpSession {
+    /// `None` once closed. Requests hold it shared; a close cancels the
+    /// service first (so that requests in flight fail at once and let go),
+    /// then takes it.
+    service: tokio::sync::RwLock<Option<RunningService<RoleClient, ()>>>,
+    cancel: std::sync::Mutex<Option<RunningServiceCancellationToken>>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for RmcpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RmcpSession")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
 
 impl RmcpSession {
     pub(crate) fn boxed(service: RunningService<RoleClient, ()>) -> Box<dyn Session> {
-        Box::new(Self(service))
+        Box::new(Self {
+            cancel: std::sync::Mutex::new(Some(service.cancellation_token())),
+            service: tokio::sync::RwLock::new(Some(service)),
+            closed: AtomicBool::new(false),
+        })
     }
+}
+
+/// What a request on a session that was closed gets.
+fn closed_error() -> SessionError {
+    SessionError::from(ServiceError::TransportClosed)
 }
 
 impl Session for RmcpSession {
     fn list_tools(&self) -> BoxFuture<'_, Result<Vec<Tool>, SessionError>> {
         Box::pin(async move {
+            let service = self.service.read().await;
+            let service = service.as_ref().ok_or_else(closed_error)?;
             // Page by page: rmcp's `list_all_tools` stamps a cache with the
             // wall clock, which a simulated run must not read.
             let mut tools = Vec::new();
             let mut cursor = None;
             for _ in 0..TOOL_PAGES_MAX {
-                let page = self
-                    .0
+                let page = service
                     .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
                     .await?;
                 tools.extend(page.tools);
@@ -130,25 +159,35 @@ impl Session for RmcpSession {
     ) -> BoxFuture<'_, Result<CallToolResult, SessionError>> {
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         Box::pin(async move {
-            match tokio::time::timeout(timeout, self.0.call_tool(params)).await {
-                Ok(reply) => Ok(reply?),
+            let call = async {
+                let service = self.service.read().await;
+                let service = service.as_ref().ok_or_else(closed_error)?;
+                Ok(service.call_tool(params).await?)
+            };
+            match tokio::time::timeout(timeout, call).await {
+                Ok(reply) => reply,
                 Err(_elapsed) => Err(SessionError::Timeout(timeout)),
             }
         })
     }
 
     fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        self.closed.load(Ordering::Relaxed)
     }
 
-    fn close(&self) {
-        self.0.cancellation_token().cancel();
-    }
-
-    fn close_and_wait(&mut self) -> BoxFuture<'_, ()> {
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Some(cancel) = self.cancel.lock().expect("cancel lock").take() {
+            cancel.cancel();
+        }
         Box::pin(async move {
-            // Waits for the transport to close (and a stdio child to exit).
-            drop(self.0.close().await);
+            // Held across the close, so that a second close waits for it.
+            let mut service = self.service.write().await;
+            if let Some(mut running) = service.take() {
+                // Waits for the service's transport to close (rmcp's HTTP
+                // transport sends DELETE first).
+                drop(running.close().await);
+            }
         })
     }
 }

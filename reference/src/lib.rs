@@ -434,7 +434,7 @@ mod tests {
             let tools = session.list_tools().await.unwrap();
             assert_eq!(tools.len(), 1, "{name}: {tools:?}");
             assert_eq!(connector.target(), format!("duplex://{name}"));
-            session.close();
+            session.close().await;
         }
     }
 }

@@ -1,16 +1,25 @@
 //! `orchestrator bench`: a load generator in the manner of redis-benchmark.
 //! It measures; it is not a test.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use anyhow::Context;
 use orchestrator::{Orchestrator, Policy};
-use tokio::time::{Duration, Instant};
+use tokio::{
+    task::JoinSet,
+    time::{Duration, Instant},
+};
 
-use crate::embedded::{self, Transport};
+use crate::{
+    embedded::{self, Transport},
+    signal::{Stop, Stopped},
+};
 use mcp_server_kit::say;
 
 /// The question every bench query asks: the 2-hop demo.
@@ -32,59 +41,28 @@ pub(crate) struct BenchArgs {
     json: bool,
 }
 
-pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// What the queries measured: each right answer's latency, the number of
+/// wrong or failed ones, and the wall time they took.
+type Measured = (Vec<Duration>, u64, Duration);
+
+pub(crate) async fn run(args: BenchArgs, stop: impl Future<Output = Stop>) -> anyhow::Result<()> {
     let embedded = embedded::start(args.transport).await?;
     let orchestrator = Arc::new(Orchestrator::new(
         embedded.servers.clone(),
         Policy::DEFAULT,
         0,
     ));
-    let expected = orchestrator
-        .ask(DEMO_QUESTION, &mut Vec::new())
-        .await
-        .context("the warm-up query failed")?;
-
-    let total = args.queries as usize;
-    let progress = progress_bar(total as u64, args.json);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            let (orchestrator, next, expected, progress) = (
-                orchestrator.clone(),
-                next.clone(),
-                expected.clone(),
-                progress.clone(),
-            );
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                let mut trace = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
-                    trace.clear();
-                    let begun = Instant::now();
-                    match orchestrator.ask(DEMO_QUESTION, &mut trace).await {
-                        Ok(answer) if answer == expected => latencies.push(begun.elapsed()),
-                        _ => errors += 1,
-                    }
-                    progress.inc(1);
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(total);
-    let mut errors = 0;
-    for worker in workers {
-        let (mut l, e) = worker.await.context("a bench worker panicked")?;
-        latencies.append(&mut l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    progress.finish_and_clear();
+    let mut workers = JoinSet::new();
+    let measured = tokio::select! {
+        measured = measure(&orchestrator, &args, &mut workers) => measured,
+        stop = stop => Err(Stopped(stop).into()),
+    };
+    // Stopped: the workers are cancelled and gone before the sessions close.
+    workers.shutdown().await;
     orchestrator.shutdown().await;
     drop(embedded);
-
+    let (mut latencies, errors, elapsed) = measured?;
+    let total = args.queries as usize;
     latencies.sort_unstable();
     let report = Report {
         queries: args.queries,
@@ -115,6 +93,55 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("{errors} of {total} queries failed or answered wrongly");
     }
     Ok(())
+}
+
+/// One warm-up query, then `args.queries` on `args.concurrency` workers.
+async fn measure(
+    orchestrator: &Arc<Orchestrator>,
+    args: &BenchArgs,
+    workers: &mut JoinSet<(Vec<Duration>, u64)>,
+) -> anyhow::Result<Measured> {
+    let expected = orchestrator
+        .ask(DEMO_QUESTION, &mut Vec::new())
+        .await
+        .context("the warm-up query failed")?;
+    let total = args.queries as usize;
+    let progress = progress_bar(total as u64, args.json);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    for _ in 0..args.concurrency {
+        let (orchestrator, next, expected, progress) = (
+            orchestrator.clone(),
+            next.clone(),
+            expected.clone(),
+            progress.clone(),
+        );
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut trace = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                trace.clear();
+                let begun = Instant::now();
+                match orchestrator.ask(DEMO_QUESTION, &mut trace).await {
+                    Ok(answer) if answer == expected => latencies.push(begun.elapsed()),
+                    _ => errors += 1,
+                }
+                progress.inc(1);
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(worker) = workers.join_next().await {
+        let (mut l, e) = worker.context("a bench worker panicked")?;
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    Ok((latencies, errors, elapsed))
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -4,20 +4,25 @@
 //! (servers failed or replied badly), 2 bad usage, config or question
 //! (including one a tool refused, such as a malformed email, and one the
 //! planner did not understand completely: the reply names the words it
-//! could not use and lists the forms it answers).
+//! could not use and lists the forms it answers), 130 and 143 stopped by
+//! SIGINT (Ctrl-C) or SIGTERM, after closing every session.
 
 use mcp_server_kit::say;
 
 mod bench;
 mod embedded;
+mod signal;
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{future::Future, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use orchestrator::{AskError, Config, Orchestrator, PlanError, Policy, StepTrace};
+use orchestrator::{
+    Answer, AskError, CallError, Catalog, Config, Orchestrator, PlanError, Policy, StepTrace,
+};
 use reference_servers::Role;
 
 use embedded::Transport;
+use signal::{Stop, Stopped};
 
 /// Answers questions such as "What are the recent transactions for
 /// bob@example.com?" by chaining tools across MCP servers.
@@ -94,15 +99,19 @@ fn main() -> ExitCode {
         Err(error) => return exit(Err(error.into())),
     };
     let code = runtime.block_on(async {
+        let stop = match signal::stop_signal() {
+            Ok(stop) => stop,
+            Err(error) => return exit(Err(error.into())),
+        };
         match cli.command {
             Command::Ask {
                 question,
                 servers,
                 explain,
                 json,
-            } => ask(&question, &servers, explain, json).await,
-            Command::Tools { servers } => exit(tools(&servers).await),
-            Command::Bench(args) => exit(bench::run(args).await),
+            } => ask(&question, &servers, explain, json, stop).await,
+            Command::Tools { servers } => exit(tools(&servers, stop).await),
+            Command::Bench(args) => exit(bench::run(args, stop).await),
             Command::ServeEmbedded { .. } => unreachable!("handled above"),
         }
     });
@@ -114,6 +123,10 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(Stopped(stop)) = error.downcast_ref::<Stopped>() {
+                stop.report();
+                return stop.exit_code();
+            }
             eprintln!("error: {}", mcp_server_kit::describe(error.as_ref()));
             ExitCode::from(2)
         }
@@ -154,32 +167,38 @@ fn random_seed() -> u64 {
         .finish()
 }
 
-async fn ask(question: &str, servers: &Servers, explain: bool, json: bool) -> ExitCode {
+/// Runs `work` unless a stop signal comes first, then closes every session
+/// of `orchestrator` (and waits for them to close) either way.
+async fn unless_stopped<T>(
+    orchestrator: &Orchestrator,
+    stop: impl Future<Output = Stop>,
+    work: impl Future<Output = T>,
+) -> Result<T, Stopped> {
+    let outcome = tokio::select! {
+        done = work => Ok(done),
+        stop = stop => Err(Stopped(stop)),
+    };
+    orchestrator.shutdown().await;
+    outcome
+}
+
+async fn ask(
+    question: &str,
+    servers: &Servers,
+    explain: bool,
+    json: bool,
+    stop: impl Future<Output = Stop>,
+) -> ExitCode {
     let (orchestrator, _embedded) = match connect(servers).await {
         Ok(connected) => connected,
         Err(error) => return exit(Err(error)),
     };
-    let started = tokio::time::Instant::now();
-    if explain {
-        let (catalog, down) = orchestrator.catalog().await;
-        eprintln!(
-            "catalog: {} tool(s) in {:.1} ms: {}",
-            catalog.entries().len(),
-            started.elapsed().as_secs_f64() * 1e3,
-            catalog
-                .entries()
-                .iter()
-                .map(|e| e.qualified_name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for (server, error) in down {
-            eprintln!("  unreachable: {server}: {error}");
-        }
-    }
     let mut trace = Vec::new();
-    let result = orchestrator.ask(question, &mut trace).await;
-    orchestrator.shutdown().await;
+    let work = answer(&orchestrator, question, explain, &mut trace);
+    let result = match unless_stopped(&orchestrator, stop, work).await {
+        Ok(result) => result,
+        Err(stopped) => return exit(Err(stopped.into())),
+    };
     if explain {
         print_trace(&trace);
     }
@@ -222,6 +241,34 @@ async fn ask(question: &str, servers: &Servers, explain: bool, json: bool) -> Ex
     code
 }
 
+/// The answer to `question`; with `explain`, the catalog first, on stderr.
+async fn answer(
+    orchestrator: &Orchestrator,
+    question: &str,
+    explain: bool,
+    trace: &mut Vec<StepTrace>,
+) -> Result<Answer, AskError> {
+    if explain {
+        let started = tokio::time::Instant::now();
+        let (catalog, down) = orchestrator.catalog().await;
+        eprintln!(
+            "catalog: {} tool(s) in {:.1} ms: {}",
+            catalog.entries().len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            catalog
+                .entries()
+                .iter()
+                .map(|e| e.qualified_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (server, error) in down {
+            eprintln!("  unreachable: {server}: {error}");
+        }
+    }
+    orchestrator.ask(question, trace).await
+}
+
 fn print_trace(trace: &[StepTrace]) {
     for step in trace {
         eprintln!(
@@ -237,10 +284,13 @@ fn print_trace(trace: &[StepTrace]) {
     }
 }
 
-async fn tools(servers: &Servers) -> anyhow::Result<()> {
+async fn tools(servers: &Servers, stop: impl Future<Output = Stop>) -> anyhow::Result<()> {
     let (orchestrator, _embedded) = connect(servers).await?;
-    let (catalog, down) = orchestrator.catalog().await;
-    orchestrator.shutdown().await;
+    let (catalog, down) = unless_stopped(&orchestrator, stop, orchestrator.catalog()).await?;
+    print_tools(&catalog, &down)
+}
+
+fn print_tools(catalog: &Catalog, down: &[(String, CallError)]) -> anyhow::Result<()> {
     let width = catalog
         .entries()
         .iter()

@@ -22,6 +22,8 @@ use tokio::{
 
 #[path = "e2e/auth.rs"]
 mod auth;
+#[path = "e2e/sessions.rs"]
+mod sessions;
 
 const SEED_QUESTION: &str = "What are the recent transactions for bob@example.com?";
 const SEED_ANSWER: &str = "\

@@ -243,10 +243,11 @@ impl Orchestrator {
         .await
     }
 
-    /// Closes every connection (and stops stdio child processes).
+    /// Closes every session, those already given up on included, and waits
+    /// until they have closed, each for at most 2 s: over HTTP each is
+    /// deleted on its server (`DELETE`), stdio child processes exit. Call it
+    /// before exiting, so that no server keeps a session nobody will use.
     pub async fn shutdown(&self) {
-        for server in &self.servers {
-            server.close_all().await;
-        }
+        join_all(self.servers.iter().map(Server::close_all)).await;
     }
 }

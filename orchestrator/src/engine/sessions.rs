@@ -3,6 +3,14 @@
 //! so that a caller only ever drops the session it saw fail. A slot's lock
 //! is held across a reconnect, so concurrent callers wait for one reconnect
 //! instead of starting their own.
+//!
+//! A session the orchestrator gives up on (its call failed or timed out,
+//! its handshake did not finish, a hedge beat it) is closed, not only
+//! dropped: over HTTP that deletes it on the server, which would otherwise
+//! keep it for minutes. The close runs in the background, so that a retry
+//! never waits on a server that may be gone; [`Server::close_all`] (on
+//! shutdown) waits for those closes too. Every close is bounded by
+//! [`SESSION_CLOSE_TIMEOUT`].
 
 use std::{
     sync::{
@@ -13,7 +21,7 @@ use std::{
 };
 
 use rmcp::model::Tool;
-use tokio::time::Instant;
+use tokio::{task::JoinSet, time::Instant};
 
 use super::Orchestrator;
 use crate::{
@@ -36,7 +44,18 @@ pub(super) struct Server {
     /// Connections made so far; the next one gets this plus one.
     connections: AtomicU64,
     breaker: Mutex<Breaker>,
+    /// Sessions being closed in the background, at most
+    /// [`CLOSING_MAX`]; shutdown waits for them.
+    closing: Mutex<JoinSet<()>>,
 }
+
+/// The longest a session's close is waited for: enough for a DELETE to a
+/// live server, short enough that Ctrl-C never hangs on a dead one.
+pub(crate) const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most background closes per server. Past it a session is only dropped,
+/// which still closes it in rmcp's own task, unwaited.
+const CLOSING_MAX: usize = 32;
 
 /// Where a session is kept: the server's live or spare one.
 pub(super) type Slot = tokio::sync::Mutex<Option<Live>>;
@@ -64,6 +83,7 @@ impl Server {
                 settings.breaker_failures,
                 settings.breaker_open,
             )),
+            closing: Mutex::new(JoinSet::new()),
         }
     }
 
@@ -112,15 +132,37 @@ impl Server {
         (!live.session.is_closed()).then_some(live)
     }
 
-    /// Closes both sessions, waiting for each that nobody else holds.
+    /// Closes `session` in the background, within [`SESSION_CLOSE_TIMEOUT`].
+    pub(super) fn retire(&self, session: Arc<dyn Session>) {
+        let mut closing = self.closing.lock().expect("closing lock");
+        while closing.try_join_next().is_some() {}
+        if closing.len() >= CLOSING_MAX {
+            tracing::debug!(server = %self.name, "too many sessions closing; dropping one unwaited");
+            return;
+        }
+        let name = self.name.clone();
+        closing.spawn(async move {
+            if tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close())
+                .await
+                .is_err()
+            {
+                tracing::debug!(server = %name, "a session did not close in time");
+            }
+        });
+    }
+
+    /// Closes both sessions, and waits (each within
+    /// [`SESSION_CLOSE_TIMEOUT`]) for them and every session still closing.
     pub(super) async fn close_all(&self) {
         for slot in [&self.live, &self.spare] {
-            let Some(mut live) = slot.lock().await.take() else {
-                continue;
-            };
-            match Arc::get_mut(&mut live.session) {
-                Some(only) => only.close_and_wait().await,
-                None => live.session.close(),
+            if let Some(live) = slot.lock().await.take() {
+                self.retire(live.session);
+            }
+        }
+        let mut closing = std::mem::take(&mut *self.closing.lock().expect("closing lock"));
+        while let Some(closed) = closing.join_next().await {
+            if let Err(error) = closed {
+                tracing::warn!(server = %self.name, %error, "closing a session failed");
             }
         }
     }
@@ -163,7 +205,7 @@ impl Orchestrator {
             if slot.as_ref().is_some_and(|l| l.generation == generation) {
                 tracing::info!(server = %server.name, generation, "dropping connection");
                 if let Some(live) = slot.take() {
-                    live.session.close();
+                    server.retire(live.session);
                 }
             }
         }
@@ -178,40 +220,252 @@ impl Orchestrator {
         {
             tracing::info!(server = %server.name, generation = fresh.generation, "the hedge won: its connection becomes the live one");
             if let Some(slow) = live.replace(fresh) {
-                slow.session.close();
+                server.retire(slow.session);
             }
         }
     }
 }
 
 /// Opens connection `generation` to `server` and lists its tools, all
-/// within `timeout`.
+/// within `timeout`. A session whose tools could not be listed is closed.
 async fn open(server: &Server, generation: u64, timeout: Duration) -> Result<Live, Failure> {
-    let handshake = async {
-        let session = server
-            .connector
-            .connect()
-            .await
-            .map_err(Failure::connecting)?;
-        let tools = session.list_tools().await.map_err(|error| {
-            Failure::from_session(error, Request::ListTools, || server.target())
-        })?;
-        Ok::<_, Failure>((session, tools))
-    };
-    match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok((session, tools))) => {
-            tracing::debug!(server = %server.name, generation, tools = tools.len(), "connected");
-            Ok(Live {
-                session: Arc::from(session),
-                tools: Arc::new(tools),
-                generation,
-            })
-        }
-        Ok(Err(failure)) => Err(failure),
-        Err(_elapsed) => Err(Failure::Connect(ConnectError::Handshake {
+    let until = Instant::now() + timeout;
+    let late = || {
+        Failure::Connect(ConnectError::Handshake {
             target: server.target(),
             message: format!("no answer within {} ms", timeout.as_millis()),
             stderr_tail: String::new(),
-        })),
+        })
+    };
+    let session = match tokio::time::timeout_at(until, server.connector.connect()).await {
+        Ok(connected) => Arc::<dyn Session>::from(connected.map_err(Failure::connecting)?),
+        Err(_elapsed) => return Err(late()),
+    };
+    let listed = tokio::time::timeout_at(until, session.list_tools()).await;
+    let tools = match listed {
+        Ok(Ok(tools)) => tools,
+        Ok(Err(error)) => {
+            server.retire(session);
+            return Err(Failure::from_session(error, Request::ListTools, || {
+                server.target()
+            }));
+        }
+        Err(_elapsed) => {
+            server.retire(session);
+            return Err(late());
+        }
+    };
+    tracing::debug!(server = %server.name, generation, tools = tools.len(), "connected");
+    Ok(Live {
+        session,
+        tools: Arc::new(tools),
+        generation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use futures::future::BoxFuture;
+    use rmcp::model::{CallToolResult, JsonObject};
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::{planner::ToolRef, session::SessionError};
+
+    /// What one fake session does.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct Script {
+        list_fails: bool,
+        call_fails: bool,
+        /// How long its close takes (virtual time).
+        close_takes: Duration,
+    }
+
+    /// Which fake sessions (numbered from 0 in connection order) began and
+    /// finished closing.
+    #[derive(Debug, Default)]
+    struct Closes {
+        begun: Vec<usize>,
+        done: Vec<usize>,
+    }
+
+    #[derive(Debug)]
+    struct Fake {
+        number: usize,
+        script: Script,
+        closes: Arc<Mutex<Closes>>,
+        closed: AtomicBool,
+    }
+
+    fn reset() -> SessionError {
+        SessionError::Transport("connection reset".into())
+    }
+
+    impl Session for Fake {
+        fn list_tools(&self) -> BoxFuture<'_, Result<Vec<Tool>, SessionError>> {
+            let listed = match self.script.list_fails {
+                true => Err(reset()),
+                false => Ok(vec![Tool::new("echo", "echo", JsonObject::new())]),
+            };
+            Box::pin(async move { listed })
+        }
+
+        fn call_tool(
+            &self,
+            _tool: &str,
+            _arguments: Map<String, Value>,
+            _timeout: Duration,
+        ) -> BoxFuture<'_, Result<CallToolResult, SessionError>> {
+            let reply = match self.script.call_fails {
+                true => Err(reset()),
+                false => Ok(CallToolResult::success(Vec::new())),
+            };
+            Box::pin(async move { reply })
+        }
+
+        fn is_closed(&self) -> bool {
+            self.closed.load(Ordering::Relaxed)
+        }
+
+        fn close(&self) -> BoxFuture<'_, ()> {
+            self.closed.store(true, Ordering::Relaxed);
+            self.closes.lock().unwrap().begun.push(self.number);
+            Box::pin(async move {
+                tokio::time::sleep(self.script.close_takes).await;
+                self.closes.lock().unwrap().done.push(self.number);
+            })
+        }
+    }
+
+    /// Connection n gets `scripts[n]` (the last one once they run out).
+    #[derive(Debug)]
+    struct Scripted {
+        scripts: Vec<Script>,
+        opened: AtomicUsize,
+        closes: Arc<Mutex<Closes>>,
+    }
+
+    impl Connector for Scripted {
+        fn target(&self) -> String {
+            "fake://server".into()
+        }
+
+        fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
+            let number = self.opened.fetch_add(1, Ordering::Relaxed);
+            let script = self.scripts[number.min(self.scripts.len() - 1)];
+            let session = Fake {
+                number,
+                script,
+                closes: self.closes.clone(),
+                closed: AtomicBool::new(false),
+            };
+            Box::pin(async move { Ok(Box::new(session) as Box<dyn Session>) })
+        }
+    }
+
+    fn orchestrator(scripts: Vec<Script>) -> (Orchestrator, Arc<Mutex<Closes>>) {
+        let closes = Arc::new(Mutex::new(Closes::default()));
+        let connector = Scripted {
+            scripts,
+            opened: AtomicUsize::new(0),
+            closes: closes.clone(),
+        };
+        let servers = vec![("fake".to_owned(), Arc::new(connector) as Arc<dyn Connector>)];
+        (Orchestrator::new(servers, Policy::DEFAULT, 1), closes)
+    }
+
+    async fn call_echo(orchestrator: &Orchestrator) -> u32 {
+        let tool = ToolRef {
+            server: "fake".into(),
+            tool: "echo".into(),
+            input: "x".into(),
+            count_input: None,
+            retry_safe: true,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (_reply, attempts) = orchestrator
+            .call(&tool, &Map::new(), deadline)
+            .await
+            .expect("the retry succeeds");
+        attempts
+    }
+
+    const FAILS: Script = Script {
+        list_fails: false,
+        call_fails: true,
+        close_takes: Duration::ZERO,
+    };
+    const WORKS: Script = Script {
+        list_fails: false,
+        call_fails: false,
+        close_takes: Duration::ZERO,
+    };
+
+    fn begun_and_done(closes: &Mutex<Closes>) -> (Vec<usize>, Vec<usize>) {
+        let closes = closes.lock().unwrap();
+        (closes.begun.clone(), closes.done.clone())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_replaced_after_a_failed_call_is_closed() {
+        let (orchestrator, closes) = orchestrator(vec![FAILS, WORKS]);
+        assert_eq!(call_echo(&orchestrator).await, 2);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            begun_and_done(&closes),
+            (vec![0], vec![0]),
+            "the failed session is closed, the live one is not"
+        );
+        orchestrator.shutdown().await;
+        assert_eq!(begun_and_done(&closes), (vec![0, 1], vec![0, 1]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_sessions_still_closing() {
+        let slow_close = Script {
+            close_takes: Duration::from_secs(1),
+            ..FAILS
+        };
+        let (orchestrator, closes) = orchestrator(vec![slow_close, WORKS]);
+        assert_eq!(call_echo(&orchestrator).await, 2);
+        assert_eq!(begun_and_done(&closes), (vec![0], vec![]), "still closing");
+        let started = Instant::now();
+        orchestrator.shutdown().await;
+        assert_eq!(
+            begun_and_done(&closes).1.len(),
+            2,
+            "it waited for the close under way, and closed the live one"
+        );
+        assert!(started.elapsed() <= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_whose_tools_cannot_be_listed_is_closed() {
+        let unlisted = Script {
+            list_fails: true,
+            ..WORKS
+        };
+        let (orchestrator, closes) = orchestrator(vec![unlisted, WORKS]);
+        let (catalog, down) = orchestrator.catalog().await;
+        assert!(down.is_empty(), "{down:?}");
+        assert_eq!(catalog.entries().len(), 1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(begun_and_done(&closes), (vec![0], vec![0]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_that_never_finishes_is_given_up_on_in_time() {
+        let stuck = Script {
+            close_takes: Duration::from_secs(3600),
+            ..WORKS
+        };
+        let (orchestrator, closes) = orchestrator(vec![stuck]);
+        assert_eq!(call_echo(&orchestrator).await, 1);
+        let started = Instant::now();
+        orchestrator.shutdown().await;
+        assert_eq!(started.elapsed(), SESSION_CLOSE_TIMEOUT);
+        assert_eq!(begun_and_done(&closes), (vec![0], vec![]));
     }
 }

@@ -29,6 +29,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod session_book;
+
+use session_book::SessionBook;
+
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub(crate) const CLOCK_LEEWAY_S: u64 = 30;
 /// Longest `Authorization` header looked at, in bytes; a longer one is refused
@@ -41,8 +45,11 @@ pub(crate) const JWKS_KEYS_MAX: usize = 32;
 pub(crate) const TRACKED_TOKENS_MAX: usize = 4096;
 /// Shortest static token accepted, in characters: anything shorter is not a secret.
 pub(crate) const STATIC_TOKEN_CHARS_MIN: usize = 16;
-/// Most HTTP sessions one token may hold open; one more `initialize` gets 429.
+/// Most HTTP sessions one token may hold open. One more `initialize` closes
+/// the token's least recently used session to make room.
 pub(crate) const SESSIONS_PER_TOKEN_MAX: usize = 32;
+/// The `Retry-After` of a 429 for too many requests in flight, in seconds.
+pub(crate) const BUSY_RETRY_AFTER_S: u64 = 1;
 /// A session unused this long is forgotten (rmcp closes an idle session
 /// after 5 minutes too).
 pub(crate) const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
@@ -329,14 +336,32 @@ pub(crate) enum Denial {
     },
     /// Authenticated, but lacking this scope: 403 `insufficient_scope`.
     Scope(String),
-    /// Too many requests in flight for this token: 429.
+    /// Too many requests in flight for this token: 429, retry after
+    /// [`BUSY_RETRY_AFTER_S`].
     Busy,
-    /// This token holds [`SESSIONS_PER_TOKEN_MAX`] sessions already: 429.
-    TooManySessions,
+    /// No room for another session of this token: its every place is an
+    /// `initialize` still in flight, or [`TRACKED_TOKENS_MAX`] other tokens
+    /// hold sessions. 429, retry after this many seconds.
+    TooManySessions { retry_after_s: u64 },
     /// The `Mcp-Session-Id` is not one this token opened (or not one at
     /// all): 404, exactly what an unknown session gets, so that a session
     /// id is worth nothing without the token that opened it.
     ForeignSession,
+}
+
+impl Denial {
+    /// The `Retry-After` (delta-seconds) of a denial that is a 429: every
+    /// 429 has one, nothing else does.
+    pub(crate) fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Denial::Busy => Some(BUSY_RETRY_AFTER_S),
+            Denial::TooManySessions { retry_after_s } => Some(*retry_after_s),
+            Denial::Missing
+            | Denial::Invalid { .. }
+            | Denial::Scope(_)
+            | Denial::ForeignSession => None,
+        }
+    }
 }
 
 /// Checks bearer tokens for one server. Built once; shared by every request.
@@ -355,7 +380,7 @@ pub struct Authenticator {
     /// Per token digest: the sessions it opened, with their last use. Keyed
     /// by token so that a request costs one lookup, never a scan; at most
     /// [`TRACKED_TOKENS_MAX`] tokens of [`SESSIONS_PER_TOKEN_MAX`] each.
-    sessions: Mutex<HashMap<[u8; 32], HashMap<String, tokio::time::Instant>>>,
+    sessions: Mutex<SessionBook>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -433,7 +458,7 @@ impl Authenticator {
             clock: settings.clock,
             token_requests_max: settings.token_requests_max,
             in_flight: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(SessionBook::default()),
         })
     }
 
@@ -563,70 +588,35 @@ impl Authenticator {
         slots.try_acquire_owned().ok()
     }
 
-    /// May the token with `digest` use the session `id` (a request that
-    /// names one), or open a new one (a request that names none)? Sessions
-    /// are bound to the token that opened them; one idle for
-    /// [`SESSION_IDLE`] is gone.
-    pub(crate) fn check_session(&self, id: Option<&str>, digest: &[u8; 32]) -> Result<(), Denial> {
-        let now = tokio::time::Instant::now();
-        let live = |last: &tokio::time::Instant| now.duration_since(*last) < SESSION_IDLE;
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        let Some(id) = id else {
-            if !sessions.contains_key(digest) && sessions.len() >= TRACKED_TOKENS_MAX {
-                sessions.retain(|_, own| {
-                    own.retain(|_, last| live(last));
-                    !own.is_empty()
-                });
-                if sessions.len() >= TRACKED_TOKENS_MAX {
-                    return Err(Denial::TooManySessions);
-                }
-            }
-            return match sessions.get_mut(digest) {
-                Some(own) if own.len() >= SESSIONS_PER_TOKEN_MAX => {
-                    own.retain(|_, last| live(last));
-                    if own.len() >= SESSIONS_PER_TOKEN_MAX {
-                        Err(Denial::TooManySessions)
-                    } else {
-                        Ok(())
-                    }
-                }
-                _ => Ok(()),
-            };
-        };
-        let Some(own) = sessions.get_mut(digest) else {
-            return Err(Denial::ForeignSession);
-        };
-        match own.get_mut(id) {
-            Some(last) if live(last) => {
-                *last = now;
-                Ok(())
-            }
-            Some(_) => {
-                own.remove(id);
-                Err(Denial::ForeignSession)
-            }
-            None => Err(Denial::ForeignSession),
-        }
+    /// May the token with `digest` use the session `id`? Sessions are bound
+    /// to the token that opened them; one idle for [`SESSION_IDLE`], or
+    /// evicted to make room, is gone.
+    pub(crate) fn use_session(&self, id: &str, digest: &[u8; 32]) -> Result<(), Denial> {
+        self.book()
+            .use_session(id, digest, tokio::time::Instant::now())
     }
 
-    /// The server opened session `id` for the token with `digest`.
-    pub(crate) fn session_opened(&self, id: &str, digest: [u8; 32]) {
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        sessions
-            .entry(digest)
-            .or_default()
-            .insert(id.to_owned(), tokio::time::Instant::now());
+    /// A place for one more session of the token with `digest`, held until
+    /// the [`Opening`] is told the session's id or dropped. At the token's
+    /// cap its least recently used session is evicted to make room: the
+    /// caller must close [`Opening::evicted`] in the session manager.
+    pub(crate) fn open_session(self: &Arc<Self>, digest: [u8; 32]) -> Result<Opening, Denial> {
+        let evicted = self.book().reserve(&digest, tokio::time::Instant::now())?;
+        Ok(Opening {
+            auth: self.clone(),
+            digest,
+            evicted,
+            done: false,
+        })
     }
 
     /// The token with `digest` closed its session `id` (DELETE).
     pub(crate) fn session_closed(&self, id: &str, digest: &[u8; 32]) {
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        if let Some(own) = sessions.get_mut(digest) {
-            own.remove(id);
-            if own.is_empty() {
-                sessions.remove(digest);
-            }
-        }
+        self.book().closed(digest, id);
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, SessionBook> {
+        self.sessions.lock().expect("sessions lock")
     }
 
     /// The `WWW-Authenticate` value for a denial (RFC 6750 §3, with the
@@ -635,7 +625,10 @@ impl Authenticator {
         let metadata = &self.metadata_url;
         let scope = self.protection.scope;
         match denial {
-            Denial::Missing | Denial::Busy | Denial::TooManySessions | Denial::ForeignSession => {
+            Denial::Missing
+            | Denial::Busy
+            | Denial::TooManySessions { .. }
+            | Denial::ForeignSession => {
                 format!(r#"Bearer resource_metadata="{metadata}", scope="{scope}""#)
             }
             Denial::Invalid { code, description } => format!(
@@ -644,6 +637,39 @@ impl Authenticator {
             Denial::Scope(needed) => format!(
                 r#"Bearer error="insufficient_scope", scope="{needed}", resource_metadata="{metadata}", error_description="the token lacks the scope {needed}""#
             ),
+        }
+    }
+}
+
+/// A place held for one session being opened (an `initialize` in flight).
+/// Dropped without [`Opening::opened`], it frees the place.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    auth: Arc<Authenticator>,
+    digest: [u8; 32],
+    evicted: Option<String>,
+    done: bool,
+}
+
+impl Opening {
+    /// The session evicted to make room, which the caller must close.
+    pub(crate) fn evicted(&self) -> Option<&str> {
+        self.evicted.as_deref()
+    }
+
+    /// The server opened session `id` in this place.
+    pub(crate) fn opened(mut self, id: &str) {
+        self.done = true;
+        self.auth
+            .book()
+            .opened(&self.digest, id, tokio::time::Instant::now());
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if !self.done {
+            self.auth.book().abandoned(&self.digest);
         }
     }
 }
@@ -794,50 +820,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn sessions_belong_to_the_token_that_opened_them() {
-        let auth = with_static("0123456789abcdef0123");
+    async fn a_token_at_its_session_cap_evicts_its_own_oldest_session() {
+        let auth = Arc::new(with_static("0123456789abcdef0123"));
         let (mine, theirs) = ([1u8; 32], [2u8; 32]);
-        assert_eq!(
-            auth.check_session(Some("s1"), &mine),
-            Err(Denial::ForeignSession)
-        );
-        auth.check_session(None, &mine).unwrap();
-        auth.session_opened("s1", mine);
-        assert_eq!(auth.check_session(Some("s1"), &mine), Ok(()));
-        assert_eq!(
-            auth.check_session(Some("s1"), &theirs),
-            Err(Denial::ForeignSession)
-        );
-        for n in 1..SESSIONS_PER_TOKEN_MAX {
-            auth.session_opened(&format!("more{n}"), mine);
+        assert_eq!(auth.use_session("s0", &mine), Err(Denial::ForeignSession));
+        for n in 0..SESSIONS_PER_TOKEN_MAX {
+            let opening = auth.open_session(mine).unwrap();
+            assert_eq!(opening.evicted(), None);
+            opening.opened(&format!("s{n}"));
         }
+        assert_eq!(auth.use_session("s0", &mine), Ok(()));
         assert_eq!(
-            auth.check_session(None, &mine),
-            Err(Denial::TooManySessions)
-        );
-        assert_eq!(
-            auth.check_session(None, &theirs),
-            Ok(()),
-            "others still open sessions"
-        );
-        auth.session_closed("s1", &mine);
-        assert_eq!(
-            auth.check_session(None, &mine),
-            Ok(()),
-            "a closed session frees room"
-        );
-        auth.session_opened("s1", mine);
-        tokio::time::advance(SESSION_IDLE).await;
-        assert_eq!(
-            auth.check_session(Some("s1"), &mine),
+            auth.use_session("s0", &theirs),
             Err(Denial::ForeignSession),
-            "an idle session is gone"
+            "a session is bound to the token that opened it"
         );
+        let opening = auth.open_session(mine).unwrap();
+        assert_eq!(opening.evicted(), Some("s1"), "s0 was used since");
+        assert_eq!(auth.use_session("s1", &mine), Err(Denial::ForeignSession));
+        // The initialize failed: its place is free again, so the next one
+        // evicts nobody.
+        drop(opening);
+        let opening = auth.open_session(mine).unwrap();
+        assert_eq!(opening.evicted(), None);
+        opening.opened("new");
+        auth.session_closed("new", &mine);
+        assert_eq!(auth.use_session("new", &mine), Err(Denial::ForeignSession));
         assert_eq!(
-            auth.check_session(None, &mine),
-            Ok(()),
-            "idle sessions no longer count against the token"
+            auth.open_session(mine).unwrap().evicted(),
+            None,
+            "a closed session frees its place"
         );
+        assert_eq!(auth.open_session(theirs).unwrap().evicted(), None);
+    }
+
+    #[test]
+    fn every_429_says_when_to_retry_and_nothing_else_does() {
+        for denial in [
+            Denial::Missing,
+            Denial::Invalid {
+                code: "invalid_token",
+                description: "x",
+            },
+            Denial::Scope("s".into()),
+            Denial::Busy,
+            Denial::TooManySessions { retry_after_s: 7 },
+            Denial::ForeignSession,
+        ] {
+            let too_many = matches!(denial, Denial::Busy | Denial::TooManySessions { .. });
+            let retry = denial.retry_after_s();
+            assert_eq!(retry.is_some(), too_many, "{denial:?}");
+            assert!(retry.is_none_or(|s| s >= 1), "{denial:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   one's own), each bounded by one [`Limits`], with [`HttpOptions`] and
 //!   [`Access`] for HTTP; [`serve_connection`] serves one session on any
 //!   byte stream (a turmoil stream, an in-memory pipe) with the newline
-//!   framing and JSON-RPC error replies of stdio and TCP; [`bind`];
+//!   framing and JSON-RPC error replies of stdio and TCP;
+//!   [`serve_http_on`] serves a router on any [`Accept`] (a simulated
+//!   listener, say) within the HTTP connection limits, with or without a
+//!   `Date` header ([`DateHeader`]); [`bind`];
 //!   [`ServeError`]; [`MESSAGE_BYTES_MAX`].
 //! - **Access control.** An [`Authenticator`] built from [`AuthSettings`]
 //!   ([`Secret`] static tokens, [`JwtSettings`], a [`Clock`]) checks bearer
@@ -27,6 +30,7 @@ mod auth;
 mod cli;
 mod data;
 mod frame;
+mod listener;
 mod serve;
 pub mod sessions;
 
@@ -39,6 +43,7 @@ pub use cli::{
 };
 pub use data::{DataFileError, read_json};
 pub use frame::MESSAGE_BYTES_MAX;
+pub use listener::{Accept, DateHeader, serve_http_on};
 pub use serve::{
     Access, HttpOptions, Limits, SSE_KEEP_ALIVE, ServeError, http_router, serve_connection,
     serve_http, serve_stdio, serve_tcp,

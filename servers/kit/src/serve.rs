@@ -6,7 +6,7 @@ use rmcp::{
     ServerHandler, ServiceExt,
     transport::{
         StreamableHttpServerConfig, StreamableHttpService,
-        streamable_http_server::session::local::SessionConfig,
+        streamable_http_server::{SessionManager as _, session::local::SessionConfig},
     },
 };
 use tokio::{
@@ -17,8 +17,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::{Authenticator, Denial, Principal},
+    auth::{Authenticator, Denial, Opening, Principal},
     frame::LineTransport,
+    listener::DateHeader,
     sessions::{LocalSessions, OsRandomIds, SessionIds},
 };
 
@@ -33,6 +34,17 @@ pub struct Limits {
     pub connections_max: usize,
     /// Time a new connection has to complete `initialize`.
     pub initialize_timeout: Duration,
+    /// Open HTTP connections. One more is accepted and closed at once, so
+    /// that its client learns at once to come back later (in the kernel's
+    /// backlog it would wait unseen until its own connect timeout).
+    pub http_connections_max: usize,
+    /// Time an HTTP request head has to arrive in full, from its first
+    /// byte (from the accept, for a connection's first request). A client
+    /// that sends half a head is disconnected.
+    pub http_header_read_timeout: Duration,
+    /// Time a kept-alive HTTP connection may sit with no request in
+    /// progress and no byte of a new one before it is closed.
+    pub http_idle_timeout: Duration,
 }
 
 impl Limits {
@@ -41,6 +53,11 @@ impl Limits {
         message_bytes_max: crate::frame::MESSAGE_BYTES_MAX,
         connections_max: 1024,
         initialize_timeout: Duration::from_secs(10),
+        // Below the usual soft limit of 1024 file descriptors, with room
+        // for everything else the process holds open.
+        http_connections_max: 512,
+        http_header_read_timeout: Duration::from_secs(10),
+        http_idle_timeout: Duration::from_secs(60),
     };
 }
 
@@ -353,14 +370,29 @@ fn guard_denial(
         .map(Denial::Scope)
 }
 
+/// The session manager of an HTTP endpoint.
+type Sessions = LocalSessions<Arc<dyn SessionIds>>;
+
+/// What the auth layer needs: the authenticator, and the session manager in
+/// which to close a session evicted to make room (none when sessions are
+/// off: every request stands alone).
+#[derive(Clone)]
+struct Gate {
+    auth: Arc<Authenticator>,
+    sessions: Option<Arc<Sessions>>,
+}
+
 /// Checks the bearer token of every request to `/mcp`, attaches its
 /// [`Principal`], and holds one of the token's slots until the reply has
-/// been sent in full (a POST's reply may stream after its headers).
+/// been sent in full (a POST's reply may stream after its headers). A
+/// request that names a session must be of that session's token; one that
+/// opens a session gets a place under the token's cap.
 async fn authenticate(
-    auth: Arc<Authenticator>,
+    gate: Gate,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let auth = &gate.auth;
     let values = request
         .headers()
         .get_all(axum::http::header::AUTHORIZATION)
@@ -370,29 +402,30 @@ async fn authenticate(
         Ok(admitted) => admitted,
         Err(denial) => {
             tracing::debug!(?denial, "refused a request");
-            return denied(&auth, &denial);
+            return denied(auth, &denial);
         }
+    };
+    let Some(slot) = auth.admit(digest) else {
+        return denied(auth, &Denial::Busy);
     };
     let session = request
         .headers()
         .get("mcp-session-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let method = request.method().clone();
-    if let Err(denial) = auth.check_session(session.as_deref(), &digest) {
-        return denied(&auth, &denial);
-    }
-    let Some(slot) = auth.admit(digest) else {
-        return denied(&auth, &Denial::Busy);
+    let opening = match admit_session(&gate, session.as_deref(), &method, digest).await {
+        Ok(opening) => opening,
+        Err(denial) => return denied(auth, &denial),
     };
     request.extensions_mut().insert(principal);
     let response = next.run(request).await;
     if response.status().is_success() {
-        match (&session, response.headers().get("mcp-session-id")) {
-            (None, Some(opened)) => {
-                auth.session_opened(&String::from_utf8_lossy(opened.as_bytes()), digest);
+        match (&session, response.headers().get("mcp-session-id"), opening) {
+            (None, Some(opened), Some(opening)) => {
+                opening.opened(&String::from_utf8_lossy(opened.as_bytes()));
             }
-            (Some(id), _) if method == axum::http::Method::DELETE => {
-                auth.session_closed(id, &digest)
+            (Some(id), _, _) if method == axum::http::Method::DELETE => {
+                auth.session_closed(id, &digest);
             }
             _ => {}
         }
@@ -410,6 +443,39 @@ async fn authenticate(
         },
     ));
     axum::response::Response::from_parts(parts, body)
+}
+
+/// A request naming session `session` must be of that session's token. A
+/// POST naming none, when sessions are on, may open one: it gets a place
+/// under the token's cap, and if the token's least recently used session
+/// had to go to make room, that session is closed here, so that its
+/// resources go and the manager's live count drops before the new one is
+/// counted.
+async fn admit_session(
+    gate: &Gate,
+    session: Option<&str>,
+    method: &axum::http::Method,
+    digest: [u8; 32],
+) -> Result<Option<Opening>, Denial> {
+    if let Some(id) = session {
+        return gate.auth.use_session(id, &digest).map(|()| None);
+    }
+    let Some(sessions) = &gate.sessions else {
+        return Ok(None);
+    };
+    if method != axum::http::Method::POST {
+        return Ok(None);
+    }
+    let opening = gate.auth.open_session(digest)?;
+    if let Some(evicted) = opening.evicted() {
+        tracing::info!(
+            "a token at its session cap opened another: closing its least recently used session"
+        );
+        if let Err(error) = sessions.close_session(&evicted.into()).await {
+            tracing::warn!(%error, "closing an evicted session failed");
+        }
+    }
+    Ok(Some(opening))
 }
 
 /// The response to a refused request: its status, a `WWW-Authenticate`
@@ -436,10 +502,10 @@ fn denied(auth: &Authenticator, denial: &Denial) -> axum::response::Response {
             "too_many_requests",
             "this token has too many requests in flight",
         ),
-        Denial::TooManySessions => (
+        Denial::TooManySessions { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_sessions",
-            "this token has too many sessions open: close one (DELETE) or reuse it",
+            "this token is opening too many sessions at once, or the server tracks too many tokens",
         ),
         Denial::ForeignSession => (
             StatusCode::NOT_FOUND,
@@ -457,11 +523,10 @@ fn denied(auth: &Authenticator, denial: &Denial) -> axum::response::Response {
         body.to_string(),
     )
         .into_response();
-    if *denial == Denial::Busy {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
+    if let Some(seconds) = denial.retry_after_s() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
     }
     response
 }
@@ -496,10 +561,11 @@ pub fn http_router<S: ServerHandler + Clone>(
         .with_json_response(!options.sessions)
         .with_sse_keep_alive(options.sse_keep_alive)
         .with_cancellation_token(shutdown.child_token());
-    let sessions = Arc::new(LocalSessions::new(
+    let sessions: Arc<Sessions> = Arc::new(LocalSessions::new(
         options.session_ids.clone(),
         SessionConfig::default(),
     ));
+    let evict_in = options.sessions.then(|| sessions.clone());
     let sessions_max = limits.connections_max;
     let counted = sessions.clone();
     // rmcp asks for a handler just before it creates a session; refusing
@@ -547,10 +613,13 @@ pub fn http_router<S: ServerHandler + Clone>(
                     )
                 }
             };
-            let checked = auth.clone();
+            let gate = Gate {
+                auth: auth.clone(),
+                sessions: evict_in,
+            };
             router
                 .layer(axum::middleware::from_fn(move |request, next| {
-                    authenticate(checked.clone(), request, next)
+                    authenticate(gate.clone(), request, next)
                 }))
                 .route(
                     "/.well-known/oauth-protected-resource",
@@ -564,7 +633,8 @@ pub fn http_router<S: ServerHandler + Clone>(
     }
 }
 
-/// Serves [`http_router`] on `listener` until `shutdown` fires.
+/// Serves [`http_router`] on `listener` until `shutdown` fires, with
+/// [`serve_http_on`]'s limits and a `Date` header.
 pub async fn serve_http<S: ServerHandler + Clone>(
     listener: TcpListener,
     handler: S,
@@ -574,8 +644,7 @@ pub async fn serve_http<S: ServerHandler + Clone>(
 ) -> Result<(), ServeError> {
     let addr = local_addr(&listener);
     let router = http_router(handler, &limits, options, &shutdown);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    crate::listener::serve_http_on(listener, router, limits, shutdown, DateHeader::Sent)
         .await
         .map_err(|source| ServeError::Listener { addr, source })
 }
@@ -586,7 +655,9 @@ fn local_addr(listener: &TcpListener) -> String {
         .map_or_else(|_| "?".to_owned(), |a: SocketAddr| a.to_string())
 }
 
-fn is_transient_accept_error(error: &std::io::Error) -> bool {
+/// Whether a failed accept concerns one connection only (the listener
+/// itself still works).
+pub(crate) fn is_transient_accept_error(error: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         error.kind(),
@@ -626,4 +697,53 @@ pub(crate) fn cancel_on_signal(
         }
         shutdown.cancel();
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthSettings, Protection, Secret};
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(AuthSettings {
+            resource: "http://127.0.0.1:8082/mcp".into(),
+            protection: Protection {
+                scope: "users:read",
+                scopes_supported: &["users:read"],
+                guard: None,
+            },
+            static_tokens: vec![Secret::new("0123456789abcdef0123".into())],
+            jwt: None,
+            token_requests_max: 2,
+            clock: Arc::new(|| 1_700_000_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_429_carries_retry_after_in_delta_seconds() {
+        let auth = authenticator();
+        for (denial, seconds) in [
+            (Denial::Busy, "1"),
+            (Denial::TooManySessions { retry_after_s: 1 }, "1"),
+            (Denial::TooManySessions { retry_after_s: 240 }, "240"),
+        ] {
+            let response = denied(&auth, &denial);
+            assert_eq!(response.status(), 429, "{denial:?}");
+            assert_eq!(
+                response.headers().get(axum::http::header::RETRY_AFTER),
+                Some(&axum::http::HeaderValue::from_static(seconds)),
+                "{denial:?}"
+            );
+        }
+        for denial in [Denial::Missing, Denial::ForeignSession] {
+            let response = denied(&auth, &denial);
+            assert_ne!(response.status(), 429);
+            assert!(
+                !response
+                    .headers()
+                    .contains_key(axum::http::header::RETRY_AFTER)
+            );
+        }
+    }
 }

@@ -293,4 +293,21 @@ mod tests {
         assert!(!sessions.has_session(&id).await.unwrap());
         assert!(sessions.close_session(&id).await.is_ok());
     }
+
+    /// Closing a session stops its worker, so that what it held goes (the
+    /// kit evicts a token's oldest session this way).
+    #[tokio::test(start_paused = true)]
+    async fn closing_a_session_stops_its_worker() {
+        use rmcp::transport::Transport as _;
+        let sessions = LocalSessions::new(SeededIds::new(7), SessionConfig::default());
+        let (id, mut transport) = sessions.create_session().await.unwrap();
+        sessions.close_session(&id).await.unwrap();
+        // Well before the session's keep-alive would end it (5 minutes).
+        let bound = std::time::Duration::from_secs(10);
+        let next = tokio::time::timeout(bound, transport.receive()).await;
+        assert!(
+            matches!(next, Ok(None)),
+            "the worker stops at once: {next:?}"
+        );
+    }
 }

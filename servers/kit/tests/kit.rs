@@ -1,6 +1,7 @@
 //! The serving layer on its own, with a handler that has no tools: what the
-//! line framing writes on a real socket, the TCP connection limit, the
-//! initialize deadline, shutdown, and the HTTP Host/Origin checks.
+//! line framing writes on a real socket, the TCP and HTTP connection
+//! limits, the initialize deadline, shutdown, and the HTTP Host/Origin
+//! checks; in `kit/sessions_http.rs`, HTTP sessions under authentication.
 //!
 //! Every wait is bounded by [`support::DEADLINE`]. Nothing sleeps.
 
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 mod hostile;
 #[path = "kit/hostile_http.rs"]
 mod hostile_http;
+#[path = "kit/sessions_http.rs"]
+mod sessions_http;
 
 mod support {
     //! Raw JSON-RPC lines over any byte stream, and the servers under test.
@@ -240,17 +243,38 @@ mod support {
         (addr, shutdown)
     }
 
-    /// POSTs `body` to `/mcp` with `headers` (plus the ones every MCP POST
-    /// needs) over a fresh connection; returns the status code.
-    pub(crate) async fn http_post_status(
+    /// An HTTP response as read off the wire: status, headers (names in
+    /// lower case) and the body as sent (chunked framing included).
+    #[derive(Debug)]
+    pub(crate) struct HttpReply {
+        pub(crate) status: u16,
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) body: String,
+    }
+
+    impl HttpReply {
+        /// The value of header `name` (lower case), if there is one.
+        pub(crate) fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Sends one `method` request to `/mcp` with `headers` (plus the ones
+    /// every MCP request needs and `Connection: close`) over a fresh
+    /// connection, and reads the whole response.
+    pub(crate) async fn http_exchange(
         addr: SocketAddr,
+        method: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> u16 {
+    ) -> HttpReply {
         let mut stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connects");
-        let mut head = String::from("POST /mcp HTTP/1.1\r\n");
+        let mut head = format!("{method} /mcp HTTP/1.1\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -266,12 +290,39 @@ mod support {
         let _ = within("write", stream.write_all(body)).await;
         let mut response = Vec::new();
         let _ = within("read", stream.read_to_end(&mut response)).await;
-        let response = String::from_utf8_lossy(&response);
-        let status = response
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
+        parse_reply(&String::from_utf8_lossy(&response))
+    }
+
+    fn parse_reply(response: &str) -> HttpReply {
+        let (head, body) = response
+            .split_once("\r\n\r\n")
             .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-        status.parse().expect("numeric status")
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.strip_prefix("HTTP/1.1 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        HttpReply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// POSTs `body` to `/mcp` with `headers` (plus the ones every MCP POST
+    /// needs) over a fresh connection; returns the status code.
+    pub(crate) async fn http_post_status(
+        addr: SocketAddr,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> u16 {
+        http_exchange(addr, "POST", headers, body).await.status
     }
 
     pub(crate) fn initialize_body() -> Vec<u8> {
@@ -602,5 +653,62 @@ async fn http_caps_live_sessions() {
         refused >= 500,
         "a third live session is refused, got {refused}"
     );
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_closes_connections_over_the_limit_at_once_and_frees_places() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits {
+        http_connections_max: 2,
+        // Far longer than the test: nothing here is closed by a timeout.
+        http_header_read_timeout: Duration::from_secs(600),
+        ..small_limits()
+    };
+    let (addr, shutdown) = start_http_with(limits, HttpOptions::unauthenticated()).await;
+    let connect = || async {
+        within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connects")
+    };
+    // Two clients each send half a request head, and hold on.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect().await;
+        stream
+            .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // A third is closed at once, without a byte.
+    let mut third = connect().await;
+    let mut rest = Vec::new();
+    match within("the server to close", third.read_to_end(&mut rest)).await {
+        Ok(_) => assert!(rest.is_empty(), "{rest:?}"),
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+
+    // Once a held one leaves, its place serves someone else. The server
+    // sees the close a moment later: retry, boundedly.
+    drop(held.pop());
+    within("a freed place", async {
+        loop {
+            let mut next = connect().await;
+            let body = initialize_body();
+            let head = format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut response = Vec::new();
+            let sent = next.write_all(head.as_bytes()).await.is_ok() && next.write_all(&body).await.is_ok();
+            if sent && next.read_to_end(&mut response).await.is_ok() && response.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     shutdown.cancel();
 }
