@@ -81,9 +81,19 @@ impl Gauge {
     /// Counts one in until the guard drops (also when a crash drops the
     /// task holding it).
     pub(super) fn enter(&self) -> GaugeGuard<'_> {
+        self.open();
+        GaugeGuard(self)
+    }
+
+    /// Counts one in, until [`Gauge::close`].
+    pub(super) fn open(&self) {
         let now = self.current.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
-        GaugeGuard(self)
+    }
+
+    /// Counts one out.
+    pub(super) fn close(&self) {
+        self.current.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(super) fn peak(&self) -> u64 {
@@ -95,7 +105,7 @@ pub(super) struct GaugeGuard<'a>(&'a Gauge);
 
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
-        self.0.current.fetch_sub(1, Ordering::Relaxed);
+        self.0.close();
     }
 }
 

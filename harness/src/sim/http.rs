@@ -12,14 +12,15 @@ use std::{
     borrow::Cow,
     io,
     net::{IpAddr, Ipv4Addr},
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    task::{Context, Poll},
 };
 
-use mcp_server_kit::{HttpOptions, Limits, ServerSpec, sessions::SeededIds};
+use mcp_server_kit::{Accept, DateHeader, HttpOptions, Limits, ServerSpec, sessions::SeededIds};
 use orchestrator::{Dialer, Endpoint};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -29,6 +30,7 @@ use rmcp::{
     },
     service::RequestContext,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -36,11 +38,6 @@ use super::{
     clients::{Recorded, Wire},
     hosts::Probe,
 };
-
-/// Open HTTP connections a simulated server accepts; one more is closed at once.
-const CONNECTIONS_MAX: usize = 256;
-/// Time a connection has to send a complete request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The resource URL of `server`'s workload endpoint: the audience of the
 /// clients' tokens.
@@ -99,30 +96,79 @@ impl HttpServing {
     }
 }
 
-/// Accepts HTTP/1.1 connections on [`PORT`], at most [`CONNECTIONS_MAX`]
-/// open, each counted in the probe's `sessions` gauge.
+/// Serves `router` on [`PORT`] with the kit's own HTTP listener (its
+/// connection cap, header-read and idle timeouts, all on simulated time),
+/// without `Date`; each open connection counts in the probe's `sessions`.
 async fn listen(router: axum::Router, probe: Arc<Probe>) -> io::Result<()> {
     let listener =
         turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            continue; // at the limit: dropping the stream closes it
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let probe = probe.clone();
-        tokio::spawn(async move {
-            let _open = probe.sessions.enter();
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                // The Date header reads the wall clock.
-                .auto_date_header(false)
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            drop(slot);
-        });
+    let listener = SimListener { listener, probe };
+    mcp_server_kit::serve_http_on(
+        listener,
+        router,
+        Limits::DEFAULT,
+        CancellationToken::new(),
+        DateHeader::Omitted,
+    )
+    .await
+}
+
+/// A simulated host's listener, as the kit's loop accepts from.
+struct SimListener {
+    listener: turmoil::net::TcpListener,
+    probe: Arc<Probe>,
+}
+
+impl Accept for SimListener {
+    type Stream = Open;
+
+    async fn accept(&mut self) -> io::Result<Open> {
+        let (stream, _) = self.listener.accept().await?;
+        self.probe.sessions.open();
+        Ok(Open {
+            stream,
+            probe: self.probe.clone(),
+        })
+    }
+}
+
+/// An accepted connection, counted open until it drops.
+struct Open {
+    stream: turmoil::net::TcpStream,
+    probe: Arc<Probe>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.probe.sessions.close();
+    }
+}
+
+impl AsyncRead for Open {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Open {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, bytes)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
