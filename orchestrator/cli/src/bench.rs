@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
-use orchestrator::{Orchestrator, Policy};
+use orchestrator::{Config, Orchestrator, Policy};
 use tokio::{
     task::JoinSet,
     time::{Duration, Instant},
@@ -34,8 +34,16 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Transport to the embedded reference servers.
-    #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+    #[arg(long, value_enum, default_value_t = Transport::Stdio, conflicts_with = "config")]
     transport: Transport,
+    /// Load the servers this config file names (as `ask --config` does),
+    /// as pgbench loads any database, instead of the embedded ones.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// The question every query asks; the warm-up's answer is the one
+    /// every later answer must equal.
+    #[arg(long, default_value = DEMO_QUESTION)]
+    question: String,
     /// Print one JSON line instead of a table.
     #[arg(long)]
     json: bool,
@@ -46,12 +54,23 @@ pub(crate) struct BenchArgs {
 type Measured = (Vec<Duration>, u64, Duration);
 
 pub(crate) async fn run(args: BenchArgs, stop: impl Future<Output = Stop>) -> anyhow::Result<()> {
-    let embedded = embedded::start(args.transport).await?;
-    let orchestrator = Arc::new(Orchestrator::new(
-        embedded.servers.clone(),
-        Policy::DEFAULT,
-        0,
-    ));
+    let (orchestrator, embedded, label) = match &args.config {
+        Some(path) => {
+            let config = Config::from_file(path)?;
+            (
+                Orchestrator::from_config(&config, 0),
+                None,
+                "config".to_owned(),
+            )
+        }
+        None => {
+            let embedded = embedded::start(args.transport).await?;
+            let orchestrator = Orchestrator::new(embedded.servers.clone(), Policy::DEFAULT, 0);
+            let label = format!("{:?}", args.transport).to_lowercase();
+            (orchestrator, Some(embedded), label)
+        }
+    };
+    let orchestrator = Arc::new(orchestrator);
     let mut workers = JoinSet::new();
     let measured = tokio::select! {
         measured = measure(&orchestrator, &args, &mut workers) => measured,
@@ -67,7 +86,7 @@ pub(crate) async fn run(args: BenchArgs, stop: impl Future<Output = Stop>) -> an
     let report = Report {
         queries: args.queries,
         concurrency: args.concurrency,
-        transport: format!("{:?}", args.transport).to_lowercase(),
+        transport: label,
         p50_us: micros(orchestrator::percentile(&latencies, 0.50)),
         p99_us: micros(orchestrator::percentile(&latencies, 0.99)),
         qps: (f64::from(args.queries) / elapsed.as_secs_f64()).round() as u64,
@@ -102,7 +121,7 @@ async fn measure(
     workers: &mut JoinSet<(Vec<Duration>, u64)>,
 ) -> anyhow::Result<Measured> {
     let expected = orchestrator
-        .ask(DEMO_QUESTION, &mut Vec::new())
+        .ask(&args.question, &mut Vec::new())
         .await
         .context("the warm-up query failed")?;
     let total = args.queries as usize;
@@ -110,11 +129,12 @@ async fn measure(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     for _ in 0..args.concurrency {
-        let (orchestrator, next, expected, progress) = (
+        let (orchestrator, next, expected, progress, question) = (
             orchestrator.clone(),
             next.clone(),
             expected.clone(),
             progress.clone(),
+            args.question.clone(),
         );
         workers.spawn(async move {
             let mut latencies = Vec::new();
@@ -123,7 +143,7 @@ async fn measure(
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 trace.clear();
                 let begun = Instant::now();
-                match orchestrator.ask(DEMO_QUESTION, &mut trace).await {
+                match orchestrator.ask(&question, &mut trace).await {
                     Ok(answer) if answer == expected => latencies.push(begun.elapsed()),
                     _ => errors += 1,
                 }

@@ -57,7 +57,8 @@ enum Command {
         servers: Servers,
     },
     /// Load generator: run the 2-hop demo query N times against the embedded
-    /// reference servers and report latency percentiles and throughput.
+    /// reference servers, or the servers a --config file names, and report
+    /// latency percentiles and throughput.
     Bench(bench::BenchArgs),
     /// Run a reference server on stdio (used by embedded stdio mode):
     /// user or payment.

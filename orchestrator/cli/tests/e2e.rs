@@ -218,6 +218,40 @@ fn binary_lists_the_namespaced_catalog() {
     );
 }
 
+/// `bench --config` loads the servers a config file names, any question:
+/// here the binary's own embedded servers, launched as stdio children.
+#[test]
+fn bench_loads_the_servers_a_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("servers.toml");
+    let exe = env!("CARGO_BIN_EXE_orchestrator");
+    let server = |name: &str| {
+        format!(
+            "[[servers]]\nname = \"{name}\"\nstdio = [{exe:?}, \"serve-embedded\", \"{name}\"]\n"
+        )
+    };
+    std::fs::write(&path, server("user") + &server("payment")).unwrap();
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--config",
+        path.to_str().unwrap(),
+        "--question",
+        "how much has alice@example.com spent?",
+        "--queries",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["transport"], "config");
+    assert_eq!(
+        (report["queries"].as_u64(), report["errors"].as_u64()),
+        (Some(20), Some(0))
+    );
+    let (code, _, stderr) = run(&["bench", "--config", "/no/such.toml"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
 #[test]
 fn bench_reports_one_json_line_with_every_field() {
     let (code, stdout, stderr) = run(&[
