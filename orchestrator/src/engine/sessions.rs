@@ -52,6 +52,10 @@ pub(super) struct Server {
 /// The longest a session's close is waited for: enough for a DELETE to a
 /// live server, short enough that Ctrl-C never hangs on a dead one.
 pub(crate) const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a retired session waits for the calls of other queries
+/// still on it, and how often it looks.
+const SESSION_SHARED_WAIT: Duration = Duration::from_secs(5);
+const SESSION_SHARED_POLL: Duration = Duration::from_millis(20);
 
 /// Most background closes per server. Past it a session is only dropped,
 /// which still closes it in rmcp's own task, unwaited.
@@ -132,7 +136,10 @@ impl Server {
         (!live.session.is_closed()).then_some(live)
     }
 
-    /// Closes `session` in the background, within [`SESSION_CLOSE_TIMEOUT`].
+    /// Closes `session` in the background, within [`SESSION_CLOSE_TIMEOUT`],
+    /// once no other call holds it (or after [`SESSION_SHARED_WAIT`]): other
+    /// queries may share a session, and closing it under them would fail
+    /// their calls.
     pub(super) fn retire(&self, session: Arc<dyn Session>) {
         let mut closing = self.closing.lock().expect("closing lock");
         while closing.try_join_next().is_some() {}
@@ -142,6 +149,10 @@ impl Server {
         }
         let name = self.name.clone();
         closing.spawn(async move {
+            let shared_until = Instant::now() + SESSION_SHARED_WAIT;
+            while Arc::strong_count(&session) > 1 && Instant::now() < shared_until {
+                tokio::time::sleep(SESSION_SHARED_POLL).await;
+            }
             if tokio::time::timeout(SESSION_CLOSE_TIMEOUT, session.close())
                 .await
                 .is_err()
