@@ -84,7 +84,7 @@ pub struct HttpOptions {
     pub session_ids: Arc<dyn SessionIds>,
     /// How often an idle SSE stream gets a keep-alive comment; `None` sends
     /// none. A simulation must send none: rmcp's keep-alive timer is reset
-    /// from `std::time::Instant::now()` (sse-stream's `Timer::reset`), so
+    /// from the wall clock (sse-stream's `Timer::reset` takes a std `Instant`), so
     /// on a simulated clock it fires at a rate the wall clock sets.
     pub sse_keep_alive: Option<Duration>,
 }
