@@ -5,6 +5,8 @@
 
 use mcp_server_kit::say;
 
+mod probe_command;
+
 use std::{
     ops::RangeInclusive,
     path::{Path, PathBuf},
@@ -49,6 +51,10 @@ enum Command {
         #[arg(long, value_name = "BUG")]
         planted_bug: Option<String>,
     },
+    /// Probe any MCP server, over stdio or streamable HTTP: a verdict per
+    /// spec requirement, and each failure shrunk to a minimal exchange
+    /// that replays.
+    Probe(probe_command::ProbeArgs),
     /// Run every seed twice and compare trace hashes.
     CheckDeterminism {
         file: PathBuf,
@@ -196,6 +202,7 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Run(args) => run(&args),
+        Command::Probe(args) => probe_command::probe(&args),
         Command::Explore {
             cases,
             faults_max,

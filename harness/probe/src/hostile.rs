@@ -79,12 +79,15 @@ fn nested(depth: usize) -> Value {
 
 /// Any characters but the newline that ends a frame, and not JSON.
 fn not_json() -> impl Strategy<Value = String> {
-    proptest::collection::vec(any::<char>().prop_filter("no newline", |c| *c != '\n'), 1..60)
-        .prop_map(|chars| chars.into_iter().collect::<String>())
-        .prop_filter("not JSON, not blank, no padding a framer would trim", |t| {
-            let bare = t.trim_start_matches('\u{feff}');
-            serde_json::from_str::<Value>(t).is_err() && !t.trim().is_empty() && bare.trim() == bare
-        })
+    proptest::collection::vec(
+        any::<char>().prop_filter("no newline", |c| *c != '\n'),
+        1..60,
+    )
+    .prop_map(|chars| chars.into_iter().collect::<String>())
+    .prop_filter("not JSON, not blank, no padding a framer would trim", |t| {
+        let bare = t.trim_start_matches('\u{feff}');
+        serde_json::from_str::<Value>(t).is_err() && !t.trim().is_empty() && bare.trim() == bare
+    })
 }
 
 fn parse_errors() -> impl Strategy<Value = Hostile> {
@@ -155,7 +158,12 @@ fn wrong_methods() -> impl Strategy<Value = Hostile> {
         // Parameters of the wrong type: invalid params, with the id.
         (
             scalar_id(),
-            prop_oneof![Just(json!(5)), Just(json!("x")), Just(json!([1, 2])), Just(json!(true))]
+            prop_oneof![
+                Just(json!(5)),
+                Just(json!("x")),
+                Just(json!([1, 2])),
+                Just(json!(true))
+            ]
         )
             .prop_map(|(id, params)| {
                 let message =
@@ -166,7 +174,10 @@ fn wrong_methods() -> impl Strategy<Value = Hostile> {
         // that does not exist.
         (
             scalar_id(),
-            prop_oneof![Just("notifications/initialized"), Just("notifications/cancelled")]
+            prop_oneof![
+                Just("notifications/initialized"),
+                Just("notifications/cancelled")
+            ]
         )
             .prop_map(|(id, method)| {
                 let message = json!({"jsonrpc": "2.0", "id": id, "method": method});
@@ -182,7 +193,10 @@ fn silences() -> impl Strategy<Value = Hostile> {
             json!({"jsonrpc": "2.0", "method": format!("notifications/{m}")}).to_string(),
             Expect::Silence
         )),
-        Just(hostile(r#"{"jsonrpc":"1.0","method":"notifications/x"}"#, Expect::Silence)),
+        Just(hostile(
+            r#"{"jsonrpc":"1.0","method":"notifications/x"}"#,
+            Expect::Silence
+        )),
         Just(hostile(r#"{"jsonrpc":"2.0","method":7}"#, Expect::Silence)),
         " {0,8}".prop_map(|s| hostile(s, Expect::Silence)),
     ]
@@ -212,7 +226,13 @@ fn odd_but_valid() -> impl Strategy<Value = Hostile> {
 fn reused_ids() -> impl Strategy<Value = Hostile> {
     let base = crate::CONTROL_ID_BASE;
     prop_oneof![Just(0i64), (base + 1)..(base + 4)].prop_map(|id| {
-        hostile(ping_with(json!(id)).to_string(), Expect::Answers { id: json!(id), most: 1 })
+        hostile(
+            ping_with(json!(id)).to_string(),
+            Expect::Answers {
+                id: json!(id),
+                most: 1,
+            },
+        )
     })
 }
 
@@ -288,7 +308,10 @@ mod tests {
     #[test]
     fn every_kind_of_line_is_generated_and_expectations_name_the_id_sent() {
         let mut runner = TestRunner::deterministic();
-        let strategy = line(Lines { frame_cap: Some(64), two_in_one_write: true });
+        let strategy = line(Lines {
+            frame_cap: Some(64),
+            two_in_one_write: true,
+        });
         let mut kinds = std::collections::BTreeSet::new();
         for _ in 0..2_000 {
             let hostile = strategy.new_tree(&mut runner).unwrap().current();
@@ -305,8 +328,16 @@ mod tests {
                 assert_eq!(&sent["id"], id, "{}", hostile.line);
             }
         }
-        let want = ["error -32700", "error -32600", "error -32601", "error -32602", "silence",
-            "pong", "answers 1", "answers 2"];
+        let want = [
+            "error -32700",
+            "error -32600",
+            "error -32601",
+            "error -32602",
+            "silence",
+            "pong",
+            "answers 1",
+            "answers 2",
+        ];
         for kind in want {
             assert!(kinds.contains(kind), "{kind} never generated: {kinds:?}");
         }

@@ -123,21 +123,34 @@ pub struct Report {
 impl Report {
     /// Whether every MUST held (the command exits 0).
     pub fn passed(&self) -> bool {
-        self.revisions.iter().flat_map(|r| &r.verdicts).all(|v| v.outcome != Outcome::Fail)
+        self.revisions
+            .iter()
+            .flat_map(|r| &r.verdicts)
+            .all(|v| v.outcome != Outcome::Fail)
     }
 
     pub fn count(&self, outcome: fn(&Outcome) -> bool) -> usize {
-        self.revisions.iter().flat_map(|r| &r.verdicts).filter(|v| outcome(&v.outcome)).count()
+        self.revisions
+            .iter()
+            .flat_map(|r| &r.verdicts)
+            .filter(|v| outcome(&v.outcome))
+            .count()
     }
 }
 
 /// A current-thread runtime for the probe's I/O.
 pub fn runtime() -> Result<Runtime, std::io::Error> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Probes `target`.
-pub fn probe(target: &Target, options: &Options, progress: &dyn Progress) -> Result<Report, ProbeError> {
+pub fn probe(
+    target: &Target,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, ProbeError> {
     let rt = runtime()?;
     let mut revisions = Vec::new();
     for &revision in &options.revisions {
@@ -163,7 +176,10 @@ fn probe_revision(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<RevisionReport, ProbeError> {
-    let unreachable = |source: LinkError| ProbeError::Unreachable { target: target.to_string(), source };
+    let unreachable = |source: LinkError| ProbeError::Unreachable {
+        target: target.to_string(),
+        source,
+    };
     let mut report = RevisionReport {
         revision,
         skipped: None,
@@ -191,14 +207,23 @@ fn probe_revision(
     let tools = match rt.block_on(deterministic(target, &mut session, &mut ledger)) {
         Ok(tools) => tools,
         Err(error) => {
-            let detail = format!("the server stopped answering during the lifecycle checks: {error}");
+            let detail =
+                format!("the server stopped answering during the lifecycle checks: {error}");
             ledger.found(Finding::new(&checks::KEEPS_SERVING, detail));
             None
         }
     };
     drop(session);
     let mut live = Live::new(target, revision);
-    generated(rt, &mut live, tools.as_deref(), options, progress, &mut ledger, &mut report);
+    generated(
+        rt,
+        &mut live,
+        tools.as_deref(),
+        options,
+        progress,
+        &mut ledger,
+        &mut report,
+    );
     rt.block_on(checks::limits::limits(&mut live, &mut ledger));
     report.verdicts = verdicts(&ledger, target, "");
     Ok(report)
@@ -234,24 +259,76 @@ fn generated(
 ) {
     let http = live.target.is_http();
     let framing = checks::jsonrpc::Framing { http };
-    let mut covers: Vec<&'static Check> = vec![&checks::ANSWER_ID, &checks::NOTIFICATION_SILENCE, &checks::ERROR_CODE, &checks::KEEPS_SERVING];
-    covers.push(if http { &checks::HTTP_BAD_BODY } else { &checks::STDOUT_ONLY_MESSAGES });
-    run_one(rt, &framing, live, options.cases, options, progress, &covers, ledger, report);
+    let mut covers: Vec<&'static Check> = vec![
+        &checks::ANSWER_ID,
+        &checks::NOTIFICATION_SILENCE,
+        &checks::ERROR_CODE,
+        &checks::KEEPS_SERVING,
+    ];
+    covers.push(if http {
+        &checks::HTTP_BAD_BODY
+    } else {
+        &checks::STDOUT_ONLY_MESSAGES
+    });
+    run_one(
+        rt,
+        &framing,
+        live,
+        options.cases,
+        options,
+        progress,
+        &covers,
+        ledger,
+        report,
+    );
     if http || live.revision == Revision::Stateless {
-        let why = if http { "over HTTP a request before initialize has no session: see http.session-required-400" } else { "2026-07-28 has no initialize" };
+        let why = if http {
+            "over HTTP a request before initialize has no session: see http.session-required-400"
+        } else {
+            "2026-07-28 has no initialize"
+        };
         ledger.skip(&checks::BEFORE_INITIALIZE, why);
     } else {
         let cases = options.cases.div_ceil(8);
-        run_one(rt, &checks::lifecycle::BeforeInitialize, live, cases, options, progress, &[&checks::BEFORE_INITIALIZE], ledger, report);
+        run_one(
+            rt,
+            &checks::lifecycle::BeforeInitialize,
+            live,
+            cases,
+            options,
+            progress,
+            &[&checks::BEFORE_INITIALIZE],
+            ledger,
+            report,
+        );
     }
     let calls = tools.map(|t| checks::tools::ToolCalls::callable(t, options.allow_writes));
-    let tool_checks = [&checks::VALID_CALL, &checks::INVALID_CALL, &checks::OUTPUT_SCHEMA, &checks::READ_ONLY_REPEAT];
+    let tool_checks = [
+        &checks::VALID_CALL,
+        &checks::INVALID_CALL,
+        &checks::OUTPUT_SCHEMA,
+        &checks::READ_ONLY_REPEAT,
+    ];
     match calls {
         Some(calls) if !calls.tools.is_empty() => {
-            run_one(rt, &calls, live, options.cases, options, progress, &tool_checks, ledger, report);
+            run_one(
+                rt,
+                &calls,
+                live,
+                options.cases,
+                options,
+                progress,
+                &tool_checks,
+                ledger,
+                report,
+            );
         }
-        Some(_) => tool_checks.iter().for_each(|c| ledger.skip(c, "no read-only tools (--allow-writes calls the others)")),
-        None => tool_checks.iter().for_each(|c| ledger.skip(c, "the server lists no tools")),
+        Some(_) => tool_checks
+            .iter()
+            .for_each(|c| ledger.skip(c, "no read-only tools (--allow-writes calls the others)")),
+        None => tool_checks
+            .iter()
+            .for_each(|c| ledger.skip(c, "the server lists no tools")),
     }
 }
 
@@ -267,9 +344,13 @@ fn run_one<P: Property>(
     ledger: &mut Ledger,
     report: &mut RevisionReport,
 ) {
-    progress.phase(&format!("{} {}", live.revision, property.name()), u64::from(cases));
+    progress.phase(
+        &format!("{} {}", live.revision, property.name()),
+        u64::from(cases),
+    );
     let started = Instant::now();
-    let result: PropertyResult = run::run_property(rt, property, live, cases, options.seed, &|| progress.tick());
+    let result: PropertyResult =
+        run::run_property(rt, property, live, cases, options.seed, &|| progress.tick());
     report.sequence_time += started.elapsed();
     report.sequences += result.cases;
     covers.iter().for_each(|c| ledger.ran(c));
@@ -290,14 +371,22 @@ fn verdicts(ledger: &Ledger, target: &Target, not_run: &str) -> Vec<Verdict> {
     checks::ALL
         .iter()
         .map(|&check| {
-            let finding = ledger.findings.iter().find(|f| f.check.id == check.id).cloned();
+            let finding = ledger
+                .findings
+                .iter()
+                .find(|f| f.check.id == check.id)
+                .cloned();
             let outcome = match (&finding, check.level) {
                 (Some(_), Level::Must) => Outcome::Fail,
                 (Some(_), Level::Should) => Outcome::Warn,
                 (None, _) if ledger.ran.iter().any(|c| c.id == check.id) => Outcome::Ok,
                 (None, _) => Outcome::Skip(skip_reason(ledger, check, target, not_run)),
             };
-            Verdict { check, outcome, finding }
+            Verdict {
+                check,
+                outcome,
+                finding,
+            }
         })
         .collect()
 }

@@ -39,15 +39,30 @@ pub struct ReplayFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a replay file: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
-    #[error("{path}: property {property:?} is not one this probe knows (framing, before-initialize, tool-calls)")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: property {property:?} is not one this probe knows (framing, before-initialize, tool-calls)"
+    )]
     Property { path: PathBuf, property: String },
     #[error("{path}: its case does not fit property {property}: {source}")]
-    Case { path: PathBuf, property: String, source: serde_json::Error },
+    Case {
+        path: PathBuf,
+        property: String,
+        source: serde_json::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Probe(#[from] crate::ProbeError),
 }
@@ -75,7 +90,10 @@ impl ReplayFile {
     /// Writes it into `dir` (made if missing); returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, ReplayError> {
         let path = dir.join(self.file_name());
-        let write = |source| ReplayError::Write { path: path.clone(), source };
+        let write = |source| ReplayError::Write {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(write)?;
         let text = serde_json::to_string_pretty(self).expect("a replay file serializes");
         std::fs::write(&path, text + "\n").map_err(write)?;
@@ -83,8 +101,14 @@ impl ReplayFile {
     }
 
     pub fn read(path: &Path) -> Result<ReplayFile, ReplayError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read { path: path.into(), source })?;
-        serde_json::from_str(&text).map_err(|source| ReplayError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
+            path: path.into(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ReplayError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 }
 
@@ -103,33 +127,74 @@ pub fn replay(target: &Target, path: &Path) -> Result<Replayed, ReplayError> {
     let file = ReplayFile::read(path)?;
     let rt = crate::runtime().map_err(crate::ProbeError::from)?;
     let mut live = Live::new(target, file.revision);
-    let fit = |source| ReplayError::Case { path: path.into(), property: file.property.clone(), source };
+    let fit = |source| ReplayError::Case {
+        path: path.into(),
+        property: file.property.clone(),
+        source,
+    };
     let outcome = match file.property.as_str() {
-        "framing" => run::replay_case(&rt, &checks::jsonrpc::Framing { http: target.is_http() }, &mut live, file.case.clone()),
-        "before-initialize" => run::replay_case(&rt, &checks::lifecycle::BeforeInitialize, &mut live, file.case.clone()),
+        "framing" => run::replay_case(
+            &rt,
+            &checks::jsonrpc::Framing {
+                http: target.is_http(),
+            },
+            &mut live,
+            file.case.clone(),
+        ),
+        "before-initialize" => run::replay_case(
+            &rt,
+            &checks::lifecycle::BeforeInitialize,
+            &mut live,
+            file.case.clone(),
+        ),
         "tool-calls" => {
             let calls = rt.block_on(listed_tools(target, file.revision))?;
             run::replay_case(&rt, &calls, &mut live, file.case.clone())
         }
-        other => return Err(ReplayError::Property { path: path.into(), property: other.to_owned() }),
+        other => {
+            return Err(ReplayError::Property {
+                path: path.into(),
+                property: other.to_owned(),
+            });
+        }
     }
     .map_err(fit)?;
-    let finding = outcome.findings.into_iter().find(|f| f.check.id == file.check);
-    let failed = finding.as_ref().is_some_and(|f| f.check.level == Level::Must);
-    Ok(Replayed { failed, finding, steps: outcome.steps })
+    let finding = outcome
+        .findings
+        .into_iter()
+        .find(|f| f.check.id == file.check);
+    let failed = finding
+        .as_ref()
+        .is_some_and(|f| f.check.level == Level::Must);
+    Ok(Replayed {
+        failed,
+        finding,
+        steps: outcome.steps,
+    })
 }
 
 /// Every tool the server lists, callable or not: the file says which it calls.
-async fn listed_tools(target: &Target, revision: Revision) -> Result<checks::tools::ToolCalls, crate::ProbeError> {
+async fn listed_tools(
+    target: &Target,
+    revision: Revision,
+) -> Result<checks::tools::ToolCalls, crate::ProbeError> {
     let unreachable = |error: String| crate::ProbeError::Unreachable {
         target: target.to_string(),
-        source: crate::LinkError::Unreachable { url: target.to_string(), reason: error },
+        source: crate::LinkError::Unreachable {
+            url: target.to_string(),
+            reason: error,
+        },
     };
-    let mut session = Session::open(target, revision).await.map_err(|e| unreachable(e.to_string()))?;
+    let mut session = Session::open(target, revision)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let tools = checks::lifecycle::tools(&mut session, &mut Ledger::default())
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    Ok(checks::tools::ToolCalls::callable(&tools.unwrap_or_default(), true))
+    Ok(checks::tools::ToolCalls::callable(
+        &tools.unwrap_or_default(),
+        true,
+    ))
 }
 
 /// The name a property has in replay files, for each the probe runs.

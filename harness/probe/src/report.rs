@@ -31,7 +31,10 @@ fn label(outcome: &Outcome) -> &'static str {
 /// The report as text: one line per check, the failures' minimal
 /// exchanges and replay commands, and a summary line.
 pub fn text(report: &Report, written: &[Written]) -> String {
-    let mut out = format!("probe {}  (seed {}, {} cases per property)\n", report.target, report.seed, report.cases);
+    let mut out = format!(
+        "probe {}  (seed {}, {} cases per property)\n",
+        report.target, report.seed, report.cases
+    );
     for revision in &report.revisions {
         revision_text(&mut out, revision, written);
     }
@@ -45,14 +48,25 @@ fn revision_text(out: &mut String, revision: &RevisionReport, written: &[Written
         let _ = writeln!(out, "  skipped: {why}");
         return;
     }
-    let width = revision.verdicts.iter().map(|v| v.check.id.len()).max().unwrap_or(0);
+    let width = revision
+        .verdicts
+        .iter()
+        .map(|v| v.check.id.len())
+        .max()
+        .unwrap_or(0);
     let mut skipped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for verdict in &revision.verdicts {
         if let Outcome::Skip(why) = &verdict.outcome {
             skipped.entry(why).or_default().push(verdict.check.id);
             continue;
         }
-        let _ = writeln!(out, "  {:<4}  {:<width$}  {}", label(&verdict.outcome), verdict.check.id, verdict.check.spec);
+        let _ = writeln!(
+            out,
+            "  {:<4}  {:<width$}  {}",
+            label(&verdict.outcome),
+            verdict.check.id,
+            verdict.check.spec
+        );
         finding_text(out, revision.revision, verdict, written);
     }
     for (why, ids) in skipped {
@@ -61,14 +75,22 @@ fn revision_text(out: &mut String, revision: &RevisionReport, written: &[Written
 }
 
 fn finding_text(out: &mut String, revision: Revision, verdict: &Verdict, written: &[Written]) {
-    let Some(finding) = &verdict.finding else { return };
+    let Some(finding) = &verdict.finding else {
+        return;
+    };
     let _ = writeln!(out, "        {}", finding.detail);
     if !finding.exchange.is_empty() {
         let n = finding.exchange.len();
-        let _ = writeln!(out, "        minimal exchange ({n} message{}):", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "        minimal exchange ({n} message{}):",
+            if n == 1 { "" } else { "s" }
+        );
         exchange_text(out, &finding.exchange);
     }
-    let replay = written.iter().find(|w| w.revision == revision && w.check == verdict.check.id);
+    let replay = written
+        .iter()
+        .find(|w| w.revision == revision && w.check == verdict.check.id);
     if let Some(replay) = replay {
         let _ = writeln!(out, "        replay: {}", replay.command);
     }
@@ -96,10 +118,24 @@ pub fn summary(report: &Report) -> String {
     let warn = report.count(|o| *o == Outcome::Warn);
     let skip = report.count(|o| matches!(o, Outcome::Skip(_)));
     let sequences: u32 = report.revisions.iter().map(|r| r.sequences).sum();
-    let seconds: f64 = report.revisions.iter().map(|r| r.sequence_time.as_secs_f64()).sum();
-    let rate = if seconds > 0.0 { f64::from(sequences) / seconds } else { 0.0 };
-    let verdict = if fail == 0 { "every MUST holds" } else { "a MUST does not hold" };
-    format!("{ok} ok, {fail} FAIL, {warn} warn, {skip} skip · {sequences} sequences in {seconds:.1} s ({rate:.0}/s) · {verdict}")
+    let seconds: f64 = report
+        .revisions
+        .iter()
+        .map(|r| r.sequence_time.as_secs_f64())
+        .sum();
+    let rate = if seconds > 0.0 {
+        f64::from(sequences) / seconds
+    } else {
+        0.0
+    };
+    let verdict = if fail == 0 {
+        "every MUST holds"
+    } else {
+        "a MUST does not hold"
+    };
+    format!(
+        "{ok} ok, {fail} FAIL, {warn} warn, {skip} skip · {sequences} sequences in {seconds:.1} s ({rate:.0}/s) · {verdict}"
+    )
 }
 
 /// The report as JSON.
@@ -108,7 +144,11 @@ pub fn json(report: &Report, written: &[Written]) -> Value {
         .revisions
         .iter()
         .map(|r| {
-            let checks: Vec<Value> = r.verdicts.iter().map(|v| verdict_json(r.revision, v, written)).collect();
+            let checks: Vec<Value> = r
+                .verdicts
+                .iter()
+                .map(|v| verdict_json(r.revision, v, written))
+                .collect();
             json!({"revision": r.revision, "skipped": r.skipped, "sequences": r.sequences,
                    "sequence_seconds": r.sequence_time.as_secs_f64(), "checks": checks})
         })
@@ -118,7 +158,9 @@ pub fn json(report: &Report, written: &[Written]) -> Value {
 }
 
 fn verdict_json(revision: Revision, verdict: &Verdict, written: &[Written]) -> Value {
-    let replay = written.iter().find(|w| w.revision == revision && w.check == verdict.check.id);
+    let replay = written
+        .iter()
+        .find(|w| w.revision == revision && w.check == verdict.check.id);
     let skip = match &verdict.outcome {
         Outcome::Skip(why) => Some(why.as_str()),
         _ => None,
@@ -136,7 +178,10 @@ pub fn junit(report: &Report) -> String {
     let tests = report.count(|_| true);
     let failures = report.count(|o| *o == Outcome::Fail);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, "<testsuites name=\"mcp-probe\" tests=\"{tests}\" failures=\"{failures}\">");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"mcp-probe\" tests=\"{tests}\" failures=\"{failures}\">"
+    );
     for revision in &report.revisions {
         suite(&mut out, revision);
     }
@@ -145,8 +190,16 @@ pub fn junit(report: &Report) -> String {
 }
 
 fn suite(out: &mut String, revision: &RevisionReport) {
-    let failures = revision.verdicts.iter().filter(|v| v.outcome == Outcome::Fail).count();
-    let skipped = revision.verdicts.iter().filter(|v| matches!(v.outcome, Outcome::Skip(_))).count();
+    let failures = revision
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Fail)
+        .count();
+    let skipped = revision
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v.outcome, Outcome::Skip(_)))
+        .count();
     let time = revision.sequence_time.as_secs_f64();
     let _ = writeln!(
         out,
@@ -155,7 +208,11 @@ fn suite(out: &mut String, revision: &RevisionReport) {
         revision.verdicts.len()
     );
     if let Some(why) = &revision.skipped {
-        let _ = writeln!(out, "    <properties><property name=\"skipped\" value=\"{}\"/></properties>", escape(why));
+        let _ = writeln!(
+            out,
+            "    <properties><property name=\"skipped\" value=\"{}\"/></properties>",
+            escape(why)
+        );
     }
     for verdict in &revision.verdicts {
         case(out, revision.revision, verdict);
@@ -165,7 +222,11 @@ fn suite(out: &mut String, revision: &RevisionReport) {
 
 fn case(out: &mut String, revision: Revision, verdict: &Verdict) {
     let check = verdict.check;
-    let _ = write!(out, "    <testcase classname=\"mcp-probe.{revision}\" name=\"{}\"", check.id);
+    let _ = write!(
+        out,
+        "    <testcase classname=\"mcp-probe.{revision}\" name=\"{}\"",
+        check.id
+    );
     let detail = verdict.finding.as_ref().map(|f| {
         let mut text = f.detail.clone();
         exchange_text(&mut text, &f.exchange);
@@ -173,14 +234,29 @@ fn case(out: &mut String, revision: Revision, verdict: &Verdict) {
     });
     match (&verdict.outcome, detail) {
         (Outcome::Fail, Some(detail)) => {
-            let message = escape(&format!("{} ({}): {}", check.says, check.spec, first_line(&detail)));
-            let _ = writeln!(out, ">\n      <failure message=\"{message}\">{detail}</failure>\n    </testcase>");
+            let message = escape(&format!(
+                "{} ({}): {}",
+                check.says,
+                check.spec,
+                first_line(&detail)
+            ));
+            let _ = writeln!(
+                out,
+                ">\n      <failure message=\"{message}\">{detail}</failure>\n    </testcase>"
+            );
         }
         (Outcome::Skip(why), _) => {
-            let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", escape(why));
+            let _ = writeln!(
+                out,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                escape(why)
+            );
         }
         (Outcome::Warn, Some(detail)) => {
-            let _ = writeln!(out, ">\n      <system-out>warning (SHOULD): {detail}</system-out>\n    </testcase>");
+            let _ = writeln!(
+                out,
+                ">\n      <system-out>warning (SHOULD): {detail}</system-out>\n    </testcase>"
+            );
         }
         _ => out.push_str("/>\n"),
     }
@@ -215,6 +291,9 @@ mod tests {
 
     #[test]
     fn xml_escapes_markup_and_drops_what_xml_cannot_hold() {
-        assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;\u{fffd}");
+        assert_eq!(
+            escape("a<b & \"c\"\u{1}"),
+            "a&lt;b &amp; &quot;c&quot;\u{fffd}"
+        );
     }
 }

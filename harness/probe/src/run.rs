@@ -74,7 +74,12 @@ impl<'a> Live<'a> {
 
     /// Reads the child's resident memory from /proc (stdio on Linux).
     pub(crate) fn sample_rss(&mut self) {
-        let Some(kib) = self.session.as_ref().and_then(Session::pid).and_then(rss_kib) else {
+        let Some(kib) = self
+            .session
+            .as_ref()
+            .and_then(Session::pid)
+            .and_then(rss_kib)
+        else {
             return;
         };
         self.rss_first_kib.get_or_insert(kib);
@@ -180,7 +185,11 @@ pub(crate) fn run_property<P: Property>(
             None => Ok(()),
             Some(finding) => {
                 target.set(Some(finding.check.id));
-                if outcome.findings.iter().any(|f| f.check.id == checks::KEEPS_SERVING.id) {
+                if outcome
+                    .findings
+                    .iter()
+                    .any(|f| f.check.id == checks::KEEPS_SERVING.id)
+                {
                     live.broke();
                 } else {
                     live.reset();
@@ -230,7 +239,9 @@ fn confirm<P: Property>(
             reproduced: true,
         },
         None => {
-            let check = target.and_then(checks::named).unwrap_or(&checks::KEEPS_SERVING);
+            let check = target
+                .and_then(checks::named)
+                .unwrap_or(&checks::KEEPS_SERVING);
             let detail = format!(
                 "failed while generating, but its minimal case passed on a fresh session: the failure depends on what came before (case: {})",
                 checks::clip(&case.to_string(), 300)
@@ -259,10 +270,14 @@ pub(crate) fn replay_case<P: Property>(
 /// The strategy of `property`, for tests that look at what it generates.
 #[cfg(test)]
 pub(crate) fn sample<P: Property>(property: &P, seed: u64) -> P::Case {
-    use proptest::strategy::ValueTree;
+    use proptest::strategy::{Strategy, ValueTree};
     let mut runner = TestRunner::new(Config {
         rng_seed: RngSeed::Fixed(seed),
         ..Config::default()
     });
-    property.strategy().new_tree(&mut runner).expect("a case").current()
+    property
+        .strategy()
+        .new_tree(&mut runner)
+        .expect("a case")
+        .current()
 }

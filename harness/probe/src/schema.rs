@@ -101,7 +101,12 @@ impl Break {
 fn breaks(schema: &Value) -> Vec<Break> {
     let mut breaks = Vec::new();
     let properties = schema["properties"].as_object();
-    for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for name in schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         breaks.push(Break::Drop(name.to_owned()));
     }
     for (name, property) in properties.into_iter().flatten() {
@@ -141,13 +146,18 @@ fn out_of_bounds(schema: &Value) -> Option<Value> {
     if let Some(min) = schema["minimum"].as_f64() {
         return Some(json!(min - 1.0));
     }
-    schema["enum"].as_array().map(|_| json!("mcp-probe: not one of the enum"))
+    schema["enum"]
+        .as_array()
+        .map(|_| json!("mcp-probe: not one of the enum"))
 }
 
 fn first_type(schema: &Value) -> Option<&str> {
     match &schema["type"] {
         Value::String(t) => Some(t),
-        Value::Array(types) => types.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null"),
         _ => None,
     }
 }
@@ -188,18 +198,35 @@ fn scalar() -> BoxedStrategy<Value> {
 
 /// Required properties always, optional ones half the time.
 fn object(schema: &Value, depth: u32) -> BoxedStrategy<Value> {
-    let required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let properties: Vec<(String, bool, BoxedStrategy<Value>)> = schema["properties"]
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(name, p)| (name.clone(), required.contains(&name.as_str()), value(p, depth + 1)))
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                required.contains(&name.as_str()),
+                value(p, depth + 1),
+            )
+        })
         .collect();
     let parts: Vec<BoxedStrategy<Option<(String, Value)>>> = properties
         .into_iter()
         .map(|(name, required, strategy)| {
-            let present = if required { Just(true).boxed() } else { any::<bool>().boxed() };
-            (present, strategy).prop_map(move |(p, v)| p.then(|| (name.clone(), v))).boxed()
+            let present = if required {
+                Just(true).boxed()
+            } else {
+                any::<bool>().boxed()
+            };
+            (present, strategy)
+                .prop_map(move |(p, v)| p.then(|| (name.clone(), v)))
+                .boxed()
         })
         .collect();
     parts
@@ -208,17 +235,27 @@ fn object(schema: &Value, depth: u32) -> BoxedStrategy<Value> {
 }
 
 fn array(schema: &Value, depth: u32) -> BoxedStrategy<Value> {
-    let min = schema["minItems"].as_u64().map_or(0, |n| n as usize).min(ITEMS_MAX);
-    let max = schema["maxItems"].as_u64().map_or(ITEMS_MAX, |n| n as usize).clamp(min, ITEMS_MAX);
+    let min = schema["minItems"]
+        .as_u64()
+        .map_or(0, |n| n as usize)
+        .min(ITEMS_MAX);
+    let max = schema["maxItems"]
+        .as_u64()
+        .map_or(ITEMS_MAX, |n| n as usize)
+        .clamp(min, ITEMS_MAX);
     let items = value(&schema["items"], depth + 1);
-    proptest::collection::vec(items, min..=max).prop_map(Value::Array).boxed()
+    proptest::collection::vec(items, min..=max)
+        .prop_map(Value::Array)
+        .boxed()
 }
 
 /// Strings biased toward what servers look up: small numbers (ids), words,
 /// emails and dates, cut or padded to the schema's length bounds.
 fn string(schema: &Value) -> BoxedStrategy<Value> {
     let min = schema["minLength"].as_u64().map_or(0, |n| n as usize);
-    let max = schema["maxLength"].as_u64().map_or(STRING_MAX.max(min), |n| n as usize);
+    let max = schema["maxLength"]
+        .as_u64()
+        .map_or(STRING_MAX.max(min), |n| n as usize);
     let shaped = match schema["format"].as_str() {
         Some("email") => "[a-z]{1,8}@example\\.(com|org)".boxed(),
         Some("date") => "20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])".boxed(),
@@ -233,7 +270,9 @@ fn string(schema: &Value) -> BoxedStrategy<Value> {
         ]
         .boxed(),
     };
-    shaped.prop_map(move |s| Value::from(fit(s, min, max))).boxed()
+    shaped
+        .prop_map(move |s| Value::from(fit(s, min, max)))
+        .boxed()
 }
 
 /// `text` cut or padded (with `x`) to between `min` and `max` characters.
@@ -258,7 +297,9 @@ fn integer(schema: &Value) -> BoxedStrategy<Value> {
 fn number(schema: &Value) -> BoxedStrategy<Value> {
     let min = schema["minimum"].as_f64().unwrap_or(-1000.0);
     let max = schema["maximum"].as_f64().unwrap_or(1000.0).max(min);
-    (min..=max).prop_map(|n| json!((n * 100.0).round() / 100.0)).boxed()
+    (min..=max)
+        .prop_map(|n| json!((n * 100.0).round() / 100.0))
+        .boxed()
 }
 
 #[cfg(test)]
@@ -298,8 +339,22 @@ mod tests {
             let value = draw(&invalid, &mut runner);
             let why = schema.why_not(&value).expect("refused");
             reasons.insert(why.split_whitespace().last().unwrap_or_default().to_owned());
-            reasons.insert(if value.get("userId").is_none() { "dropped" } else { "kept" }.to_owned());
-            reasons.insert(if value.get("mcpProbeUnexpected").is_some() { "extra" } else { "-" }.to_owned());
+            reasons.insert(
+                if value.get("userId").is_none() {
+                    "dropped"
+                } else {
+                    "kept"
+                }
+                .to_owned(),
+            );
+            reasons.insert(
+                if value.get("mcpProbeUnexpected").is_some() {
+                    "extra"
+                } else {
+                    "-"
+                }
+                .to_owned(),
+            );
         }
         for want in ["dropped", "extra", "/userId", "/limit", "/kind"] {
             assert!(reasons.contains(want), "{want} not among {reasons:?}");
@@ -308,7 +363,12 @@ mod tests {
 
     #[test]
     fn a_schema_with_nothing_to_break_has_no_invalid_values() {
-        assert!(Schema::compile(&json!({"type": "object"})).unwrap().invalid().is_none());
+        assert!(
+            Schema::compile(&json!({"type": "object"}))
+                .unwrap()
+                .invalid()
+                .is_none()
+        );
         assert!(Schema::compile(&json!({"type": 7})).is_err());
     }
 

@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::target::{
-    ANSWER_DEADLINE, HttpReply, HttpRequest, HttpUrl, Line, LinkError, StdioLink, Target,
-    http_send,
+    ANSWER_DEADLINE, HttpReply, HttpRequest, HttpUrl, Line, LinkError, StdioLink, Target, http_send,
 };
 
 /// A protocol revision the probe speaks.
@@ -52,6 +51,8 @@ impl fmt::Display for Revision {
 /// The first id a control ping uses; generated ids stay below it.
 pub const CONTROL_ID_BASE: i64 = 1_000_000;
 
+/// Control ids a generated line may reuse, from `CONTROL_ID_BASE + 1`.
+const REUSABLE_IDS: i64 = 3;
 const CLIENT_INFO: &str = "mcp-probe";
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -137,7 +138,19 @@ impl Session {
     pub async fn open(target: &Target, revision: Revision) -> Result<Session, OpenError> {
         let mut session = Session::raw(target, revision)?;
         session.handshake().await?;
+        session.spend_reusable_ids().await?;
         Ok(session)
+    }
+
+    /// Has the first control ids answered, so that a generated request
+    /// reusing one (the hostile generator's reused ids) reuses an id this session
+    /// already had answered.
+    async fn spend_reusable_ids(&mut self) -> Result<(), LinkError> {
+        while self.next_control < CONTROL_ID_BASE + REUSABLE_IDS {
+            let control = self.control_ping();
+            self.call_raw(control).await?;
+        }
+        Ok(())
     }
 
     pub fn revision(&self) -> Revision {
@@ -177,7 +190,9 @@ impl Session {
                 let reply = self
                     .call_raw(Self::initialize_request(json!(0), revision.name()))
                     .await?;
-                let result = reply.get("result").ok_or_else(|| failed(reply.to_string()))?;
+                let result = reply
+                    .get("result")
+                    .ok_or_else(|| failed(reply.to_string()))?;
                 let version = result["protocolVersion"].as_str().unwrap_or_default();
                 self.facts = Facts {
                     versions: vec![version.to_owned()],
@@ -193,10 +208,16 @@ impl Session {
             Revision::Stateless => {
                 self.handshaken = true;
                 let reply = self.request("server/discover", None).await?;
-                let result = reply.get("result").ok_or_else(|| failed(reply.to_string()))?;
+                let result = reply
+                    .get("result")
+                    .ok_or_else(|| failed(reply.to_string()))?;
                 let versions = result["supportedVersions"]
                     .as_array()
-                    .map(|v| v.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|s| s.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 self.facts = Facts {
                     versions,
@@ -215,7 +236,11 @@ impl Session {
 
     /// Sends a request this session builds (with the next control id and the
     /// revision's `_meta`) and returns its answer.
-    pub async fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, LinkError> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, LinkError> {
         let id = self.next_control_id();
         let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
         if let Some(params) = params {
@@ -244,11 +269,14 @@ impl Session {
         let message = self.decorate(message);
         match &mut self.wire {
             Wire::Stdio(link) => {
-                link.send(&with_newline(message.to_string().into_bytes())).await?;
+                link.send(&with_newline(message.to_string().into_bytes()))
+                    .await?;
                 self.await_answer(&id).await
             }
             Wire::Http { .. } => {
-                let reply = self.post(message.to_string().into_bytes(), Some(&id)).await?;
+                let reply = self
+                    .post(message.to_string().into_bytes(), Some(&id))
+                    .await?;
                 let found = take_answer(&reply, &id, &mut self.asides);
                 Ok(found.unwrap_or_else(|| http_non_answer(&reply)))
             }
@@ -299,10 +327,16 @@ impl Session {
         }
     }
 
-    /// A ping with the next control id, decorated for the revision.
+    /// The control request with the next control id, decorated for the
+    /// revision: a ping, or at 2026-07-28 (which has no ping) a
+    /// `server/discover`.
     pub fn control_ping(&mut self) -> Value {
         let id = self.next_control_id();
-        self.decorate(json!({"jsonrpc": "2.0", "id": id, "method": "ping"}))
+        let method = match self.revision {
+            Revision::Sessions => "ping",
+            Revision::Stateless => "server/discover",
+        };
+        self.decorate(json!({"jsonrpc": "2.0", "id": id, "method": method}))
     }
 
     /// The next id from the probe's own range (above any generated id).
@@ -325,11 +359,20 @@ impl Session {
     /// The request this session would POST for `body`, over HTTP: the
     /// target's URL and headers, the session id and protocol version.
     pub fn http_base(&self, body: Vec<u8>) -> Option<(HttpUrl, HttpRequest)> {
-        let Wire::Http { url, headers, session, version } = &self.wire else {
+        let Wire::Http {
+            url,
+            headers,
+            session,
+            version,
+        } = &self.wire
+        else {
             return None;
         };
         let mut all = vec![
-            ("Accept".to_owned(), "application/json, text/event-stream".to_owned()),
+            (
+                "Accept".to_owned(),
+                "application/json, text/event-stream".to_owned(),
+            ),
             ("Content-Type".to_owned(), "application/json".to_owned()),
         ];
         all.extend(headers.iter().cloned());
@@ -340,19 +383,33 @@ impl Session {
             all.push(("MCP-Protocol-Version".to_owned(), v.clone()));
         }
         if self.revision == Revision::Stateless {
-            all.push(("MCP-Protocol-Version".to_owned(), self.revision.name().to_owned()));
+            all.push((
+                "MCP-Protocol-Version".to_owned(),
+                self.revision.name().to_owned(),
+            ));
             all.extend(standard_headers(&body));
         }
-        let request = HttpRequest { method: "POST", headers: all, body, headers_only: false };
+        let request = HttpRequest {
+            method: "POST",
+            headers: all,
+            body,
+            headers_only: false,
+        };
         Some((url.clone(), request))
     }
 
     /// Posts `body` with this session's headers; remembers a session id the
     /// server hands out.
-    async fn post(&mut self, body: Vec<u8>, awaiting: Option<&Value>) -> Result<HttpReply, LinkError> {
+    async fn post(
+        &mut self,
+        body: Vec<u8>,
+        awaiting: Option<&Value>,
+    ) -> Result<HttpReply, LinkError> {
         let (url, request) = self.http_base(body).expect("post is only called over HTTP");
         let reply = http_send(&url, &request, awaiting).await?;
-        if let (Some(id), Wire::Http { session, .. }) = (reply.header("mcp-session-id"), &mut self.wire) {
+        if let (Some(id), Wire::Http { session, .. }) =
+            (reply.header("mcp-session-id"), &mut self.wire)
+        {
             *session = Some(id.to_owned());
         }
         Ok(reply)
@@ -376,7 +433,8 @@ impl Session {
         };
         let meta = params.entry("_meta").or_insert_with(|| json!({}));
         if let (Some(meta), true) = (meta.as_object_mut(), is_request) {
-            meta.entry(META_VERSION).or_insert(json!(Revision::Stateless.name()));
+            meta.entry(META_VERSION)
+                .or_insert(json!(Revision::Stateless.name()));
             meta.entry(META_CAPABILITIES).or_insert(json!({}));
             meta.entry(META_CLIENT_INFO)
                 .or_insert(json!({"name": CLIENT_INFO, "version": env!("CARGO_PKG_VERSION")}));
@@ -496,12 +554,16 @@ mod tests {
     fn revisions_are_named_as_the_spec_names_them() {
         assert_eq!(Revision::named("2026-07-28"), Some(Revision::Stateless));
         assert_eq!(Revision::named("2025-06-18"), None);
-        assert_eq!(serde_json::to_string(&Revision::Sessions).unwrap(), "\"2025-11-25\"");
+        assert_eq!(
+            serde_json::to_string(&Revision::Sessions).unwrap(),
+            "\"2025-11-25\""
+        );
     }
 
     #[test]
     fn standard_headers_name_the_method_and_the_tool() {
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caf\u00e9"}}"#;
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caf\u00e9"}}"#;
         let headers = standard_headers(body);
         assert_eq!(headers[0], ("Mcp-Method".into(), "tools/call".into()));
         assert_eq!(headers[1].1, "=?base64?Y2Fmw6k=?=");

@@ -52,7 +52,10 @@ pub enum LinkError {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// A program that speaks MCP on its stdin and stdout.
-    Stdio { program: OsString, args: Vec<OsString> },
+    Stdio {
+        program: OsString,
+        args: Vec<OsString>,
+    },
     /// A streamable-HTTP endpoint, with headers sent on every request
     /// (typically `Authorization`).
     Http {
@@ -166,10 +169,11 @@ impl StdioLink {
                 program: program.to_string_lossy().into_owned(),
                 source,
             })?;
-        let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => unreachable!("all three pipes were requested"),
-        };
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => unreachable!("all three pipes were requested"),
+            };
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
         tokio::spawn(drain_stderr(stderr, tail.clone()));
         Ok(StdioLink {
@@ -224,8 +228,13 @@ impl StdioLink {
             Ok(Ok(status)) => status.to_string(),
             _ => "it closed its stdout".to_owned(),
         };
-        let tail = self.stderr.lock().map(|t| t.iter().copied().collect::<Vec<u8>>());
-        let tail = String::from_utf8_lossy(&tail.unwrap_or_default()).trim().to_owned();
+        let tail = self
+            .stderr
+            .lock()
+            .map(|t| t.iter().copied().collect::<Vec<u8>>());
+        let tail = String::from_utf8_lossy(&tail.unwrap_or_default())
+            .trim()
+            .to_owned();
         let stderr = if tail.is_empty() {
             String::new()
         } else {
@@ -334,7 +343,10 @@ impl HttpReply {
     pub fn messages(&self) -> Vec<Line> {
         let text = String::from_utf8_lossy(&self.body);
         if self.is_sse() {
-            return sse_data(&text).iter().map(|d| parse_line(d.as_bytes())).collect();
+            return sse_data(&text)
+                .iter()
+                .map(|d| parse_line(d.as_bytes()))
+                .collect();
         }
         if text.trim().is_empty() {
             return Vec::new();
@@ -402,7 +414,12 @@ async fn http_exchange(
     let headers = response
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut reply = HttpReply {
         status,
@@ -440,7 +457,11 @@ fn build(url: &HttpUrl, request: &HttpRequest) -> Result<hyper::Request<Full<Byt
     let mut builder = hyper::Request::builder()
         .method(request.method)
         .uri(&url.path);
-    if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+    if !request
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
         builder = builder.header("Host", url.authority());
     }
     for (name, value) in &request.headers {
@@ -458,12 +479,27 @@ mod tests {
     #[test]
     fn urls_parse_and_bad_ones_say_why() {
         let url = HttpUrl::parse("http://127.0.0.1:8082/mcp").unwrap();
-        assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("127.0.0.1", 8082, "/mcp"));
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("127.0.0.1", 8082, "/mcp")
+        );
         assert_eq!(HttpUrl::parse("http://localhost").unwrap().port, 80);
         assert_eq!(HttpUrl::parse("http://[::1]:9/x").unwrap().host, "[::1]");
-        assert!(HttpUrl::parse("https://a/mcp").unwrap_err().contains("https is not supported"));
-        assert!(HttpUrl::parse("a:1/mcp").unwrap_err().contains("expected http://"));
-        assert!(HttpUrl::parse("http://a:99999/").unwrap_err().contains("port"));
+        assert!(
+            HttpUrl::parse("https://a/mcp")
+                .unwrap_err()
+                .contains("https is not supported")
+        );
+        assert!(
+            HttpUrl::parse("a:1/mcp")
+                .unwrap_err()
+                .contains("expected http://")
+        );
+        assert!(
+            HttpUrl::parse("http://a:99999/")
+                .unwrap_err()
+                .contains("port")
+        );
     }
 
     #[test]

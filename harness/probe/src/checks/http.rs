@@ -5,10 +5,10 @@
 use serde_json::{Value, json};
 
 use super::{
-    AUTH_CHALLENGE, AUTH_REQUIRED, Check, Finding, HTTP_ACCEPT_406, HTTP_BAD_BODY, HTTP_BAD_BODY_400,
-    HTTP_CONTENT_TYPE_415, HTTP_GET, HTTP_HOST, HTTP_METHOD_405, HTTP_NOTIFICATION_202, HTTP_ORIGIN,
-    HTTP_PROTOCOL_VERSION, HTTP_SESSION_DELETED, HTTP_SESSION_REQUIRED, HTTP_SESSION_UNKNOWN,
-    HTTP_TOO_LARGE, Ledger, Step, clip,
+    AUTH_CHALLENGE, AUTH_REQUIRED, Check, Finding, HTTP_ACCEPT_406, HTTP_BAD_BODY,
+    HTTP_BAD_BODY_400, HTTP_CONTENT_TYPE_415, HTTP_GET, HTTP_HOST, HTTP_METHOD_405,
+    HTTP_NOTIFICATION_202, HTTP_ORIGIN, HTTP_PROTOCOL_VERSION, HTTP_SESSION_DELETED,
+    HTTP_SESSION_REQUIRED, HTTP_SESSION_UNKNOWN, HTTP_TOO_LARGE, Ledger, Step, clip,
 };
 use crate::{
     session::{Revision, Session},
@@ -30,16 +30,29 @@ impl Sent {
 async fn send(url: &HttpUrl, request: HttpRequest, what: &str) -> Sent {
     let reply = http_send(url, &request, None).await;
     let got = match &reply {
-        Ok(r) => format!("HTTP {} {}", r.status, clip(&String::from_utf8_lossy(&r.body), 200)),
+        Ok(r) => format!(
+            "HTTP {} {}",
+            r.status,
+            clip(&String::from_utf8_lossy(&r.body), 200)
+        ),
         Err(e) => format!("({e})"),
     };
     let body = clip(&String::from_utf8_lossy(&request.body), 200);
-    let step = Step { sent: format!("{} {what}: {body}", request.method), got: vec![got] };
+    let step = Step {
+        sent: format!("{} {what}: {body}", request.method),
+        got: vec![got],
+    };
     Sent { reply, step }
 }
 
 /// Records `check`: it holds when `holds` says so of the status.
-fn expect(ledger: &mut Ledger, check: &'static Check, sent: &Sent, holds: impl Fn(u16) -> bool, wanted: &str) {
+fn expect(
+    ledger: &mut Ledger,
+    check: &'static Check,
+    sent: &Sent,
+    holds: impl Fn(u16) -> bool,
+    wanted: &str,
+) {
     let finding = match sent.status() {
         Some(status) if holds(status) => None,
         Some(status) => Some(format!("HTTP {status}, where {wanted} is required")),
@@ -54,7 +67,11 @@ fn client_error(status: u16) -> bool {
 }
 
 /// Runs the HTTP checks with `session` (open, handshake done).
-pub(crate) async fn checks(target: &Target, session: &mut Session, ledger: &mut Ledger) -> Result<(), LinkError> {
+pub(crate) async fn checks(
+    target: &Target,
+    session: &mut Session,
+    ledger: &mut Ledger,
+) -> Result<(), LinkError> {
     let ping = session.control_ping().to_string().into_bytes();
     let (url, base) = session.http_base(ping).expect("an HTTP session");
     malformed(&url, &base, ledger).await;
@@ -64,7 +81,11 @@ pub(crate) async fn checks(target: &Target, session: &mut Session, ledger: &mut 
     if session.revision() == Revision::Sessions {
         sessions(target, &url, &base, session.http_session(), ledger).await?;
     } else {
-        for check in [&HTTP_SESSION_REQUIRED, &HTTP_SESSION_UNKNOWN, &HTTP_SESSION_DELETED] {
+        for check in [
+            &HTTP_SESSION_REQUIRED,
+            &HTTP_SESSION_UNKNOWN,
+            &HTTP_SESSION_DELETED,
+        ] {
             ledger.skip(check, "2026-07-28 is stateless: no sessions");
         }
     }
@@ -76,25 +97,58 @@ pub(crate) async fn checks(target: &Target, session: &mut Session, ledger: &mut 
 async fn malformed(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
     let mut notification = base.clone();
     notification.body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-        "params": {"requestId": 999_998, "reason": "mcp-probe"}}).to_string().into_bytes();
+        "params": {"requestId": 999_998, "reason": "mcp-probe"}})
+    .to_string()
+    .into_bytes();
     let sent = send(url, notification, "a notification").await;
-    let empty = sent.reply.as_ref().is_ok_and(|r| r.body.iter().all(u8::is_ascii_whitespace));
-    expect(ledger, &HTTP_NOTIFICATION_202, &sent, |s| s == 202 && empty, "202 with no body");
+    let empty = sent
+        .reply
+        .as_ref()
+        .is_ok_and(|r| r.body.iter().all(u8::is_ascii_whitespace));
+    expect(
+        ledger,
+        &HTTP_NOTIFICATION_202,
+        &sent,
+        |s| s == 202 && empty,
+        "202 with no body",
+    );
 
-    let sent = send(url, HttpRequest { body: b"{not json".to_vec(), ..base.clone() }, "a body that is not JSON").await;
+    let sent = send(
+        url,
+        HttpRequest {
+            body: b"{not json".to_vec(),
+            ..base.clone()
+        },
+        "a body that is not JSON",
+    )
+    .await;
     expect(ledger, &HTTP_BAD_BODY, &sent, client_error, "a 4xx");
     expect(ledger, &HTTP_BAD_BODY_400, &sent, |s| s == 400, "400");
 
     let mut request = base.clone();
     request.set("Accept", Some("text/plain"));
-    expect(ledger, &HTTP_ACCEPT_406, &send(url, request, "with Accept: text/plain").await, |s| s == 406, "406");
+    expect(
+        ledger,
+        &HTTP_ACCEPT_406,
+        &send(url, request, "with Accept: text/plain").await,
+        |s| s == 406,
+        "406",
+    );
 
     let mut request = base.clone();
     request.set("Content-Type", Some("text/plain"));
     let sent = send(url, request, "with Content-Type: text/plain").await;
     expect(ledger, &HTTP_CONTENT_TYPE_415, &sent, |s| s == 415, "415");
 
-    let sent = send(url, HttpRequest { method: "PUT", ..base.clone() }, "to the endpoint").await;
+    let sent = send(
+        url,
+        HttpRequest {
+            method: "PUT",
+            ..base.clone()
+        },
+        "to the endpoint",
+    )
+    .await;
     expect(ledger, &HTTP_METHOD_405, &sent, |s| s == 405, "405");
 
     too_large(url, base, ledger).await;
@@ -103,8 +157,17 @@ async fn malformed(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
 /// An 8 MiB body: refused with 413, or the connection closed on it.
 async fn too_large(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
     let pad = "x".repeat(MESSAGE_BYTES_MAX);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": pad}}});
-    let sent = send(url, HttpRequest { body: body.to_string().into_bytes(), ..base.clone() }, "an 8 MiB body").await;
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": {"pad": pad}}});
+    let sent = send(
+        url,
+        HttpRequest {
+            body: body.to_string().into_bytes(),
+            ..base.clone()
+        },
+        "an 8 MiB body",
+    )
+    .await;
     let closed = matches!(sent.reply, Err(LinkError::Unreachable { .. }));
     let finding = match sent.status() {
         Some(413) => None,
@@ -112,17 +175,34 @@ async fn too_large(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
         Some(status) => Some(format!("HTTP {status} for an 8 MiB body, where 413 fits")),
         None => Some(sent.step.got[0].clone()),
     };
-    ledger.check(&HTTP_TOO_LARGE, finding.map(|d| Finding::new(&HTTP_TOO_LARGE, d).with(vec![sent.step.clone()])));
+    ledger.check(
+        &HTTP_TOO_LARGE,
+        finding.map(|d| Finding::new(&HTTP_TOO_LARGE, d).with(vec![sent.step.clone()])),
+    );
 }
 
 /// A GET opens an SSE stream, or is refused with 405.
 async fn get_stream(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
-    let mut request = HttpRequest { method: "GET", body: Vec::new(), headers_only: true, ..base.clone() };
+    let mut request = HttpRequest {
+        method: "GET",
+        body: Vec::new(),
+        headers_only: true,
+        ..base.clone()
+    };
     request.set("Accept", Some("text/event-stream"));
     request.set("Content-Type", None);
     let sent = send(url, request, "for an SSE stream").await;
-    let sse = sent.reply.as_ref().is_ok_and(|r| r.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")));
-    expect(ledger, &HTTP_GET, &sent, |s| s == 405 || (s == 200 && sse), "200 with text/event-stream, or 405");
+    let sse = sent.reply.as_ref().is_ok_and(|r| {
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+    });
+    expect(
+        ledger,
+        &HTTP_GET,
+        &sent,
+        |s| s == 405 || (s == 200 && sse),
+        "200 with text/event-stream, or 405",
+    );
 }
 
 async fn origin_and_host(url: &HttpUrl, base: &HttpRequest, ledger: &mut Ledger) {
@@ -154,7 +234,11 @@ async fn sessions(
     ledger: &mut Ledger,
 ) -> Result<(), LinkError> {
     if issued.is_none() {
-        for check in [&HTTP_SESSION_REQUIRED, &HTTP_SESSION_UNKNOWN, &HTTP_SESSION_DELETED] {
+        for check in [
+            &HTTP_SESSION_REQUIRED,
+            &HTTP_SESSION_UNKNOWN,
+            &HTTP_SESSION_DELETED,
+        ] {
             ledger.skip(check, "the server issued no Mcp-Session-Id");
         }
         return Ok(());
@@ -174,21 +258,33 @@ async fn sessions(
 
 /// DELETEs a fresh session; if the server allows it, the id is then 404.
 async fn deleted(target: &Target, ledger: &mut Ledger) -> Result<(), LinkError> {
-    let mut session = Session::open(target, Revision::Sessions).await.map_err(|e| LinkError::Unreachable {
-        url: target.to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut session = Session::open(target, Revision::Sessions)
+        .await
+        .map_err(|e| LinkError::Unreachable {
+            url: target.to_string(),
+            reason: e.to_string(),
+        })?;
     let ping = session.control_ping().to_string().into_bytes();
     let (url, base) = session.http_base(ping).expect("an HTTP session");
-    let delete = HttpRequest { method: "DELETE", body: Vec::new(), ..base.clone() };
+    let delete = HttpRequest {
+        method: "DELETE",
+        body: Vec::new(),
+        ..base.clone()
+    };
     let sent = send(&url, delete, "the session").await;
     match sent.status() {
         Some(status) if (200..300).contains(&status) => {
             let after = send(&url, base, "on the deleted session").await;
             expect(ledger, &HTTP_SESSION_DELETED, &after, |s| s == 404, "404");
         }
-        Some(405) => ledger.skip(&HTTP_SESSION_DELETED, "the server does not let clients end sessions (DELETE is 405)"),
-        _ => ledger.skip(&HTTP_SESSION_DELETED, format!("DELETE got {}", sent.step.got[0])),
+        Some(405) => ledger.skip(
+            &HTTP_SESSION_DELETED,
+            "the server does not let clients end sessions (DELETE is 405)",
+        ),
+        _ => ledger.skip(
+            &HTTP_SESSION_DELETED,
+            format!("DELETE got {}", sent.step.got[0]),
+        ),
     }
     Ok(())
 }
@@ -201,19 +297,36 @@ async fn authorization(url: &HttpUrl, base: &HttpRequest, revision: Revision, le
     request.set("Mcp-Session-Id", None);
     request.body = opening_request(revision).to_string().into_bytes();
     let sent = send(url, request, "without Authorization").await;
-    let challenged = sent.reply.as_ref().is_ok_and(|r| r.header("www-authenticate").is_some());
+    let challenged = sent
+        .reply
+        .as_ref()
+        .is_ok_and(|r| r.header("www-authenticate").is_some());
     match sent.status() {
         Some(401) => {
-            expect(ledger, &AUTH_CHALLENGE, &sent, |_| challenged, "a WWW-Authenticate header on the 401");
+            expect(
+                ledger,
+                &AUTH_CHALLENGE,
+                &sent,
+                |_| challenged,
+                "a WWW-Authenticate header on the 401",
+            );
             ledger.ran(&AUTH_REQUIRED);
         }
         Some(status) if (200..300).contains(&status) => {
-            ledger.skip(&AUTH_CHALLENGE, "the server answered without a token: no 401 to look at");
-            let detail = format!("HTTP {status} to a request without Authorization: anyone who can reach it is served");
+            ledger.skip(
+                &AUTH_CHALLENGE,
+                "the server answered without a token: no 401 to look at",
+            );
+            let detail = format!(
+                "HTTP {status} to a request without Authorization: anyone who can reach it is served"
+            );
             ledger.found(Finding::new(&AUTH_REQUIRED, detail).with(vec![sent.step.clone()]));
         }
         _ => {
-            ledger.skip(&AUTH_CHALLENGE, format!("a request without Authorization got {}", sent.step.got[0]));
+            ledger.skip(
+                &AUTH_CHALLENGE,
+                format!("a request without Authorization got {}", sent.step.got[0]),
+            );
             ledger.ran(&AUTH_REQUIRED);
         }
     }
@@ -222,6 +335,8 @@ async fn authorization(url: &HttpUrl, base: &HttpRequest, revision: Revision, le
 fn opening_request(revision: Revision) -> Value {
     match revision {
         Revision::Sessions => Session::initialize_request(json!(1), revision.name()),
-        Revision::Stateless => json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}}),
+        Revision::Stateless => {
+            json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
+        }
     }
 }

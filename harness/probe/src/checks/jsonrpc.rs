@@ -86,7 +86,12 @@ pub(crate) fn step(sent: &str, exchange: &Exchange) -> Step {
         got.push(format!("HTTP {}", reply.status));
     }
     got.extend(exchange.answers.iter().map(Value::to_string));
-    got.extend(exchange.not_json.iter().map(|t| format!("(not JSON) {}", clip(t, 200))));
+    got.extend(
+        exchange
+            .not_json
+            .iter()
+            .map(|t| format!("(not JSON) {}", clip(t, 200))),
+    );
     Step {
         sent: sent.to_owned(),
         got,
@@ -113,14 +118,14 @@ impl Judge {
             ));
         }
         let answers = self.fresh_answers(exchange);
-        findings.extend(answers.iter().filter_map(|a| malformed(a)));
+        findings.extend(answers.iter().filter_map(malformed));
         let verdict = match &exchange.http {
             Some(reply) => judge_http(hostile, reply.status, &answers),
             None => judge_answers(hostile, &answers),
         };
         findings.extend(verdict);
         if let Expect::Answers { id, .. } = &hostile.expect {
-            let seen = answers.iter().any(|a| &a["id"] == id);
+            let seen = exchange.answers.iter().any(|a| &a["id"] == id);
             self.late.push((id.clone(), seen));
         }
         findings
@@ -165,7 +170,10 @@ fn malformed(answer: &Value) -> Option<Finding> {
     };
     Some(Finding::new(
         &ANSWER_ID,
-        format!("a response is not well-formed JSON-RPC: {problem}: {}", clip(&answer.to_string(), 300)),
+        format!(
+            "a response is not well-formed JSON-RPC: {problem}: {}",
+            clip(&answer.to_string(), 300)
+        ),
     ))
 }
 
@@ -173,9 +181,8 @@ fn malformed(answer: &Value) -> Option<Finding> {
 /// "2.0"`, a string method, and no id. Other id-less lines may be answered
 /// with an error whose id is null.
 fn is_valid_notification(line: &str) -> bool {
-    serde_json::from_str::<Value>(line).is_ok_and(|v| {
-        v.get("id").is_none() && v["jsonrpc"] == "2.0" && v["method"].is_string()
-    })
+    serde_json::from_str::<Value>(line)
+        .is_ok_and(|v| v.get("id").is_none() && v["jsonrpc"] == "2.0" && v["method"].is_string())
 }
 
 /// Over stdio: the answers a line must get.
@@ -204,15 +211,23 @@ fn judge_silence(line: &str, answers: &[Value]) -> Vec<Finding> {
     }
     let shown = clip(&answers[0].to_string(), 300);
     if is_valid_notification(line) {
-        return vec![Finding::new(&NOTIFICATION_SILENCE, format!("a notification was answered: {shown}"))];
+        return vec![Finding::new(
+            &NOTIFICATION_SILENCE,
+            format!("a notification was answered: {shown}"),
+        )];
     }
-    let null_errors = answers.iter().all(|a| a["id"].is_null() && a.get("error").is_some());
+    let null_errors = answers
+        .iter()
+        .all(|a| a["id"].is_null() && a.get("error").is_some());
     if answers.len() == 1 && null_errors {
         return Vec::new();
     }
     vec![Finding::new(
         &ANSWER_ID,
-        format!("a message without an id got {} answer(s), not at most one error with id null: {shown}", answers.len()),
+        format!(
+            "a message without an id got {} answer(s), not at most one error with id null: {shown}",
+            answers.len()
+        ),
     )]
 }
 
@@ -220,15 +235,24 @@ fn judge_error(code: i64, id: &Value, answers: &[Value]) -> Vec<Finding> {
     if let Some(finding) = exactly_one(id, answers) {
         return vec![finding];
     }
-    let answer = answers.iter().find(|a| &a["id"] == id).expect("exactly one");
+    let answer = answers
+        .iter()
+        .find(|a| &a["id"] == id)
+        .expect("exactly one");
     match answer["error"]["code"].as_i64() {
         None => vec![Finding::new(
             &ANSWER_ID,
-            format!("answered with a result, where JSON-RPC calls for error {code}: {}", clip(&answer.to_string(), 300)),
+            format!(
+                "answered with a result, where JSON-RPC calls for error {code}: {}",
+                clip(&answer.to_string(), 300)
+            ),
         )],
         Some(got) if got != code => vec![Finding::new(
             &ERROR_CODE,
-            format!("error {got} where JSON-RPC calls for {code}: {}", clip(&answer.to_string(), 300)),
+            format!(
+                "error {got} where JSON-RPC calls for {code}: {}",
+                clip(&answer.to_string(), 300)
+            ),
         )],
         Some(_) => Vec::new(),
     }
@@ -253,7 +277,11 @@ fn others(answers: &[Value], id: &Value) -> Option<Finding> {
     let stray = answers.iter().find(|a| &a["id"] != id)?;
     Some(Finding::new(
         &ANSWER_ID,
-        format!("an answer with id {} to a message with id {id}: {}", stray["id"], clip(&stray.to_string(), 300)),
+        format!(
+            "an answer with id {} to a message with id {id}: {}",
+            stray["id"],
+            clip(&stray.to_string(), 300)
+        ),
     ))
 }
 
@@ -262,13 +290,19 @@ fn others(answers: &[Value], id: &Value) -> Option<Finding> {
 fn judge_http(hostile: &Hostile, status: u16, answers: &[Value]) -> Vec<Finding> {
     let refused = (400..500).contains(&status);
     if status >= 500 {
-        return vec![Finding::new(&HTTP_BAD_BODY, format!("HTTP {status} for {}", clip(&hostile.line, 200)))];
+        return vec![Finding::new(
+            &HTTP_BAD_BODY,
+            format!("HTTP {status} for {}", clip(&hostile.line, 200)),
+        )];
     }
     match &hostile.expect {
         Expect::Silence if is_valid_notification(&hostile.line) => {
             let mut findings = judge_silence(&hostile.line, answers);
             if status != 202 {
-                findings.push(Finding::new(&HTTP_NOTIFICATION_202, format!("HTTP {status} for a notification")));
+                findings.push(Finding::new(
+                    &HTTP_NOTIFICATION_202,
+                    format!("HTTP {status} for a notification"),
+                ));
             }
             findings
         }
@@ -277,16 +311,27 @@ fn judge_http(hostile: &Hostile, status: u16, answers: &[Value]) -> Vec<Finding>
             let mut findings: Vec<Finding> = answers
                 .iter()
                 .filter(|a| !a["id"].is_null())
-                .map(|a| Finding::new(&ANSWER_ID, format!("an answer with an id to a body without one: {a}")))
+                .map(|a| {
+                    Finding::new(
+                        &ANSWER_ID,
+                        format!("an answer with an id to a body without one: {a}"),
+                    )
+                })
                 .collect();
             if status != 400 {
-                findings.push(Finding::new(&HTTP_BAD_BODY_400, format!("HTTP {status} where 400 fits (error {code})")));
+                findings.push(Finding::new(
+                    &HTTP_BAD_BODY_400,
+                    format!("HTTP {status} where 400 fits (error {code})"),
+                ));
             }
             findings
         }
         Expect::Error { code: -32600, .. } if refused && answers.is_empty() => Vec::new(),
         Expect::Error { code, id } if id.is_null() && status == 200 && answers.is_empty() => {
-            vec![Finding::new(&HTTP_BAD_BODY, format!("HTTP 200 with no JSON-RPC error for a body that calls for {code}"))]
+            vec![Finding::new(
+                &HTTP_BAD_BODY,
+                format!("HTTP 200 with no JSON-RPC error for a body that calls for {code}"),
+            )]
         }
         _ => judge_answers(hostile, answers),
     }
@@ -319,10 +364,14 @@ mod tests {
     fn an_answered_notification_is_a_failure_and_an_error_for_an_invalid_one_is_not() {
         let mut judge = Judge::default();
         let answer = json!({"jsonrpc": "2.0", "id": null, "result": {}});
-        let notification = line(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#, Expect::Silence);
+        let notification = line(
+            r#"{"jsonrpc":"2.0","method":"notifications/x"}"#,
+            Expect::Silence,
+        );
         let found = judge.judge(&notification, &exchange(vec![answer]));
         assert_eq!(ids(&found), ["jsonrpc.notification-unanswered"]);
-        let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "x"}});
+        let error =
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "x"}});
         let invalid = line(r#"{"jsonrpc":"2.0","method":7}"#, Expect::Silence);
         assert!(judge.judge(&invalid, &exchange(vec![error])).is_empty());
     }
@@ -330,18 +379,35 @@ mod tests {
     #[test]
     fn a_wrong_id_type_and_a_wrong_code_are_told_apart() {
         let mut judge = Judge::default();
-        let sent = line(r#"{"jsonrpc":"2.0","id":"7","method":"zz/x"}"#, Expect::Error { code: -32601, id: json!("7") });
-        let wrong_id = json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32601, "message": "x"}});
+        let sent = line(
+            r#"{"jsonrpc":"2.0","id":"7","method":"zz/x"}"#,
+            Expect::Error {
+                code: -32601,
+                id: json!("7"),
+            },
+        );
+        let wrong_id =
+            json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32601, "message": "x"}});
         let found = judge.judge(&sent, &exchange(vec![wrong_id]));
         assert_eq!(ids(&found)[0], "jsonrpc.answer-id");
-        let wrong_code = json!({"jsonrpc": "2.0", "id": "7", "error": {"code": -32600, "message": "x"}});
-        assert_eq!(ids(&judge.judge(&sent, &exchange(vec![wrong_code]))), ["jsonrpc.error-code"]);
+        let wrong_code =
+            json!({"jsonrpc": "2.0", "id": "7", "error": {"code": -32600, "message": "x"}});
+        assert_eq!(
+            ids(&judge.judge(&sent, &exchange(vec![wrong_code]))),
+            ["jsonrpc.error-code"]
+        );
     }
 
     #[test]
     fn a_reused_id_may_be_answered_late_but_must_be_answered() {
         let mut judge = Judge::default();
-        let reused = line(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#, Expect::Answers { id: json!(0), most: 1 });
+        let reused = line(
+            r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#,
+            Expect::Answers {
+                id: json!(0),
+                most: 1,
+            },
+        );
         assert!(judge.judge(&reused, &exchange(vec![])).is_empty());
         assert!(judge.never_answered().is_some());
         let pong = json!({"jsonrpc": "2.0", "id": 0, "result": {}});
@@ -351,19 +417,54 @@ mod tests {
     }
 
     #[test]
+    fn an_id_reused_twice_in_a_row_counts_each_answer() {
+        let mut judge = Judge::default();
+        let reused = line(
+            r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#,
+            Expect::Answers {
+                id: json!(0),
+                most: 1,
+            },
+        );
+        let pong = json!({"jsonrpc": "2.0", "id": 0, "result": {}});
+        assert!(
+            judge
+                .judge(&reused, &exchange(vec![pong.clone()]))
+                .is_empty()
+        );
+        assert!(judge.judge(&reused, &exchange(vec![pong])).is_empty());
+        assert!(judge.never_answered().is_none());
+    }
+
+    #[test]
     fn over_http_a_refused_bad_body_is_fine_and_a_5xx_is_not() {
-        let bad = line("{nope", Expect::Error { code: -32700, id: Value::Null });
+        let bad = line(
+            "{nope",
+            Expect::Error {
+                code: -32700,
+                id: Value::Null,
+            },
+        );
         assert!(judge_http(&bad, 400, &[]).is_empty());
         assert_eq!(ids(&judge_http(&bad, 415, &[])), ["http.bad-body-400"]);
         assert_eq!(ids(&judge_http(&bad, 500, &[])), ["http.bad-body-4xx"]);
-        let notification = line(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#, Expect::Silence);
-        assert_eq!(ids(&judge_http(&notification, 200, &[])), ["http.notification-202"]);
+        let notification = line(
+            r#"{"jsonrpc":"2.0","method":"notifications/x"}"#,
+            Expect::Silence,
+        );
+        assert_eq!(
+            ids(&judge_http(&notification, 200, &[])),
+            ["http.notification-202"]
+        );
     }
 
     #[test]
     fn the_framing_property_generates_sequences_within_bounds() {
         let case = crate::run::sample(&Framing { http: true }, 7);
         assert!((1..=LINES_MAX).contains(&case.len()));
-        assert!(case.iter().all(|h| !h.line.contains('\n')), "no two-in-one over HTTP");
+        assert!(
+            case.iter().all(|h| !h.line.contains('\n')),
+            "no two-in-one over HTTP"
+        );
     }
 }

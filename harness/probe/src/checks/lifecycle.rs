@@ -52,20 +52,32 @@ pub(crate) fn initialize(facts: &Facts, revision: Revision, ledger: &mut Ledger)
         missing.push("serverInfo with a name");
     }
     let finding = (!missing.is_empty()).then(|| {
-        Finding::new(&INITIALIZE, format!("the {revision} handshake's answer lacks {}", missing.join(", ")))
+        Finding::new(
+            &INITIALIZE,
+            format!(
+                "the {revision} handshake's answer lacks {}",
+                missing.join(", ")
+            ),
+        )
     });
     ledger.check(&INITIALIZE, finding);
 }
 
 /// An unsupported version is answered with one the server supports (at
 /// 2025-11-25), or refused with an error (at 2026-07-28).
-pub(crate) async fn negotiation(target: &Target, revision: Revision, ledger: &mut Ledger) -> Result<(), LinkError> {
+pub(crate) async fn negotiation(
+    target: &Target,
+    revision: Revision,
+    ledger: &mut Ledger,
+) -> Result<(), LinkError> {
     let finding = match revision {
         Revision::Sessions => {
             let mut session = Session::raw(target, revision)?;
             let message = Session::initialize_request(json!(0), NO_SUCH_VERSION);
             let answer = session.call_raw(message.clone()).await?;
-            let version = answer["result"]["protocolVersion"].as_str().unwrap_or_default();
+            let version = answer["result"]["protocolVersion"]
+                .as_str()
+                .unwrap_or_default();
             let fine = looks_like_version(version) && version != NO_SUCH_VERSION;
             (!fine).then(|| {
                 Finding::new(&VERSION_NEGOTIATION, format!("initialize at {NO_SUCH_VERSION} was not answered with a version the server supports: {}", clip(&answer.to_string(), 300)))
@@ -73,12 +85,20 @@ pub(crate) async fn negotiation(target: &Target, revision: Revision, ledger: &mu
             })
         }
         Revision::Stateless => {
-            let mut session = Session::open(target, revision).await.map_err(open_as_link)?;
-            let params = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": NO_SUCH_VERSION}});
-            let (answer, step) = ask(&mut session, "ping", params).await?;
+            let mut session = Session::open(target, revision)
+                .await
+                .map_err(open_as_link)?;
+            let params =
+                json!({"_meta": {"io.modelcontextprotocol/protocolVersion": NO_SUCH_VERSION}});
+            let (answer, step) = ask(&mut session, "tools/list", params).await?;
             answer.get("result").map(|_| {
-                Finding::new(&VERSION_NEGOTIATION, format!("a request at protocol version {NO_SUCH_VERSION} was served, not refused"))
-                    .with(vec![step])
+                Finding::new(
+                    &VERSION_NEGOTIATION,
+                    format!(
+                        "a request at protocol version {NO_SUCH_VERSION} was served, not refused"
+                    ),
+                )
+                .with(vec![step])
             })
         }
     };
@@ -107,25 +127,42 @@ fn looks_like_version(version: &str) -> bool {
 
 /// A ping gets an empty result.
 pub(crate) async fn ping(session: &mut Session, ledger: &mut Ledger) -> Result<(), LinkError> {
+    if session.revision() == Revision::Stateless {
+        ledger.skip(&PING, "2026-07-28 removed ping");
+        return Ok(());
+    }
     let (answer, step) = ask(session, "ping", json!({})).await?;
     let empty = answer["result"]
         .as_object()
         .is_some_and(|r| r.keys().all(|k| k == "_meta" || k == "resultType"));
     let finding = (!empty).then(|| {
-        Finding::new(&PING, format!("a ping got {}", clip(&answer.to_string(), 300))).with(vec![step])
+        Finding::new(
+            &PING,
+            format!("a ping got {}", clip(&answer.to_string(), 300)),
+        )
+        .with(vec![step])
     });
     ledger.check(&PING, finding);
     Ok(())
 }
 
 /// Cancelling a request the server never saw gets no answer.
-pub(crate) async fn cancel_unknown(session: &mut Session, ledger: &mut Ledger) -> Result<(), LinkError> {
+pub(crate) async fn cancel_unknown(
+    session: &mut Session,
+    ledger: &mut Ledger,
+) -> Result<(), LinkError> {
     let message = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
         "params": {"requestId": 999_999, "reason": "mcp-probe: a request that was never sent"}});
     let exchange = session.exchange(message.to_string().as_bytes()).await?;
     let finding = exchange.answers.first().map(|answer| {
-        Finding::new(&CANCEL_UNKNOWN, format!("cancelling an unknown request was answered: {}", clip(&answer.to_string(), 300)))
-            .with(vec![step(&message, answer)])
+        Finding::new(
+            &CANCEL_UNKNOWN,
+            format!(
+                "cancelling an unknown request was answered: {}",
+                clip(&answer.to_string(), 300)
+            ),
+        )
+        .with(vec![step(&message, answer)])
     });
     ledger.check(&CANCEL_UNKNOWN, finding);
     Ok(())
@@ -138,7 +175,13 @@ pub(crate) async fn tools(
     ledger: &mut Ledger,
 ) -> Result<Option<Vec<Tool>>, LinkError> {
     if session.facts.capabilities.get("tools").is_none() {
-        for check in [&TOOLS_LIST, &TOOLS_UNIQUE, &CURSOR_INVALID, &UNKNOWN_TOOL, &UNKNOWN_TOOL_CODE] {
+        for check in [
+            &TOOLS_LIST,
+            &TOOLS_UNIQUE,
+            &CURSOR_INVALID,
+            &UNKNOWN_TOOL,
+            &UNKNOWN_TOOL_CODE,
+        ] {
             ledger.skip(check, "the server does not offer the tools capability");
         }
         return Ok(None);
@@ -159,7 +202,10 @@ async fn list_all(session: &mut Session, ledger: &mut Ledger) -> Result<Vec<Tool
         let (answer, step) = ask(session, "tools/list", params).await?;
         let fail = |detail: String| Finding::new(&TOOLS_LIST, detail).with(vec![step.clone()]);
         let Some(page) = answer["result"]["tools"].as_array() else {
-            ledger.found(fail(format!("tools/list got no list of tools: {}", clip(&answer.to_string(), 300))));
+            ledger.found(fail(format!(
+                "tools/list got no list of tools: {}",
+                clip(&answer.to_string(), 300)
+            )));
             return Ok(tools);
         };
         for tool in page {
@@ -177,7 +223,10 @@ async fn list_all(session: &mut Session, ledger: &mut Ledger) -> Result<Vec<Tool
             }
         }
     }
-    ledger.found(Finding::new(&TOOLS_LIST, format!("tools/list still had a nextCursor after {PAGES_MAX} pages")));
+    ledger.found(Finding::new(
+        &TOOLS_LIST,
+        format!("tools/list still had a nextCursor after {PAGES_MAX} pages"),
+    ));
     Ok(tools)
 }
 
@@ -185,15 +234,25 @@ fn unique_names(tools: &[Tool], ledger: &mut Ledger) {
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
     let twice = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]);
-    let finding = twice.map(|name| Finding::new(&TOOLS_UNIQUE, format!("two tools are named {name:?}")));
+    let finding =
+        twice.map(|name| Finding::new(&TOOLS_UNIQUE, format!("two tools are named {name:?}")));
     ledger.check(&TOOLS_UNIQUE, finding);
 }
 
 async fn invalid_cursor(session: &mut Session, ledger: &mut Ledger) -> Result<(), LinkError> {
-    let (answer, step) = ask(session, "tools/list", json!({"cursor": "mcp-probe: not a cursor"})).await?;
+    let (answer, step) = ask(
+        session,
+        "tools/list",
+        json!({"cursor": "mcp-probe: not a cursor"}),
+    )
+    .await?;
     let code = answer["error"]["code"].as_i64();
     let finding = (code != Some(-32602)).then(|| {
-        Finding::new(&CURSOR_INVALID, format!("an invalid cursor got {}", clip(&answer.to_string(), 300))).with(vec![step])
+        Finding::new(
+            &CURSOR_INVALID,
+            format!("an invalid cursor got {}", clip(&answer.to_string(), 300)),
+        )
+        .with(vec![step])
     });
     ledger.check(&CURSOR_INVALID, finding);
     Ok(())
@@ -206,11 +265,19 @@ async fn unknown_tool(session: &mut Session, ledger: &mut Ledger) -> Result<(), 
     let refused = code.is_some() || answer["result"]["isError"] == true;
     let shown = clip(&answer.to_string(), 300);
     let finding = (!refused).then(|| {
-        Finding::new(&UNKNOWN_TOOL, format!("a call to a tool that does not exist got {shown}")).with(vec![step.clone()])
+        Finding::new(
+            &UNKNOWN_TOOL,
+            format!("a call to a tool that does not exist got {shown}"),
+        )
+        .with(vec![step.clone()])
     });
     ledger.check(&UNKNOWN_TOOL, finding);
     let finding = (refused && code != Some(-32602)).then(|| {
-        Finding::new(&UNKNOWN_TOOL_CODE, format!("a call to a tool that does not exist got {shown}")).with(vec![step])
+        Finding::new(
+            &UNKNOWN_TOOL_CODE,
+            format!("a call to a tool that does not exist got {shown}"),
+        )
+        .with(vec![step])
     });
     ledger.check(&UNKNOWN_TOOL_CODE, finding);
     Ok(())
@@ -233,7 +300,11 @@ impl Property for BeforeInitialize {
     }
 
     fn strategy(&self) -> BoxedStrategy<Vec<Value>> {
-        vec(hostile::early_request().prop_map(|(message, _)| message), 1..=EARLY_MAX).boxed()
+        vec(
+            hostile::early_request().prop_map(|(message, _)| message),
+            1..=EARLY_MAX,
+        )
+        .boxed()
     }
 
     fn fresh_per_case(&self) -> bool {
@@ -256,7 +327,10 @@ impl Property for BeforeInitialize {
             }
         }
         if let Err(error) = session.handshake().await {
-            outcome.steps.push(Step { sent: "(the initialize handshake)".into(), got: vec![format!("({error})")] });
+            outcome.steps.push(Step {
+                sent: "(the initialize handshake)".into(),
+                got: vec![format!("({error})")],
+            });
             let detail = format!("after requests before initialize, the handshake failed: {error}");
             outcome.find(Finding::new(&BEFORE_INITIALIZE, detail).with(outcome.steps.clone()));
         }
@@ -269,14 +343,23 @@ async fn early(session: &mut Session, message: &Value, steps: &mut Vec<Step>) ->
     let id = &message["id"];
     match session.exchange(message.to_string().as_bytes()).await {
         Err(error) => {
-            steps.push(Step { sent: message.to_string(), got: vec![format!("({error})")] });
-            Some(Finding::new(&BEFORE_INITIALIZE, format!("a request before initialize stopped the server: {error}")))
+            steps.push(Step {
+                sent: message.to_string(),
+                got: vec![format!("({error})")],
+            });
+            Some(Finding::new(
+                &BEFORE_INITIALIZE,
+                format!("a request before initialize stopped the server: {error}"),
+            ))
         }
         Ok(exchange) => {
             steps.push(super::jsonrpc::step(&message.to_string(), &exchange));
             let answered = exchange.answers.iter().filter(|a| &a["id"] == id).count();
             (answered != 1).then(|| {
-                Finding::new(&BEFORE_INITIALIZE, format!("a request before initialize got {answered} answers with its id {id}"))
+                Finding::new(
+                    &BEFORE_INITIALIZE,
+                    format!("a request before initialize got {answered} answers with its id {id}"),
+                )
             })
         }
     }

@@ -23,27 +23,42 @@ pub(crate) async fn limits(live: &mut Live<'_>, ledger: &mut Ledger) {
 async fn alive(live: &mut Live<'_>, ledger: &mut Ledger) {
     let broken = live.broken;
     let finding = match live.session().await {
-        Err(error) => Some(format!("after the run, a fresh session could not be opened: {error}")),
+        Err(error) => Some(format!(
+            "after the run, a fresh session could not be opened: {error}"
+        )),
         Ok(session) => match session.request("ping", None).await {
             Err(error) => Some(format!("after the run, a ping failed: {error}")),
-            Ok(answer) if answer.get("result").is_none() => Some(format!("after the run, a ping got {answer}")),
-            Ok(_) if broken > 0 => Some(format!("the server process had to be restarted {broken} time(s) during the run")),
+            Ok(answer) if answer.get("result").is_none() => {
+                Some(format!("after the run, a ping got {answer}"))
+            }
+            Ok(_) if broken > 0 => Some(format!(
+                "the server process had to be restarted {broken} time(s) during the run"
+            )),
             Ok(_) => None,
         },
     };
-    ledger.check(&LIMITS_ALIVE, finding.map(|d| Finding::new(&LIMITS_ALIVE, d)));
+    ledger.check(
+        &LIMITS_ALIVE,
+        finding.map(|d| Finding::new(&LIMITS_ALIVE, d)),
+    );
 }
 
 fn rss(live: &mut Live<'_>, ledger: &mut Ledger) {
     live.sample_rss();
     let Some(first) = live.rss_first_kib else {
-        ledger.skip(&LIMITS_RSS, "the child's memory could not be read from /proc");
+        ledger.skip(
+            &LIMITS_RSS,
+            "the child's memory could not be read from /proc",
+        );
         return;
     };
     let bound = 2 * first + RSS_SLACK_KIB;
     let peak = live.rss_peak_kib;
     let finding = (peak > bound).then(|| {
-        Finding::new(&LIMITS_RSS, format!("resident memory grew from {first} KiB to {peak} KiB (bound {bound} KiB)"))
+        Finding::new(
+            &LIMITS_RSS,
+            format!("resident memory grew from {first} KiB to {peak} KiB (bound {bound} KiB)"),
+        )
     });
     ledger.check(&LIMITS_RSS, finding);
 }

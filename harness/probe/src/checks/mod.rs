@@ -212,7 +212,10 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), ALL.len());
         assert!(ALL.iter().all(|c| c.id.contains('.')));
-        assert_eq!(named("tools.valid-call").map(|c| c.level), Some(Level::Must));
+        assert_eq!(
+            named("tools.valid-call").map(|c| c.level),
+            Some(Level::Must)
+        );
     }
 
     #[test]

@@ -32,13 +32,19 @@ pub(crate) struct Tool {
 impl Tool {
     /// Reads one entry of `tools/list`; the error says what is wrong with it.
     pub(crate) fn read(entry: &Value) -> Result<Tool, String> {
-        let name = entry["name"].as_str().ok_or_else(|| format!("a tool has no name: {}", clip(&entry.to_string(), 200)))?;
+        let name = entry["name"]
+            .as_str()
+            .ok_or_else(|| format!("a tool has no name: {}", clip(&entry.to_string(), 200)))?;
         let input = &entry["inputSchema"];
         if input["type"] != "object" {
-            return Err(format!("tool {name:?}: inputSchema is not an object schema: {}", clip(&input.to_string(), 200)));
+            return Err(format!(
+                "tool {name:?}: inputSchema is not an object schema: {}",
+                clip(&input.to_string(), 200)
+            ));
         }
         let compile = |schema: &Value, which: &str| {
-            Schema::compile(schema).map_err(|e| format!("tool {name:?}: {which} is not a valid JSON Schema: {e}"))
+            Schema::compile(schema)
+                .map_err(|e| format!("tool {name:?}: {which} is not a valid JSON Schema: {e}"))
         };
         let output = match entry.get("outputSchema") {
             None | Some(Value::Null) => None,
@@ -74,7 +80,11 @@ impl ToolCalls {
     /// The tools that may be called: the read-only ones, or all of them
     /// with `allow_writes`.
     pub(crate) fn callable(tools: &[Tool], allow_writes: bool) -> ToolCalls {
-        let tools = tools.iter().filter(|t| allow_writes || t.read_only).cloned().collect();
+        let tools = tools
+            .iter()
+            .filter(|t| allow_writes || t.read_only)
+            .cloned()
+            .collect();
         ToolCalls { tools }
     }
 
@@ -87,11 +97,18 @@ fn calls_of(tool: &Tool) -> BoxedStrategy<Call> {
     let call = |valid: bool| {
         let name = tool.name.clone();
         let twice = tool.read_only && valid;
-        move |(arguments, again): (Value, bool)| Call { tool: name.clone(), arguments, valid, twice: twice && again }
+        move |(arguments, again): (Value, bool)| Call {
+            tool: name.clone(),
+            arguments,
+            valid,
+            twice: twice && again,
+        }
     };
     let valid = (tool.input.valid(), any::<bool>()).prop_map(call(true));
     match tool.input.invalid() {
-        Some(invalid) => prop_oneof![2 => valid, 1 => (invalid, Just(false)).prop_map(call(false))].boxed(),
+        Some(invalid) => {
+            prop_oneof![2 => valid, 1 => (invalid, Just(false)).prop_map(call(false))].boxed()
+        }
         None => valid.boxed(),
     }
 }
@@ -119,11 +136,17 @@ impl Property for ToolCalls {
         };
         for call in case {
             let Some(tool) = self.tool(&call.tool) else {
-                outcome.find(Finding::new(&VALID_CALL, format!("the server no longer lists tool {:?}", call.tool)));
+                outcome.find(Finding::new(
+                    &VALID_CALL,
+                    format!("the server no longer lists tool {:?}", call.tool),
+                ));
                 return outcome;
             };
             if let Err(error) = one_call(session, tool, call, &mut outcome).await {
-                outcome.steps.push(Step { sent: format!("tools/call {}", call.tool), got: vec![format!("({error})")] });
+                outcome.steps.push(Step {
+                    sent: format!("tools/call {}", call.tool),
+                    got: vec![format!("({error})")],
+                });
                 outcome.broke(&error);
                 let last = outcome.findings.len() - 1;
                 outcome.findings[last].exchange = outcome.steps.clone();
@@ -141,7 +164,11 @@ async fn one_call(
     outcome: &mut CaseOutcome,
 ) -> Result<(), crate::target::LinkError> {
     let answer = send(session, call, outcome).await?;
-    let finding = if call.valid { judge_valid(tool, &answer) } else { judge_invalid(&answer) };
+    let finding = if call.valid {
+        judge_valid(tool, &answer)
+    } else {
+        judge_invalid(&answer)
+    };
     if let Some(finding) = finding {
         outcome.find(finding.with(outcome.steps.clone()));
         return Ok(());
@@ -149,14 +176,22 @@ async fn one_call(
     if call.twice {
         let again = send(session, call, outcome).await?;
         if without_meta(&again) != without_meta(&answer) {
-            let detail = format!("a read-only tool answered the same call two ways: {} then {}", clip(&answer["result"].to_string(), 200), clip(&again["result"].to_string(), 200));
+            let detail = format!(
+                "a read-only tool answered the same call two ways: {} then {}",
+                clip(&answer["result"].to_string(), 200),
+                clip(&again["result"].to_string(), 200)
+            );
             outcome.find(Finding::new(&READ_ONLY_REPEAT, detail).with(outcome.steps.clone()));
         }
     }
     Ok(())
 }
 
-async fn send(session: &mut Session, call: &Call, outcome: &mut CaseOutcome) -> Result<Value, crate::target::LinkError> {
+async fn send(
+    session: &mut Session,
+    call: &Call,
+    outcome: &mut CaseOutcome,
+) -> Result<Value, crate::target::LinkError> {
     let params = json!({"name": call.tool, "arguments": call.arguments});
     let (answer, step) = super::lifecycle::ask(session, "tools/call", params).await?;
     outcome.steps.push(step);
@@ -168,29 +203,59 @@ async fn send(session: &mut Session, call: &Call, outcome: &mut CaseOutcome) -> 
 fn judge_valid(tool: &Tool, answer: &Value) -> Option<Finding> {
     let shown = || clip(&answer.to_string(), 300);
     let Some(result) = answer.get("result") else {
-        return Some(Finding::new(&VALID_CALL, format!("a call with valid arguments got a protocol error: {}", shown())));
+        return Some(Finding::new(
+            &VALID_CALL,
+            format!(
+                "a call with valid arguments got a protocol error: {}",
+                shown()
+            ),
+        ));
     };
     if !result["content"].is_array() && result.get("structuredContent").is_none() {
-        return Some(Finding::new(&VALID_CALL, format!("a call result has no content: {}", shown())));
+        return Some(Finding::new(
+            &VALID_CALL,
+            format!("a call result has no content: {}", shown()),
+        ));
     }
     let schema = tool.output.as_ref().filter(|_| result["isError"] != true)?;
     let Some(structured) = result.get("structuredContent") else {
-        return Some(Finding::new(&OUTPUT_SCHEMA, format!("tool {:?} has an outputSchema but its result has no structuredContent", tool.name)));
+        return Some(Finding::new(
+            &OUTPUT_SCHEMA,
+            format!(
+                "tool {:?} has an outputSchema but its result has no structuredContent",
+                tool.name
+            ),
+        ));
     };
     let why = schema.why_not(structured)?;
-    Some(Finding::new(&OUTPUT_SCHEMA, format!("structuredContent of {:?} breaks its outputSchema: {why}", tool.name)))
+    Some(Finding::new(
+        &OUTPUT_SCHEMA,
+        format!(
+            "structuredContent of {:?} breaks its outputSchema: {why}",
+            tool.name
+        ),
+    ))
 }
 
 /// An invalid call is refused: a result with isError, or error -32602.
 fn judge_invalid(answer: &Value) -> Option<Finding> {
     let refused = answer["result"]["isError"] == true || answer["error"]["code"] == -32602;
     (!refused).then(|| {
-        Finding::new(&INVALID_CALL, format!("a call with invalid arguments got {}", clip(&answer.to_string(), 300)))
+        Finding::new(
+            &INVALID_CALL,
+            format!(
+                "a call with invalid arguments got {}",
+                clip(&answer.to_string(), 300)
+            ),
+        )
     })
 }
 
 fn without_meta(answer: &Value) -> Value {
-    let mut result = answer.get("result").cloned().unwrap_or_else(|| answer["error"].clone());
+    let mut result = answer
+        .get("result")
+        .cloned()
+        .unwrap_or_else(|| answer["error"].clone());
     if let Some(object) = result.as_object_mut() {
         object.remove("_meta");
     }
@@ -215,11 +280,20 @@ mod tests {
         let ok = json!({"result": {"content": [], "structuredContent": {"amount": 5}}});
         assert!(judge_valid(&tool, &ok).is_none());
         let bad = json!({"result": {"content": [], "structuredContent": {"amount": "5"}}});
-        assert_eq!(judge_valid(&tool, &bad).unwrap().check.id, "tools.output-schema");
+        assert_eq!(
+            judge_valid(&tool, &bad).unwrap().check.id,
+            "tools.output-schema"
+        );
         let refused = json!({"result": {"content": [], "isError": true}});
-        assert!(judge_valid(&tool, &refused).is_none(), "an error result needs no structuredContent");
+        assert!(
+            judge_valid(&tool, &refused).is_none(),
+            "an error result needs no structuredContent"
+        );
         let protocol = json!({"error": {"code": -32602, "message": "x"}});
-        assert_eq!(judge_valid(&tool, &protocol).unwrap().check.id, "tools.valid-call");
+        assert_eq!(
+            judge_valid(&tool, &protocol).unwrap().check.id,
+            "tools.valid-call"
+        );
     }
 
     #[test]
@@ -242,7 +316,8 @@ mod tests {
 
     #[test]
     fn a_tool_without_an_object_input_schema_is_refused_with_its_name() {
-        let error = Tool::read(&json!({"name": "x", "inputSchema": {"type": "string"}})).unwrap_err();
+        let error =
+            Tool::read(&json!({"name": "x", "inputSchema": {"type": "string"}})).unwrap_err();
         assert!(error.contains("\"x\""), "{error}");
     }
 }
