@@ -12,5 +12,6 @@
 
 mod cli;
 mod fidelity;
+mod probe;
 mod properties;
 mod scenarios;

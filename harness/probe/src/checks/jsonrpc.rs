@@ -216,6 +216,12 @@ fn judge_silence(line: &str, answers: &[Value]) -> Vec<Finding> {
             format!("a notification was answered: {shown}"),
         )];
     }
+    if answers.iter().any(|a| a.get("result").is_some()) {
+        let detail = format!(
+            "a message without an id (a notification, if an invalid one) was answered with a result: {shown}"
+        );
+        return vec![Finding::new(&NOTIFICATION_SILENCE, detail)];
+    }
     let null_errors = answers
         .iter()
         .all(|a| a["id"].is_null() && a.get("error").is_some());
