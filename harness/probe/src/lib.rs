@@ -65,6 +65,11 @@ pub enum ProbeError {
         #[source]
         source: LinkError,
     },
+    #[error("{source}; give the probe a token with --header 'Authorization: Bearer …'")]
+    Refused {
+        #[source]
+        source: OpenError,
+    },
     #[error("the server does not offer {revision}: {detail}")]
     NotOffered { revision: Revision, detail: String },
     #[error("could not start the probe's runtime: {0}")]
@@ -194,6 +199,7 @@ fn probe_revision(
         Err(OpenError::Link(error @ (LinkError::Spawn { .. } | LinkError::Unreachable { .. }))) => {
             return Err(unreachable(error));
         }
+        Err(source @ OpenError::Refused { .. }) => return Err(ProbeError::Refused { source }),
         Err(error) if revision == Revision::Stateless => {
             report.skipped = Some(error.to_string());
             return Ok(report);

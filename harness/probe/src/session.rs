@@ -107,6 +107,8 @@ pub struct Session {
 pub enum OpenError {
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("the server refused the handshake with HTTP {status}: {body}")]
+    Refused { status: u64, body: String },
     #[error("the {revision} handshake failed: {detail}")]
     Handshake { revision: Revision, detail: String },
 }
@@ -184,15 +186,25 @@ impl Session {
     /// The handshake of this session's revision.
     pub async fn handshake(&mut self) -> Result<(), OpenError> {
         let revision = self.revision;
-        let failed = |detail: String| OpenError::Handshake { revision, detail };
+        let failed = |reply: &Value| match reply["http"]["status"].as_u64() {
+            Some(status @ (401 | 403)) => OpenError::Refused {
+                status,
+                body: reply["http"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            _ => OpenError::Handshake {
+                revision,
+                detail: reply.to_string(),
+            },
+        };
         match revision {
             Revision::Sessions => {
                 let reply = self
                     .call_raw(Self::initialize_request(json!(0), revision.name()))
                     .await?;
-                let result = reply
-                    .get("result")
-                    .ok_or_else(|| failed(reply.to_string()))?;
+                let result = reply.get("result").ok_or_else(|| failed(&reply))?;
                 let version = result["protocolVersion"].as_str().unwrap_or_default();
                 self.facts = Facts {
                     versions: vec![version.to_owned()],
@@ -208,9 +220,7 @@ impl Session {
             Revision::Stateless => {
                 self.handshaken = true;
                 let reply = self.request("server/discover", None).await?;
-                let result = reply
-                    .get("result")
-                    .ok_or_else(|| failed(reply.to_string()))?;
+                let result = reply.get("result").ok_or_else(|| failed(&reply))?;
                 let versions = result["supportedVersions"]
                     .as_array()
                     .map(|v| {
@@ -225,9 +235,10 @@ impl Session {
                     server_info: result["_meta"]["io.modelcontextprotocol/serverInfo"].clone(),
                 };
                 if !self.facts.versions.iter().any(|v| v == revision.name()) {
-                    return Err(failed(format!(
-                        "server/discover does not list {revision}: {result}"
-                    )));
+                    return Err(OpenError::Handshake {
+                        revision,
+                        detail: format!("server/discover does not list {revision}: {result}"),
+                    });
                 }
             }
         }
@@ -516,7 +527,7 @@ fn http_non_answer(reply: &HttpReply) -> Value {
 }
 
 /// SEP-2243's `Mcp-Method` and `Mcp-Name` headers for a body, at 2026-07-28.
-fn standard_headers(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn standard_headers(body: &[u8]) -> Vec<(String, String)> {
     let Ok(message) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };

@@ -27,7 +27,19 @@ impl Sent {
     }
 }
 
-async fn send(url: &HttpUrl, request: HttpRequest, what: &str) -> Sent {
+async fn send(url: &HttpUrl, mut request: HttpRequest, what: &str) -> Sent {
+    if request
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("mcp-method"))
+    {
+        // The 2026-07-28 headers name the body's method: name this body's.
+        request.set("Mcp-Method", None);
+        request.set("Mcp-Name", None);
+        request
+            .headers
+            .extend(crate::session::standard_headers(&request.body));
+    }
     let reply = http_send(url, &request, None).await;
     let got = match &reply {
         Ok(r) => format!(
