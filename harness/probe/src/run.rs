@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Longest a failure is shrunk for, in milliseconds, and in runs.
-const SHRINK_TIME_MS: u32 = 60_000;
+const SHRINK_TIME_MS: u32 = 20_000;
 const SHRINK_RUNS_MAX: u32 = 512;
 
 /// A server session kept across cases (and reopened when it breaks), with

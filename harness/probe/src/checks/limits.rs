@@ -8,7 +8,7 @@ use crate::run::Live;
 const RSS_SLACK_KIB: u64 = 64 << 10;
 
 /// Judges the limits from `live`, the session the generated properties
-/// used; `processes` is how many sessions the run had to open on it.
+/// used; a session it had to replace counts against it.
 pub(crate) async fn limits(live: &mut Live<'_>, ledger: &mut Ledger) {
     if live.target.is_http() {
         for check in [&LIMITS_ALIVE, &LIMITS_RSS] {
@@ -26,10 +26,12 @@ async fn alive(live: &mut Live<'_>, ledger: &mut Ledger) {
         Err(error) => Some(format!(
             "after the run, a fresh session could not be opened: {error}"
         )),
-        Ok(session) => match session.request("ping", None).await {
-            Err(error) => Some(format!("after the run, a ping failed: {error}")),
+        Ok(session) => match control(session).await {
+            Err(error) => Some(format!(
+                "after the run, the control request failed: {error}"
+            )),
             Ok(answer) if answer.get("result").is_none() => {
-                Some(format!("after the run, a ping got {answer}"))
+                Some(format!("after the run, the control request got {answer}"))
             }
             Ok(_) if broken > 0 => Some(format!(
                 "the server process had to be restarted {broken} time(s) during the run"
@@ -61,4 +63,11 @@ fn rss(live: &mut Live<'_>, ledger: &mut Ledger) {
         )
     });
     ledger.check(&LIMITS_RSS, finding);
+}
+
+async fn control(
+    session: &mut crate::session::Session,
+) -> Result<serde_json::Value, crate::target::LinkError> {
+    let request = session.control_ping();
+    session.call_raw(request).await
 }
