@@ -338,7 +338,13 @@ mod tests {
         for _ in 0..300 {
             let value = draw(&invalid, &mut runner);
             let why = schema.why_not(&value).expect("refused");
-            reasons.insert(why.split_whitespace().last().unwrap_or_default().to_owned());
+            reasons.insert(
+                why.split_whitespace()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_end_matches(')')
+                    .to_owned(),
+            );
             reasons.insert(
                 if value.get("userId").is_none() {
                     "dropped"

@@ -332,7 +332,11 @@ fn judge_http(hostile: &Hostile, status: u16, answers: &[Value]) -> Vec<Finding>
             }
             findings
         }
-        Expect::Error { code: -32600, .. } if refused && answers.is_empty() => Vec::new(),
+        Expect::Error { code: -32600, .. }
+            if refused && answers.iter().all(|a| a["id"].is_null()) =>
+        {
+            Vec::new()
+        }
         Expect::Error { code, id } if id.is_null() && status == 200 && answers.is_empty() => {
             vec![Finding::new(
                 &HTTP_BAD_BODY,
@@ -454,6 +458,19 @@ mod tests {
         assert!(judge_http(&bad, 400, &[]).is_empty());
         assert_eq!(ids(&judge_http(&bad, 415, &[])), ["http.bad-body-400"]);
         assert_eq!(ids(&judge_http(&bad, 500, &[])), ["http.bad-body-4xx"]);
+        let invalid = line(
+            r#"{"jsonrpc":"1.0","id":0,"method":"ping"}"#,
+            Expect::Error {
+                code: -32600,
+                id: json!(0),
+            },
+        );
+        let no_id =
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "x"}});
+        assert!(
+            judge_http(&invalid, 400, &[no_id]).is_empty(),
+            "a 4xx may carry an error without an id"
+        );
         let notification = line(
             r#"{"jsonrpc":"2.0","method":"notifications/x"}"#,
             Expect::Silence,
