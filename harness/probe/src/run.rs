@@ -105,10 +105,22 @@ impl CaseOutcome {
         self.findings.push(finding);
     }
 
-    /// The link broke: the server stopped serving.
-    pub(crate) fn broke(&mut self, error: &LinkError) {
+    /// The link broke on `sent`: the server stopped serving. The finding
+    /// carries the exchange up to and including it.
+    pub(crate) fn broke(&mut self, sent: String, error: &LinkError) {
+        self.steps.push(Step {
+            sent,
+            got: vec![format!("({error})")],
+        });
         let finding = Finding::new(&checks::KEEPS_SERVING, error.to_string());
-        self.findings.push(finding);
+        self.findings.push(finding.with(self.steps.clone()));
+    }
+
+    /// No session to run the case on.
+    pub(crate) fn unopened(error: &OpenError) -> CaseOutcome {
+        let mut outcome = CaseOutcome::default();
+        outcome.find(Finding::new(&checks::KEEPS_SERVING, error.to_string()));
+        outcome
     }
 }
 

@@ -43,14 +43,11 @@ impl Property for Framing {
     }
 
     async fn run(&self, live: &mut Live<'_>, case: &Vec<Hostile>) -> CaseOutcome {
-        let mut outcome = CaseOutcome::default();
         let session = match live.session().await {
             Ok(session) => session,
-            Err(error) => {
-                outcome.find(Finding::new(&super::KEEPS_SERVING, error.to_string()));
-                return outcome;
-            }
+            Err(error) => return CaseOutcome::unopened(&error),
         };
+        let mut outcome = CaseOutcome::default();
         let mut judge = Judge::default();
         for hostile in case {
             match session.exchange(hostile.line.as_bytes()).await {
@@ -61,13 +58,7 @@ impl Property for Framing {
                     }
                 }
                 Err(error) => {
-                    outcome.steps.push(Step {
-                        sent: hostile.line.clone(),
-                        got: vec![format!("({error})")],
-                    });
-                    outcome.broke(&error);
-                    let last = outcome.findings.len() - 1;
-                    outcome.findings[last].exchange = outcome.steps.clone();
+                    outcome.broke(hostile.line.clone(), &error);
                     return outcome;
                 }
             }

@@ -10,7 +10,7 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Finding, INVALID_CALL, OUTPUT_SCHEMA, READ_ONLY_REPEAT, Step, VALID_CALL, clip};
+use super::{Finding, INVALID_CALL, OUTPUT_SCHEMA, READ_ONLY_REPEAT, VALID_CALL, clip};
 use crate::{
     run::{CaseOutcome, Live, Property},
     schema::Schema,
@@ -126,14 +126,11 @@ impl Property for ToolCalls {
     }
 
     async fn run(&self, live: &mut Live<'_>, case: &Vec<Call>) -> CaseOutcome {
-        let mut outcome = CaseOutcome::default();
         let session = match live.session().await {
             Ok(session) => session,
-            Err(error) => {
-                outcome.find(Finding::new(&super::KEEPS_SERVING, error.to_string()));
-                return outcome;
-            }
+            Err(error) => return CaseOutcome::unopened(&error),
         };
+        let mut outcome = CaseOutcome::default();
         for call in case {
             let Some(tool) = self.tool(&call.tool) else {
                 outcome.find(Finding::new(
@@ -143,13 +140,7 @@ impl Property for ToolCalls {
                 return outcome;
             };
             if let Err(error) = one_call(session, tool, call, &mut outcome).await {
-                outcome.steps.push(Step {
-                    sent: format!("tools/call {}", call.tool),
-                    got: vec![format!("({error})")],
-                });
-                outcome.broke(&error);
-                let last = outcome.findings.len() - 1;
-                outcome.findings[last].exchange = outcome.steps.clone();
+                outcome.broke(format!("tools/call {}", call.tool), &error);
                 return outcome;
             }
         }
