@@ -7,25 +7,43 @@
 #
 #   bash ci/report-check.sh [BIN_DIR]     # BIN_DIR holds harness (default target/debug)
 #
-# Installs chromium=$CHROMIUM_VERSION with apt-get when it is missing or
-# another version.
+# Installs Debian's chromium when it is missing or not a version this check
+# has passed with. Debian keeps only the newest build of a package in each
+# suite (bookworm and bookworm-security), so an exact pin stops installing
+# the day a security update replaces it: that failed the gate once. So the
+# versions below are tried in order, newest first, and when the archive has
+# none of them the check takes the archive's candidate and says so, loudly,
+# so that the next session adds it here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHROMIUM_VERSION=148.0.7778.167-1~deb12u1
+CHROMIUM_VERSIONS=(
+  156.0.8078.114-1~deb12u1   # bookworm-security, 2026-12
+  150.0.7871.100-1~deb12u1   # bookworm point release
+  148.0.7778.167-1~deb12u1   # the first pin (report added, 2026-11)
+)
 bin_dir=$(cd "${1:-target/debug}" && pwd)
 [ -x "$bin_dir/harness" ] || { echo "FAIL $bin_dir/harness is missing: build it first"; exit 1; }
 
-installed=$(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)
-if [ "$installed" != "$CHROMIUM_VERSION" ]; then
-  echo "installing chromium=$CHROMIUM_VERSION (found: ${installed:-none})"
+is_pinned() { local v; for v in "${CHROMIUM_VERSIONS[@]}"; do [ "$1" = "$v" ] && return 0; done; return 1; }
+apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1; }
+
+install_chromium() {
   apt-get update -qq
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "chromium=$CHROMIUM_VERSION" >/dev/null; then
-    echo "FAIL chromium $CHROMIUM_VERSION is not installable; the archive has:"
-    apt-cache policy chromium | sed 's/^/     /'
-    echo "     pin the version above in CHROMIUM_VERSION in $0"
-    exit 1
-  fi
+  local v
+  for v in "${CHROMIUM_VERSIONS[@]}"; do
+    if apt_install "chromium=$v"; then echo "installed chromium=$v (pinned)"; return 0; fi
+  done
+  echo "warn none of the pinned chromium versions is in the archive any more:"
+  apt-cache policy chromium | sed 's/^/     /'
+  apt_install chromium || { echo "FAIL chromium is not installable at all"; exit 1; }
+  echo "warn installed the archive's chromium $(dpkg-query -W -f='${Version}' chromium);" \
+       "add it to CHROMIUM_VERSIONS in $0 once this check passes with it"
+}
+
+installed=$(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)
+if [ -z "$installed" ] || ! is_pinned "$installed"; then
+  echo "chromium: found ${installed:-none}, want one of: ${CHROMIUM_VERSIONS[*]}"
+  install_chromium
 fi
 echo "$(chromium --version 2>/dev/null)"
 
