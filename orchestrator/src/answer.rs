@@ -54,6 +54,18 @@ pub enum Answer {
     /// A question that named several addresses: one answer for each, in
     /// the order they were named.
     Each { answers: Vec<Answer> },
+    /// What a tool the LLM planner called returned, as it returned it: a
+    /// tool whose result the orchestrator does not otherwise read.
+    #[serde(rename_all = "camelCase")]
+    ToolResult {
+        /// The question's address the call was about, if it was.
+        email: Option<String>,
+        server: String,
+        tool: String,
+        arguments: serde_json::Map<String, Value>,
+        /// The result's text, verbatim.
+        text: String,
+    },
 }
 
 /// The sum of one currency's transactions.
@@ -120,6 +132,19 @@ impl Answer {
                 .map(Answer::render)
                 .collect::<Vec<_>>()
                 .join("\n\n"),
+            Answer::ToolResult {
+                email,
+                server,
+                tool,
+                arguments,
+                text,
+            } => {
+                let about = match email {
+                    Some(email) => format!("for {email}"),
+                    None => Value::Object(arguments.clone()).to_string(),
+                };
+                format!("{server}/{tool} {about}:\n{}", text.trim_end())
+            }
         }
     }
 }

@@ -3,9 +3,64 @@
 //! let through (half-open); its success closes the breaker, its failure
 //! opens it again. Time is passed in, so the state machine is pure.
 
-use std::time::Duration;
+use std::{sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
+
+use crate::{error::Failure, event::EventKind, policy::Policy};
+
+/// The breaker of one remote dependency (a server, the LLM planner's
+/// model), shared by every call to it.
+#[derive(Debug)]
+pub(crate) struct SharedBreaker {
+    name: String,
+    inner: Mutex<Breaker>,
+}
+
+impl SharedBreaker {
+    /// The breaker `policy` sets for the dependency called `name`.
+    pub(crate) fn new(name: impl Into<String>, policy: &Policy) -> Self {
+        let settings = policy.settings();
+        Self {
+            name: name.into(),
+            inner: Mutex::new(Breaker::new(
+                settings.breaker_failures,
+                settings.breaker_open,
+            )),
+        }
+    }
+
+    /// Lets a request through, or says how long the breaker stays open.
+    pub(crate) fn admit(&self) -> Result<(), Failure> {
+        let mut breaker = self.inner.lock().expect("breaker lock");
+        breaker
+            .admit(Instant::now())
+            .map_err(|wait| Failure::CircuitOpen {
+                retry_after_ms: wait.as_millis(),
+            })
+    }
+
+    /// Tells the breaker how a request went; returns the transition it
+    /// made, if it opened or closed.
+    pub(crate) fn report(&self, healthy: bool) -> Option<EventKind> {
+        let mut breaker = self.inner.lock().expect("breaker lock");
+        let was_open = breaker.trips();
+        if healthy {
+            return breaker.succeeded().then_some(EventKind::BreakerClosed);
+        }
+        breaker.failed(Instant::now());
+        if breaker.trips() > was_open {
+            tracing::warn!(dependency = %self.name, "circuit breaker opened");
+            return Some(EventKind::BreakerOpened);
+        }
+        None
+    }
+
+    /// Times the breaker has opened.
+    pub(crate) fn trips(&self) -> u64 {
+        self.inner.lock().expect("breaker lock").trips()
+    }
+}
 
 /// Where a breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use crate::{
     connector::HttpRevision,
+    llm::{LlmMode, LlmSettings, Planner},
     policy::{Policy, PolicyError, PolicySettings},
 };
 
@@ -25,6 +26,8 @@ const SERVERS_MAX: usize = 64;
 pub struct Config {
     servers: Vec<ServerConfig>,
     policy: Policy,
+    planner: Planner,
+    llm: Option<LlmSettings>,
 }
 
 /// One MCP server to connect to.
@@ -168,6 +171,18 @@ impl Config {
         self.policy
     }
 
+    /// The planner `[planner] kind` names: the rules (the default) or the
+    /// LLM planner with the table's settings.
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// The `[planner]` table's model settings, whichever kind it names, so
+    /// that `ask --planner llm` can use them.
+    pub fn llm(&self) -> Option<&LlmSettings> {
+        self.llm.as_ref()
+    }
+
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -287,7 +302,23 @@ impl Config {
                     .map_err(|error| invalid(at, format!("[policy]: {error}")))?
             }
         };
-        Ok(Config { servers, policy })
+        let (planner, llm) = match raw.planner {
+            None => (Planner::Rules, None),
+            Some(raw) => {
+                let at = raw.span().start;
+                raw.into_inner()
+                    .into_planner(path)
+                    .map_err(|(offset, message)| {
+                        invalid(offset.unwrap_or(at), format!("[planner]: {message}"))
+                    })?
+            }
+        };
+        Ok(Config {
+            servers,
+            policy,
+            planner,
+            llm,
+        })
     }
 }
 
@@ -297,9 +328,10 @@ impl Config {
 fn credential(
     config_path: &Path,
     raw: Spanned<toml::Value>,
+    field: &str,
 ) -> Result<Credential, (usize, String)> {
     let at = raw.span().start;
-    let usage = "write token = { env = \"VAR\" } or token = { file = \"path\" }";
+    let usage = format!("write {field} = {{ env = \"VAR\" }} or {field} = {{ file = \"path\" }}");
     let table = match raw.into_inner() {
         toml::Value::Table(table) => table,
         toml::Value::String(_) => {
@@ -308,7 +340,7 @@ fn credential(
                 format!("a token is never written in the config itself; {usage}"),
             ));
         }
-        _ => return Err((at, usage.to_owned())),
+        _ => return Err((at, usage)),
     };
     let mut entries = table.into_iter();
     match (entries.next(), entries.next()) {
@@ -323,7 +355,7 @@ fn credential(
             };
             Ok(Credential::File(file))
         }
-        _ => Err((at, usage.to_owned())),
+        _ => Err((at, usage)),
     }
 }
 
@@ -355,6 +387,106 @@ struct RawConfig {
     #[serde(default)]
     servers: Vec<RawServer>,
     policy: Option<Spanned<PolicyToml>>,
+    planner: Option<Spanned<PlannerToml>>,
+}
+
+/// A `[planner]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlannerToml {
+    kind: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    model: Option<Spanned<String>>,
+    api_key: Option<Spanned<toml::Value>>,
+    mode: Option<Spanned<String>>,
+    steps_max: Option<Spanned<u32>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+/// A problem in the `[planner]` table, at a byte offset when one is known.
+type PlannerProblem = (Option<usize>, String);
+
+impl PlannerToml {
+    /// The planner the table names, and its model settings if it gives any.
+    fn into_planner(self, path: &Path) -> Result<(Planner, Option<LlmSettings>), PlannerProblem> {
+        let kind = match &self.kind {
+            None => "rules",
+            Some(kind) => kind.get_ref().as_str(),
+        };
+        if !matches!(kind, "rules" | "llm") {
+            let at = self.kind.as_ref().map(|k| k.span().start);
+            return Err((at, format!("kind: {kind:?} is not \"rules\" or \"llm\"")));
+        }
+        let wants_llm = kind == "llm";
+        let llm = self.settings(path)?;
+        match (wants_llm, llm) {
+            (true, None) => Err((None, "kind = \"llm\" needs base_url and model".into())),
+            (true, Some(settings)) => Ok((Planner::Llm(settings.clone()), Some(settings))),
+            (false, llm) => Ok((Planner::Rules, llm)),
+        }
+    }
+
+    /// The model settings, when the table gives `base_url` and `model`.
+    fn settings(self, path: &Path) -> Result<Option<LlmSettings>, PlannerProblem> {
+        let (base_url, model) = match (self.base_url, self.model) {
+            (None, None) => return Ok(None),
+            (Some(url), Some(model)) => (url, model),
+            (Some(at), None) => {
+                return Err((Some(at.span().start), "base_url needs a model".into()));
+            }
+            (None, Some(at)) => {
+                return Err((Some(at.span().start), "model needs a base_url".into()));
+            }
+        };
+        let url_at = Some(base_url.span().start);
+        let base_url = base_url.into_inner();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err((
+                url_at,
+                format!("base_url: {base_url:?} must start with http:// or https://"),
+            ));
+        }
+        let mut settings = LlmSettings::new(base_url, model.into_inner());
+        if let Some(key) = self.api_key {
+            let credential = credential(path, key, "api_key")
+                .map_err(|(at, m)| (Some(at), format!("api_key: {m}")))?;
+            settings.api_key = Some(credential);
+        }
+        if let Some(mode) = self.mode {
+            settings.mode = LlmMode::named(mode.get_ref()).ok_or_else(|| {
+                let known: Vec<&str> = LlmMode::ALL.iter().map(|(n, _)| *n).collect();
+                (
+                    Some(mode.span().start),
+                    format!(
+                        "mode: {:?} is not one of {}",
+                        mode.get_ref(),
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        }
+        if let Some(steps) = self.steps_max {
+            let n = *steps.get_ref();
+            if !(1..=LlmSettings::STEPS_LIMIT).contains(&n) {
+                return Err((
+                    Some(steps.span().start),
+                    format!("steps_max: {n} is not 1 to {}", LlmSettings::STEPS_LIMIT),
+                ));
+            }
+            settings.steps_max = n;
+        }
+        if let Some(timeout) = self.timeout_ms {
+            let ms = *timeout.get_ref();
+            if !(1..=600_000).contains(&ms) {
+                return Err((
+                    Some(timeout.span().start),
+                    format!("timeout_ms: {ms} is not 1 to 600000"),
+                ));
+            }
+            settings.request_timeout = Duration::from_millis(ms);
+        }
+        Ok(Some(settings))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,7 +523,7 @@ fn http_transport(
     let credential = match token {
         None => None,
         Some(raw) => Some(
-            credential(path, raw)
+            credential(path, raw, "token")
                 .map_err(|(at, message)| invalid(at, format!("{}: {message}", field("token"))))?,
         ),
     };
@@ -504,6 +636,57 @@ mod tests {
             config.policy.settings().call_timeout,
             PolicySettings::DEFAULT.call_timeout
         );
+    }
+
+    #[test]
+    fn a_planner_table_names_the_model_and_is_checked() {
+        let servers = "[[servers]]\nname = \"a\"\ntcp = \"h:1\"\n";
+        let config = parse(&format!(
+            "{servers}[planner]\nkind = \"llm\"\nbase_url = \"http://127.0.0.1:8091/v1\"\n\
+             model = \"m\"\napi_key = {{ env = \"KEY\" }}\nmode = \"tools\"\nsteps_max = 4\n"
+        ))
+        .unwrap();
+        let Planner::Llm(settings) = config.planner() else {
+            panic!("kind = llm");
+        };
+        assert_eq!(settings.mode, LlmMode::Tools);
+        assert_eq!(settings.steps_max, 4);
+        assert_eq!(settings.api_key, Some(Credential::Env("KEY".into())));
+        let rules = parse(&format!(
+            "{servers}[planner]\nbase_url = \"http://m/v1\"\nmodel = \"m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(rules.planner(), &Planner::Rules);
+        assert!(rules.llm().is_some(), "kept for ask --planner llm");
+        for (table, expected) in [
+            (
+                "kind = \"llm\"",
+                "orchestrator.toml:4: [planner]: kind = \"llm\" needs base_url and model",
+            ),
+            (
+                "kind = \"gpt\"",
+                "orchestrator.toml:5: [planner]: kind: \"gpt\" is not \"rules\" or \"llm\"",
+            ),
+            (
+                "base_url = \"ftp://x\"\nmodel = \"m\"",
+                "orchestrator.toml:5: [planner]: base_url: \"ftp://x\" must start with http:// or https://",
+            ),
+            (
+                "base_url = \"http://x\"\nmodel = \"m\"\napi_key = \"sk-123\"",
+                "orchestrator.toml:7: [planner]: api_key: a token is never written in the config itself; write api_key = { env = \"VAR\" } or api_key = { file = \"path\" }",
+            ),
+            (
+                "base_url = \"http://x\"\nmodel = \"m\"\nsteps_max = 0",
+                "orchestrator.toml:7: [planner]: steps_max: 0 is not 1 to 32",
+            ),
+            (
+                "temperature = 1",
+                "orchestrator.toml:5: unknown field `temperature`, expected one of `kind`, `base_url`, `model`, `api_key`, `mode`, `steps_max`, `timeout_ms`",
+            ),
+        ] {
+            let error = parse(&format!("{servers}[planner]\n{table}\n")).unwrap_err();
+            assert!(error.ends_with(expected), "{error}\nwanted: {expected}");
+        }
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub enum CallError {
     /// attempts) ran past what the deadline allows.
     #[error("{refusal}, {attempts} attempt(s)")]
     RateLimited { attempts: u32, refusal: HttpRefusal },
+    /// An HTTP endpoint (the LLM planner's model) rejected the request with
+    /// a status that no retry will change (a 4xx other than 401/403/429),
+    /// or its reply was too large. Status 0: not an HTTP status.
+    #[error("the endpoint rejected the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
     /// Retries are paused: too many already failed across all calls.
     #[error("retry budget exhausted after {attempts} attempt(s); last failure: {last}")]
     BudgetExhausted { attempts: u32, last: String },
@@ -59,7 +64,9 @@ impl CallError {
     pub fn is_transient(&self) -> bool {
         match self {
             CallError::Connect { source, .. } => source.is_retryable(),
-            CallError::Refused { .. } | CallError::Denied { .. } => false,
+            CallError::Refused { .. } | CallError::Denied { .. } | CallError::Rejected { .. } => {
+                false
+            }
             _ => true,
         }
     }
@@ -75,7 +82,8 @@ impl CallError {
             | CallError::BudgetExhausted { attempts, .. } => *attempts,
             CallError::Refused { .. }
             | CallError::CircuitOpen { .. }
-            | CallError::Denied { .. } => 1,
+            | CallError::Denied { .. }
+            | CallError::Rejected { .. } => 1,
         }
     }
 }
@@ -98,6 +106,8 @@ pub(crate) enum Failure {
     Denied(ConnectError),
     /// HTTP 429.
     RateLimited(HttpRefusal),
+    /// An HTTP status no retry changes (the model endpoint's 4xx).
+    Rejected { status: u16, message: String },
 }
 
 /// The request a [`SessionError`] answered.
@@ -163,7 +173,10 @@ impl Failure {
         match self {
             Failure::Connect(source) => source.is_retryable(),
             Failure::Timeout { .. } | Failure::Transport { .. } | Failure::RateLimited(_) => true,
-            Failure::Refused { .. } | Failure::CircuitOpen { .. } | Failure::Denied(_) => false,
+            Failure::Refused { .. }
+            | Failure::CircuitOpen { .. }
+            | Failure::Denied(_)
+            | Failure::Rejected { .. } => false,
         }
     }
 
@@ -172,7 +185,10 @@ impl Failure {
     pub(crate) fn proves_alive(&self) -> bool {
         matches!(
             self,
-            Failure::Refused { .. } | Failure::Denied(_) | Failure::RateLimited(_)
+            Failure::Refused { .. }
+                | Failure::Denied(_)
+                | Failure::RateLimited(_)
+                | Failure::Rejected { .. }
         )
     }
 
@@ -191,6 +207,10 @@ pub enum AskError {
     /// The question cannot be planned; the user must rephrase.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The LLM planner's model failed, or proposed what a guard refused.
+    /// The deterministic planner may still answer.
+    #[error(transparent)]
+    Model(Box<crate::llm::LlmError>),
     /// The tools a plan needs are on servers that are down.
     #[error("no reachable server offers {needed}; unreachable:{}", down.iter().map(|(s, e)| format!("\n  {s}: {e}")).collect::<String>())]
     Unavailable {
@@ -237,11 +257,18 @@ pub enum AskError {
     },
 }
 
+impl From<crate::llm::LlmError> for AskError {
+    fn from(error: crate::llm::LlmError) -> Self {
+        AskError::Model(Box::new(error))
+    }
+}
+
 impl AskError {
     /// True when the same question may succeed if asked again later.
     pub fn is_transient(&self) -> bool {
         match self {
             AskError::Call { source, .. } => source.is_transient(),
+            AskError::Model(error) => error.is_transient(),
             AskError::Unavailable { down, .. } => down.iter().all(|(_, e)| e.is_transient()),
             _ => false,
         }

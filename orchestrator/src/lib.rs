@@ -50,6 +50,7 @@ mod connector;
 mod engine;
 mod error;
 mod event;
+mod llm;
 mod money;
 mod planner;
 mod policy;
@@ -68,6 +69,7 @@ pub use connector::{
 pub use engine::{Orchestrator, StepTrace};
 pub use error::{AskError, CallError};
 pub use event::{Event, EventKind, Observer};
+pub use llm::{LlmError, LlmMode, LlmPlanner, LlmSettings, MODEL, Planner};
 pub use mcp_http::dial::{Dialer, Endpoint, TcpDialer};
 pub use money::MoneyError;
 pub use planner::{

@@ -1,7 +1,8 @@
 //! `orchestrator`: ask questions that span MCP servers.
 //!
 //! Exit codes: 0 answered (an unknown user is an answer), 1 no answer
-//! (servers failed or replied badly), 2 bad usage, config or question
+//! (servers failed or replied badly, or the LLM planner's model failed or
+//! proposed a call a guard refused), 2 bad usage, config or question
 //! (including one a tool refused, such as a malformed email, and one the
 //! planner did not understand completely: the reply names the words it
 //! could not use and lists the forms it answers), 130 and 143 stopped by
@@ -17,7 +18,8 @@ use std::{future::Future, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use orchestrator::{
-    Answer, AskError, CallError, Catalog, Config, Orchestrator, PlanError, Policy, StepTrace,
+    Answer, AskError, CallError, Catalog, Config, Credential, LlmMode, LlmPlanner, LlmSettings,
+    Orchestrator, PlanError, Planner, Policy, StepTrace, TcpDialer,
 };
 use reference_servers::Role;
 
@@ -50,6 +52,8 @@ enum Command {
         /// Print the answer as one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        planner: PlannerArgs,
     },
     /// List every server's tools, namespaced server/tool.
     Tools {
@@ -64,6 +68,36 @@ enum Command {
     /// user or payment.
     #[command(hide = true)]
     ServeEmbedded { role: Role },
+}
+
+/// Which planner chooses the calls.
+#[derive(Debug, clap::Args)]
+struct PlannerArgs {
+    /// rules: the deterministic planner (reads the question completely or
+    /// refuses). llm: a model behind an OpenAI-compatible endpoint chooses
+    /// the calls, under guards. Default: the config's [planner] kind, else rules.
+    #[arg(long, value_enum)]
+    planner: Option<PlannerKind>,
+    /// The model endpoint's base URL, e.g. http://127.0.0.1:8091/v1
+    /// (overrides [planner] base_url).
+    #[arg(long, value_name = "URL")]
+    llm_url: Option<String>,
+    /// The model name the endpoint expects (overrides [planner] model).
+    #[arg(long, value_name = "NAME")]
+    llm_model: Option<String>,
+    /// How to ask the model: json_schema (a grammar of the grounded calls)
+    /// or tools (native tool calling). Overrides [planner] mode.
+    #[arg(long, value_name = "MODE", value_parser = ["json_schema", "tools"])]
+    llm_mode: Option<String>,
+    /// The environment variable holding the model endpoint's API key.
+    #[arg(long, value_name = "VAR")]
+    llm_key_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlannerKind {
+    Rules,
+    Llm,
 }
 
 /// Which servers to talk to.
@@ -110,7 +144,8 @@ fn main() -> ExitCode {
                 servers,
                 explain,
                 json,
-            } => ask(&question, &servers, explain, json, stop).await,
+                planner,
+            } => ask(&question, &servers, &planner, explain, json, stop).await,
             Command::Tools { servers } => exit(tools(&servers, stop).await),
             Command::Bench(args) => exit(bench::run(args, stop).await),
             Command::ServeEmbedded { .. } => unreachable!("handled above"),
@@ -145,19 +180,77 @@ fn init_tracing(verbose: u8) {
 }
 
 /// The orchestrator the flags select, plus the embedded servers it needs alive.
-async fn connect(servers: &Servers) -> anyhow::Result<(Orchestrator, Option<embedded::Embedded>)> {
+async fn connect(
+    servers: &Servers,
+    planner: Option<&PlannerArgs>,
+) -> anyhow::Result<(Orchestrator, Option<embedded::Embedded>)> {
     let seed = servers.seed.unwrap_or_else(random_seed);
-    match &servers.config {
-        Some(path) => {
-            let config = Config::from_file(path)?;
-            Ok((Orchestrator::from_config(&config, seed), None))
+    let config = servers
+        .config
+        .as_deref()
+        .map(Config::from_file)
+        .transpose()?;
+    let policy = config.as_ref().map_or(Policy::DEFAULT, Config::policy);
+    let llm = match planner {
+        Some(args) => llm_planner(args, config.as_ref(), &policy)?,
+        None => None,
+    };
+    let (orchestrator, embedded) = match &config {
+        Some(config) => {
+            let servers = config
+                .servers()
+                .iter()
+                .map(|s| (s.name.clone(), s.transport.connector()))
+                .collect();
+            (Orchestrator::new(servers, policy, seed), None)
         }
         None => {
             let embedded = embedded::start(servers.transport).await?;
-            let orchestrator = Orchestrator::new(embedded.servers.clone(), Policy::DEFAULT, seed);
-            Ok((orchestrator, Some(embedded)))
+            let orchestrator = Orchestrator::new(embedded.servers.clone(), policy, seed);
+            (orchestrator, Some(embedded))
         }
+    };
+    Ok(match llm {
+        Some(llm) => (orchestrator.with_llm(llm), embedded),
+        None => (orchestrator, embedded),
+    })
+}
+
+/// The LLM planner the flags and the config ask for, if any: `--planner`
+/// wins over `[planner] kind`, and each `--llm-*` flag over its setting.
+fn llm_planner(
+    args: &PlannerArgs,
+    config: Option<&Config>,
+    policy: &Policy,
+) -> anyhow::Result<Option<LlmPlanner>> {
+    let configured = config.map(|c| c.planner());
+    let wanted = match args.planner {
+        Some(kind) => kind == PlannerKind::Llm,
+        None => matches!(configured, Some(Planner::Llm(_))),
+    };
+    if !wanted {
+        return Ok(None);
     }
+    let from_config = config.and_then(Config::llm).cloned();
+    let (url, model) = match (&args.llm_url, &args.llm_model, &from_config) {
+        (Some(url), Some(model), _) => (url.clone(), model.clone()),
+        (url, model, Some(settings)) => (
+            url.clone().unwrap_or_else(|| settings.base_url.clone()),
+            model.clone().unwrap_or_else(|| settings.model.clone()),
+        ),
+        _ => anyhow::bail!(
+            "--planner llm needs a model: give --llm-url and --llm-model, or a [planner] table in --config"
+        ),
+    };
+    let mut settings = from_config.unwrap_or_else(|| LlmSettings::new(&url, &model));
+    (settings.base_url, settings.model) = (url, model);
+    if let Some(mode) = &args.llm_mode {
+        settings.mode = LlmMode::named(mode).expect("clap checked the mode");
+    }
+    if let Some(var) = &args.llm_key_env {
+        settings.api_key = Some(Credential::Env(var.clone()));
+    }
+    Ok(Some(LlmPlanner::new(settings, TcpDialer, policy)))
 }
 
 /// A seed from the OS's hash keys: this binary is not simulated.
@@ -186,11 +279,12 @@ async fn unless_stopped<T>(
 async fn ask(
     question: &str,
     servers: &Servers,
+    planner: &PlannerArgs,
     explain: bool,
     json: bool,
     stop: impl Future<Output = Stop>,
 ) -> ExitCode {
-    let (orchestrator, _embedded) = match connect(servers).await {
+    let (orchestrator, _embedded) = match connect(servers, Some(planner)).await {
         Ok(connected) => connected,
         Err(error) => return exit(Err(error)),
     };
@@ -231,6 +325,12 @@ async fn ask(
         match &result {
             Ok(answer) => say!("{}", answer.render()),
             Err(AskError::Plan(error)) => eprintln!("{error}"),
+            Err(AskError::Model(error)) => {
+                eprintln!("error: the LLM planner gave no answer: {error}");
+                eprintln!(
+                    "(nothing was guessed; ask with --planner rules for the deterministic planner)"
+                );
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 if error.is_transient() {
@@ -286,7 +386,7 @@ fn print_trace(trace: &[StepTrace]) {
 }
 
 async fn tools(servers: &Servers, stop: impl Future<Output = Stop>) -> anyhow::Result<()> {
-    let (orchestrator, _embedded) = connect(servers).await?;
+    let (orchestrator, _embedded) = connect(servers, None).await?;
     let (catalog, down) = unless_stopped(&orchestrator, stop, orchestrator.catalog()).await?;
     print_tools(&catalog, &down)
 }

@@ -277,7 +277,7 @@ impl<D: Dialer> HttpClient<D> {
 
     /// Sends `request` to `endpoint` and waits for the response head, all
     /// before `deadline`.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         endpoint: &Endpoint,
         request: Request<Full<Bytes>>,
@@ -786,14 +786,14 @@ impl<D: Dialer> StreamableHttpClient for HttpClient<D> {
 /// A parsed `http://` or `https://` URL: where to connect, what to send as
 /// `Host`, and the origin-form request target.
 #[derive(Debug, Clone)]
-struct Target {
-    endpoint: Endpoint,
-    host: HeaderValue,
-    path: Uri,
+pub(crate) struct Target {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) host: HeaderValue,
+    pub(crate) path: Uri,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Self, HttpClientError> {
+    pub(crate) fn parse(url: &str) -> Result<Self, HttpClientError> {
         let invalid = |reason| HttpClientError::InvalidUrl {
             url: url.chars().take(200).collect(),
             reason,

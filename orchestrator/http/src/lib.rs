@@ -7,6 +7,9 @@
 //! - [`connect`]: a whole MCP connect over HTTP for any dialer, with
 //!   failures classified ([`connect::ConnectFailure`]): what the
 //!   orchestrator's HTTP connector runs, on real TCP and simulated alike.
+//! - [`json`]: a plain JSON POST on the same client (pool, dialer,
+//!   deadlines, caps), for HTTP APIs that are not MCP: the orchestrator's
+//!   LLM planner reaches its model endpoint with it.
 //! - [`dial`]: the [`Dialer`] seam and the real-TCP [`TcpDialer`]. The
 //!   harness brings a dialer for simulated TCP.
 //!
@@ -22,5 +25,6 @@
 pub mod client;
 pub mod connect;
 pub mod dial;
+pub mod json;
 mod pool;
 mod sse;

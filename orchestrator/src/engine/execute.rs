@@ -185,7 +185,7 @@ impl Orchestrator {
     }
 
     /// One traced step: call `tool` with `arguments` under the retry policy.
-    async fn step(
+    pub(super) async fn step(
         &self,
         step: usize,
         tool: &ToolRef,

@@ -12,6 +12,7 @@
 mod attempt;
 mod execute;
 mod hedge;
+mod llm;
 mod retry;
 mod sessions;
 
@@ -21,6 +22,7 @@ use std::{
 };
 
 use futures::future::join_all;
+use mcp_http::dial::TcpDialer;
 use rand::{SeedableRng, rngs::SmallRng};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
@@ -35,6 +37,7 @@ use crate::{
     connector::Connector,
     error::{AskError, CallError},
     event::{EventKind, Observer},
+    llm::{LlmPlanner, Planner},
     planner::{self, PlanError, ToolRef},
     policy::{Policy, RetryBudget},
     stats::Stats,
@@ -58,6 +61,8 @@ pub struct Orchestrator {
     hedges: AtomicU64,
     /// Told of every connection, retry, hedge and breaker transition.
     observer: Option<Observer>,
+    /// The LLM planner, when a model chooses the calls.
+    llm: Option<LlmPlanner>,
 }
 
 impl fmt::Debug for Orchestrator {
@@ -88,7 +93,20 @@ impl Orchestrator {
             retries: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
             observer: None,
+            llm: None,
         }
+    }
+
+    /// The same orchestrator, with a model choosing the calls
+    /// ([`LlmPlanner`]) instead of the deterministic planner.
+    pub fn with_llm(mut self, planner: LlmPlanner) -> Self {
+        self.llm = Some(planner);
+        self
+    }
+
+    /// The LLM planner, if one chooses the calls.
+    pub fn llm(&self) -> Option<&LlmPlanner> {
+        self.llm.as_ref()
     }
 
     /// The same orchestrator, telling `observer` of every connection,
@@ -99,8 +117,14 @@ impl Orchestrator {
     }
 
     fn emit(&self, server: &Server, kind: EventKind) {
+        self.emit_named(&server.name, kind);
+    }
+
+    /// Tells the observer of `kind` about the server (or model endpoint)
+    /// called `name`.
+    fn emit_named(&self, name: &str, kind: EventKind) {
         if let Some(observer) = &self.observer {
-            observer.emit(&server.name, kind);
+            observer.emit(name, kind);
         }
     }
 
@@ -112,14 +136,23 @@ impl Orchestrator {
         }
     }
 
-    /// An orchestrator for the servers and policy of `config`.
+    /// An orchestrator for the servers, policy and planner of `config`
+    /// (an LLM planner reaches its model over real TCP).
     pub fn from_config(config: &Config, seed: u64) -> Self {
         let servers = config
             .servers()
             .iter()
             .map(|s| (s.name.clone(), s.transport.connector()))
             .collect();
-        Self::new(servers, config.policy(), seed)
+        let orchestrator = Self::new(servers, config.policy(), seed);
+        match config.planner() {
+            Planner::Rules => orchestrator,
+            Planner::Llm(settings) => orchestrator.with_llm(LlmPlanner::new(
+                settings.clone(),
+                TcpDialer,
+                &config.policy(),
+            )),
+        }
     }
 
     /// The policy every call follows.
@@ -153,6 +186,9 @@ impl Orchestrator {
         question: &str,
         trace: &mut Vec<StepTrace>,
     ) -> Result<Answer, AskError> {
+        if let Some(llm) = &self.llm {
+            return self.ask_llm(llm, question, trace).await;
+        }
         let question = planner::parse_question(question)?;
         let deadline = Instant::now() + self.policy.settings().deadline;
         let (catalog, down) = self.catalog_until(deadline).await;
@@ -188,7 +224,7 @@ impl Orchestrator {
                 return (server, Err(retry::refused_before_trying(open)));
             }
             let result = self
-                .retrying(server, deadline, true, move || {
+                .retrying(&server.name, deadline, true, move || {
                     self.live(server, &server.live, deadline)
                 })
                 .await
@@ -234,12 +270,17 @@ impl Orchestrator {
             .settings()
             .hedge_after
             .filter(|_| tool.retry_safe);
-        self.retrying(server, deadline, tool.retry_safe, move || async move {
-            match hedge_after {
-                Some(after) => self.attempt_hedged(call, after).await,
-                None => self.attempt_call(call, &server.live).await,
-            }
-        })
+        self.retrying(
+            &server.name,
+            deadline,
+            tool.retry_safe,
+            move || async move {
+                match hedge_after {
+                    Some(after) => self.attempt_hedged(call, after).await,
+                    None => self.attempt_call(call, &server.live).await,
+                }
+            },
+        )
         .await
     }
 

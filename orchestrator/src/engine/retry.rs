@@ -8,7 +8,7 @@ use std::{sync::atomic::Ordering, time::Duration};
 
 use tokio::time::Instant;
 
-use super::{Orchestrator, sessions::Server};
+use super::Orchestrator;
 use crate::{
     error::{CallError, Failure},
     event::EventKind,
@@ -31,7 +31,7 @@ impl Orchestrator {
     /// Returns the value and the attempts it took.
     pub(super) async fn retrying<T, F>(
         &self,
-        server: &Server,
+        name: &str,
         deadline: Instant,
         retry_safe: bool,
         mut op: impl FnMut() -> F,
@@ -54,7 +54,7 @@ impl Orchestrator {
             match self.after_failure(failure, attempt, retry_safe, deadline) {
                 Next::RetryAfter(pause) => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    self.emit(server, EventKind::Retry { attempt, pause });
+                    self.emit_named(name, EventKind::Retry { attempt, pause });
                     tokio::time::sleep(pause).await;
                 }
                 Next::GiveUp(error) => return Err(error),
@@ -136,5 +136,6 @@ fn call_error(failure: Failure, attempts: u32) -> CallError {
         Failure::CircuitOpen { retry_after_ms } => CallError::CircuitOpen { retry_after_ms },
         Failure::Denied(source) => CallError::Denied { source },
         Failure::RateLimited(refusal) => CallError::RateLimited { attempts, refusal },
+        Failure::Rejected { status, message } => CallError::Rejected { status, message },
     }
 }

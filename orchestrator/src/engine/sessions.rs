@@ -25,7 +25,7 @@ use tokio::{task::JoinSet, time::Instant};
 
 use super::Orchestrator;
 use crate::{
-    breaker::Breaker,
+    breaker::SharedBreaker,
     connector::{ConnectError, Connector},
     error::{Failure, Request},
     event::EventKind,
@@ -43,7 +43,7 @@ pub(super) struct Server {
     pub(super) spare: Slot,
     /// Connections made so far; the next one gets this plus one.
     connections: AtomicU64,
-    breaker: Mutex<Breaker>,
+    breaker: SharedBreaker,
     /// Sessions being closed in the background, at most
     /// [`CLOSING_MAX`]; shutdown waits for them.
     closing: Mutex<JoinSet<()>>,
@@ -76,17 +76,14 @@ pub(super) struct Live {
 
 impl Server {
     pub(super) fn new(name: String, connector: Arc<dyn Connector>, policy: &Policy) -> Self {
-        let settings = policy.settings();
+        let breaker = SharedBreaker::new(name.clone(), policy);
         Self {
             name,
             connector,
             live: Slot::default(),
             spare: Slot::default(),
             connections: AtomicU64::new(0),
-            breaker: Mutex::new(Breaker::new(
-                settings.breaker_failures,
-                settings.breaker_open,
-            )),
+            breaker,
             closing: Mutex::new(JoinSet::new()),
         }
     }
@@ -101,33 +98,18 @@ impl Server {
     }
 
     pub(super) fn breaker_trips(&self) -> u64 {
-        self.breaker.lock().expect("breaker lock").trips()
+        self.breaker.trips()
     }
 
     /// Lets a request through the breaker, or says how long it stays open.
     pub(super) fn admit(&self) -> Result<(), Failure> {
-        let mut breaker = self.breaker.lock().expect("breaker lock");
-        breaker
-            .admit(Instant::now())
-            .map_err(|wait| Failure::CircuitOpen {
-                retry_after_ms: wait.as_millis(),
-            })
+        self.breaker.admit()
     }
 
     /// Tells the breaker how a request went; returns the transition it
     /// made, if it opened or closed.
     pub(super) fn report(&self, healthy: bool) -> Option<EventKind> {
-        let mut breaker = self.breaker.lock().expect("breaker lock");
-        let was_open = breaker.trips();
-        if healthy {
-            return breaker.succeeded().then_some(EventKind::BreakerClosed);
-        }
-        breaker.failed(Instant::now());
-        if breaker.trips() > was_open {
-            tracing::warn!(server = %self.name, "circuit breaker opened");
-            return Some(EventKind::BreakerOpened);
-        }
-        None
+        self.breaker.report(healthy)
     }
 
     /// The live session, if there is one and it has not closed.

@@ -29,6 +29,18 @@ pub(crate) struct ToolRef {
 }
 
 impl ToolRef {
+    /// Any catalog tool, for a call whose arguments are built elsewhere
+    /// (the LLM planner's).
+    pub(crate) fn of(entry: &CatalogEntry) -> Self {
+        Self {
+            server: entry.server.clone(),
+            tool: entry.tool.name.to_string(),
+            input: String::new(),
+            count_input: None,
+            retry_safe: entry.retry_safe(),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn qualified_name(&self) -> String {
         format!("{}/{}", self.server, self.tool)

@@ -1,0 +1,473 @@
+//! One question's conversation with the model: the messages so far, the
+//! request for the next turn (with the menu of grounded calls), and the
+//! guards that read the model's reply into a [`Decision`].
+
+use rmcp::model::CallToolResult;
+use serde_json::{Map, Value, json};
+
+use super::{
+    LlmError, LlmMode, LlmSettings,
+    chat::{ChatRequest, FunctionCall, Message, Reply, ToolCall},
+    menu::{self, DONE, Facts, Made, Offer},
+};
+use crate::catalog::Catalog;
+
+/// Longest tool result shown to the model, in characters.
+const RESULT_CHARS_MAX: usize = 4000;
+/// Most tokens the model may spend on one step.
+const STEP_TOKENS_MAX: u32 = 512;
+
+/// What the model chose this turn, after the guards.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    /// Call catalog entry `entry` with these (grounded) arguments.
+    Call {
+        entry: usize,
+        arguments: Map<String, Value>,
+    },
+    /// The results so far answer the question.
+    Done,
+}
+
+/// The state of one question.
+#[derive(Debug)]
+pub(crate) struct Conversation<'a> {
+    catalog: &'a Catalog,
+    settings: &'a LlmSettings,
+    names: Vec<String>,
+    pub(crate) facts: Facts,
+    pub(crate) made: Vec<Made>,
+    messages: Vec<Message>,
+    offers: Vec<Offer>,
+    /// Model turns taken.
+    pub(crate) turn: u32,
+}
+
+impl<'a> Conversation<'a> {
+    pub(crate) fn new(question: &str, catalog: &'a Catalog, settings: &'a LlmSettings) -> Self {
+        let names = menu::function_names(catalog);
+        let messages = vec![
+            Message::text("system", system_prompt(catalog, &names, settings.mode)),
+            Message::text("user", question),
+        ];
+        Self {
+            catalog,
+            settings,
+            names,
+            facts: Facts::of_question(question),
+            made: Vec::new(),
+            messages,
+            offers: Vec::new(),
+            turn: 0,
+        }
+    }
+
+    /// The request for the next turn, with the calls that can be grounded now.
+    pub(crate) fn next_request(&mut self) -> ChatRequest {
+        self.turn += 1;
+        self.offers = menu::offers(self.catalog, &self.names, &self.facts, &self.made);
+        let mut request = ChatRequest {
+            model: self.settings.model.clone(),
+            messages: self.messages.clone(),
+            temperature: 0.0,
+            seed: 1,
+            max_tokens: STEP_TOKENS_MAX,
+            response_format: None,
+            tools: None,
+            tool_choice: None,
+        };
+        match self.settings.mode {
+            LlmMode::JsonSchema => {
+                request.response_format = Some(json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": "next_step", "strict": true, "schema": menu::step_schema(&self.offers)},
+                }));
+            }
+            LlmMode::Tools => {
+                request.tools = Some(menu::tool_functions(&self.offers, self.catalog));
+                request.tool_choice = Some(json!("required"));
+            }
+        }
+        request
+    }
+
+    /// The model's reply as a decision, if every guard passes.
+    pub(crate) fn decide(&self, reply: &Reply) -> Result<Decision, LlmError> {
+        let (name, arguments) = self.proposal(reply)?;
+        if name == DONE {
+            return Ok(Decision::Done);
+        }
+        let entry =
+            self.names
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| LlmError::UnknownTool {
+                    turn: self.turn,
+                    name: name.clone(),
+                })?;
+        let arguments = self.guarded(entry, arguments)?;
+        Ok(Decision::Call { entry, arguments })
+    }
+
+    /// The tool name and arguments the reply proposes.
+    fn proposal(&self, reply: &Reply) -> Result<(String, Map<String, Value>), LlmError> {
+        let malformed = |detail: String| LlmError::Malformed {
+            turn: self.turn,
+            detail,
+        };
+        match self.settings.mode {
+            LlmMode::Tools => match reply.tool_calls.first() {
+                // Text and no call: the model has nothing more to call.
+                None => Ok((DONE.to_owned(), Map::new())),
+                Some((_, name, arguments)) => {
+                    let arguments = if arguments.trim().is_empty() {
+                        Map::new()
+                    } else {
+                        parse_object(arguments).map_err(malformed)?
+                    };
+                    Ok((name.clone(), arguments))
+                }
+            },
+            LlmMode::JsonSchema => {
+                let text = reply.content.as_deref().unwrap_or("");
+                let step = parse_object(text)
+                    .map_err(malformed)?
+                    .remove("step")
+                    .ok_or_else(|| malformed(format!("no \"step\" in {}", clip(text, 200))))?;
+                let Value::Object(mut step) = step else {
+                    return Err(malformed("\"step\" is not an object".into()));
+                };
+                let name = match step.remove("tool") {
+                    Some(Value::String(name)) => name,
+                    _ => return Err(malformed("the step names no tool".into())),
+                };
+                let arguments = match step.remove("arguments") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(arguments)) => arguments,
+                    Some(_) => return Err(malformed("\"arguments\" is not an object".into())),
+                };
+                Ok((name, arguments))
+            }
+        }
+    }
+
+    /// The arguments, nulls dropped, if they validate against the tool's
+    /// input schema, every value is grounded, and the call is new.
+    fn guarded(
+        &self,
+        entry: usize,
+        mut arguments: Map<String, Value>,
+    ) -> Result<Map<String, Value>, LlmError> {
+        let tool = self.catalog.entries()[entry].qualified_name();
+        arguments.retain(|_, v| !v.is_null());
+        let schema = Value::Object(
+            self.catalog.entries()[entry]
+                .tool
+                .input_schema
+                .as_ref()
+                .clone(),
+        );
+        let invalid = |detail: String| LlmError::Invalid {
+            turn: self.turn,
+            tool: tool.clone(),
+            detail,
+        };
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| invalid(format!("its input schema is not usable: {e}")))?;
+        let arguments_value = Value::Object(arguments.clone());
+        if let Some(error) = validator.iter_errors(&arguments_value).next() {
+            return Err(invalid(error.to_string()));
+        }
+        let grounded = self.grounded(&tool, entry, arguments)?;
+        if self
+            .made
+            .iter()
+            .any(|m| m.entry == entry && m.arguments == grounded)
+        {
+            return Err(LlmError::Repeated {
+                turn: self.turn,
+                tool,
+            });
+        }
+        Ok(grounded)
+    }
+
+    /// Every argument replaced by the fact it matches, or the first that
+    /// matches none.
+    fn grounded(
+        &self,
+        tool: &str,
+        entry: usize,
+        arguments: Map<String, Value>,
+    ) -> Result<Map<String, Value>, LlmError> {
+        let schema = &self.catalog.entries()[entry].tool.input_schema;
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let mut grounded = Map::new();
+        for (name, value) in arguments {
+            let property = properties
+                .and_then(|p| p.get(&name))
+                .unwrap_or(&Value::Null);
+            let slot = menu::slot_of(&name, property);
+            let fact = self
+                .facts
+                .ground(slot, &value)
+                .ok_or_else(|| LlmError::Ungrounded {
+                    turn: self.turn,
+                    tool: tool.to_owned(),
+                    argument: name.clone(),
+                    value: clip(&value.to_string(), 80),
+                    from_question: slot == menu::Slot::Email,
+                })?;
+            grounded.insert(name, fact);
+        }
+        Ok(grounded)
+    }
+
+    /// Records a call and its result, for the model's next turn and the
+    /// answer.
+    pub(crate) fn record(
+        &mut self,
+        entry: usize,
+        arguments: Map<String, Value>,
+        reply: &CallToolResult,
+    ) {
+        let name = self.names[entry].clone();
+        let shown = result_text(reply);
+        match self.settings.mode {
+            LlmMode::JsonSchema => {
+                let step = json!({"step": {"tool": name, "arguments": arguments}});
+                self.messages
+                    .push(Message::text("assistant", step.to_string()));
+                self.messages
+                    .push(Message::text("user", format!("Result of {name}: {shown}")));
+            }
+            LlmMode::Tools => {
+                let id = format!("call_{}", self.made.len() + 1);
+                self.messages.push(Message {
+                    role: "assistant",
+                    content: None,
+                    tool_calls: Some(vec![ToolCall {
+                        id: id.clone(),
+                        kind: "function".into(),
+                        function: FunctionCall {
+                            name,
+                            arguments: Value::Object(arguments.clone()).to_string(),
+                        },
+                    }]),
+                    tool_call_id: None,
+                });
+                self.messages.push(Message {
+                    role: "tool",
+                    content: Some(shown),
+                    tool_calls: None,
+                    tool_call_id: Some(id),
+                });
+            }
+        }
+        self.facts.add_result(self.made.len(), reply);
+        self.made.push(Made { entry, arguments });
+    }
+}
+
+fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(format!("not a JSON object: {}", clip(text, 200))),
+        Err(e) => Err(format!("not JSON ({e}): {}", clip(text, 200))),
+    }
+}
+
+fn clip(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(chars).collect();
+    clipped.push('…');
+    clipped
+}
+
+/// A result as the model sees it: the error's message, or the result's JSON.
+fn result_text(reply: &CallToolResult) -> String {
+    let value = menu::result_value(reply).unwrap_or(Value::Null);
+    let text = match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    let text = clip(&text, RESULT_CHARS_MAX);
+    if reply.is_error == Some(true) {
+        format!("error: {text}")
+    } else {
+        text
+    }
+}
+
+/// What the model is told once: its job, the rule on values, and the tools.
+fn system_prompt(catalog: &Catalog, names: &[String], mode: LlmMode) -> String {
+    let mut prompt = String::from(
+        "You answer the user's question by calling tools, one call per turn. \
+         Use only values from the question or from earlier tool results. \
+         When the results so far answer the question, choose done. \
+         You do not write the answer: the tool results are shown to the user.",
+    );
+    if mode == LlmMode::JsonSchema {
+        prompt.push_str(
+            " Reply with one JSON object: {\"step\": {\"tool\": NAME, \"arguments\": {...}}} \
+             for the next call, or {\"step\": {\"tool\": \"done\"}}.\n\nTools:",
+        );
+        for (entry, name) in catalog.entries().iter().zip(names) {
+            let description = entry.tool.description.as_deref().unwrap_or("");
+            let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+            prompt.push_str(&format!("\n- {name}: {description}"));
+        }
+    }
+    prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rmcp::model::Tool;
+
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let lookup = Tool::new(
+            "getUserIdByEmail",
+            "Look up a user id by email",
+            Arc::new(
+                json!({"type":"object","properties":{"email":{"type":"string"}},"required":["email"]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        );
+        let list = Tool::new(
+            "getTransactionsUsingUserId",
+            "List a user's transactions",
+            Arc::new(
+                json!({"type":"object","properties":{"userId":{"type":"string"},"count":{"type":"integer","minimum":1}},"required":["userId"]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        );
+        Catalog::new([
+            ("user".to_owned(), vec![lookup]),
+            ("payment".to_owned(), vec![list]),
+        ])
+    }
+
+    fn json_reply(step: Value) -> Reply {
+        Reply {
+            content: Some(json!({ "step": step }).to_string()),
+            tool_calls: vec![],
+        }
+    }
+
+    fn settings(mode: LlmMode) -> LlmSettings {
+        LlmSettings {
+            mode,
+            ..LlmSettings::new("http://m/v1", "m")
+        }
+    }
+
+    #[test]
+    fn guards_refuse_what_the_question_and_results_do_not_ground() {
+        let catalog = catalog();
+        let settings = settings(LlmMode::JsonSchema);
+        let mut chat = Conversation::new("transactions for bob@example.com", &catalog, &settings);
+        chat.next_request();
+        let lookup =
+            json!({"tool": "user__getUserIdByEmail", "arguments": {"email": "eve@example.com"}});
+        assert!(matches!(
+            chat.decide(&json_reply(lookup)),
+            Err(LlmError::Ungrounded {
+                from_question: true,
+                ..
+            })
+        ));
+        let early =
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-1"}});
+        assert!(matches!(
+            chat.decide(&json_reply(early.clone())),
+            Err(LlmError::Ungrounded {
+                from_question: false,
+                ..
+            })
+        ));
+        let typed =
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": 7}});
+        assert!(matches!(
+            chat.decide(&json_reply(typed)),
+            Err(LlmError::Invalid { .. })
+        ));
+        let unknown = json!({"tool": "payment__refund", "arguments": {}});
+        assert!(matches!(
+            chat.decide(&json_reply(unknown)),
+            Err(LlmError::UnknownTool { .. })
+        ));
+        let not_json = Reply {
+            content: Some("I think you should".into()),
+            tool_calls: vec![],
+        };
+        assert!(matches!(
+            chat.decide(&not_json),
+            Err(LlmError::Malformed { .. })
+        ));
+
+        let ok =
+            json!({"tool": "user__getUserIdByEmail", "arguments": {"email": "BOB@example.com"}});
+        let Ok(Decision::Call { entry, arguments }) = chat.decide(&json_reply(ok)) else {
+            panic!("a grounded lookup is a call");
+        };
+        assert_eq!(
+            arguments["email"], "bob@example.com",
+            "the question's spelling"
+        );
+        chat.record(
+            entry,
+            arguments.clone(),
+            &CallToolResult::structured(json!({"userId": "u-1"})),
+        );
+        chat.next_request();
+        assert!(matches!(
+            chat.decide(&json_reply(
+                json!({"tool": "user__getUserIdByEmail", "arguments": arguments})
+            )),
+            Err(LlmError::Repeated { .. })
+        ));
+        assert!(matches!(
+            chat.decide(&json_reply(early)),
+            Ok(Decision::Call { .. })
+        ));
+        assert_eq!(
+            chat.decide(&json_reply(json!({"tool": "done"}))).unwrap(),
+            Decision::Done
+        );
+    }
+
+    #[test]
+    fn tools_mode_reads_native_calls_and_text_as_done() {
+        let catalog = catalog();
+        let settings = settings(LlmMode::Tools);
+        let mut chat = Conversation::new("transactions for bob@example.com", &catalog, &settings);
+        let request = chat.next_request();
+        let tools = request.tools.unwrap();
+        assert_eq!(tools.len(), 2, "the lookup and done: {tools:?}");
+        let call = Reply {
+            content: None,
+            tool_calls: vec![(
+                "c".into(),
+                "user__getUserIdByEmail".into(),
+                r#"{"email":"bob@example.com"}"#.into(),
+            )],
+        };
+        assert!(matches!(chat.decide(&call), Ok(Decision::Call { .. })));
+        let text = Reply {
+            content: Some("Bob has spent £345.".into()),
+            tool_calls: vec![],
+        };
+        assert_eq!(chat.decide(&text).unwrap(), Decision::Done);
+    }
+}
