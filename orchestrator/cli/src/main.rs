@@ -327,6 +327,9 @@ async fn ask(
             Err(AskError::Plan(error)) => eprintln!("{error}"),
             Err(AskError::Model(error)) => {
                 eprintln!("error: the LLM planner gave no answer: {error}");
+                if error.is_transient() {
+                    eprintln!("(this may be temporary: asking again later may work)");
+                }
                 eprintln!(
                     "(nothing was guessed; ask with --planner rules for the deterministic planner)"
                 );

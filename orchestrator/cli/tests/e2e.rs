@@ -22,6 +22,8 @@ use tokio::{
 
 #[path = "e2e/auth.rs"]
 mod auth;
+#[path = "e2e/llm.rs"]
+mod llm;
 #[path = "e2e/sessions.rs"]
 mod sessions;
 

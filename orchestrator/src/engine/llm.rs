@@ -38,7 +38,9 @@ impl Orchestrator {
         let mut chat = Conversation::new(question, &catalog, llm.settings());
         let mut results: Vec<(CallToolResult, usize)> = Vec::new();
         while chat.turn < llm.settings().steps_max {
-            let request = chat.next_request();
+            let Some(request) = chat.next_request() else {
+                return answer(&catalog, &chat, &results);
+            };
             let reply = self.ask_model(llm, &request, chat.turn, deadline).await?;
             let (entry, arguments) = match chat.decide(&reply)? {
                 Decision::Done => return answer(&catalog, &chat, &results),

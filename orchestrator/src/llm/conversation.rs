@@ -62,10 +62,17 @@ impl<'a> Conversation<'a> {
         }
     }
 
-    /// The request for the next turn, with the calls that can be grounded now.
-    pub(crate) fn next_request(&mut self) -> ChatRequest {
-        self.turn += 1;
+    /// The request for the next turn, with the calls that can be grounded
+    /// now; `None` when nothing is left to call (the model is not asked to
+    /// say done when done is all it could say).
+    pub(crate) fn next_request(&mut self) -> Option<ChatRequest> {
         self.offers = menu::offers(self.catalog, &self.names, &self.facts, &self.made);
+        if self.offers.is_empty() {
+            return None;
+        }
+        self.turn += 1;
+        // Before any result there is nothing that could answer the question.
+        let done_allowed = !self.made.is_empty();
         let mut request = ChatRequest {
             model: self.settings.model.clone(),
             messages: self.messages.clone(),
@@ -78,17 +85,19 @@ impl<'a> Conversation<'a> {
         };
         match self.settings.mode {
             LlmMode::JsonSchema => {
+                let schema = menu::step_schema(&self.offers, done_allowed);
                 request.response_format = Some(json!({
                     "type": "json_schema",
-                    "json_schema": {"name": "next_step", "strict": true, "schema": menu::step_schema(&self.offers)},
+                    "json_schema": {"name": "next_step", "strict": true, "schema": schema},
                 }));
             }
             LlmMode::Tools => {
-                request.tools = Some(menu::tool_functions(&self.offers, self.catalog));
+                let tools = menu::tool_functions(&self.offers, self.catalog, done_allowed);
+                request.tools = Some(tools);
                 request.tool_choice = Some(json!("required"));
             }
         }
-        request
+        Some(request)
     }
 
     /// The model's reply as a decision, if every guard passes.
@@ -105,6 +114,11 @@ impl<'a> Conversation<'a> {
                     turn: self.turn,
                     name: name.clone(),
                 })?;
+        let arguments = match self.offers.iter().find(|o| o.entry == entry) {
+            // A tool named alone: the arguments it can only take.
+            Some(offer) if arguments.is_empty() => offer.determined().unwrap_or(arguments),
+            _ => arguments,
+        };
         let arguments = self.guarded(entry, arguments)?;
         Ok(Decision::Call { entry, arguments })
     }
@@ -202,15 +216,15 @@ impl<'a> Conversation<'a> {
     ) -> Result<Map<String, Value>, LlmError> {
         let schema = &self.catalog.entries()[entry].tool.input_schema;
         let properties = schema.get("properties").and_then(Value::as_object);
+        let required = menu::required_of(schema);
         let mut grounded = Map::new();
         for (name, value) in arguments {
             let property = properties
                 .and_then(|p| p.get(&name))
                 .unwrap_or(&Value::Null);
             let slot = menu::slot_of(&name, property);
-            let fact = self
-                .facts
-                .ground(slot, &value)
+            let is_required = required.contains(&name.as_str());
+            let fact = menu::ground_input(&name, property, is_required, &self.facts, &value)
                 .ok_or_else(|| LlmError::Ungrounded {
                     turn: self.turn,
                     tool: tool.to_owned(),
@@ -236,6 +250,7 @@ impl<'a> Conversation<'a> {
         match self.settings.mode {
             LlmMode::JsonSchema => {
                 let step = json!({"step": {"tool": name, "arguments": arguments}});
+                // Compact, as the example writes calls.
                 self.messages
                     .push(Message::text("assistant", step.to_string()));
                 self.messages
@@ -301,27 +316,42 @@ fn result_text(reply: &CallToolResult) -> String {
     }
 }
 
-/// What the model is told once: its job, the rule on values, and the tools.
+/// What the model is told once: its job, the tools, and a worked example
+/// of chaining them on tools it does not have. The wording and the example
+/// were measured with SmolLM2-135M (see `ci/llm-check.sh`): without the
+/// example, or with `{"tool":"done"}` quoted, it stops after the first call.
 fn system_prompt(catalog: &Catalog, names: &[String], mode: LlmMode) -> String {
-    let mut prompt = String::from(
-        "You answer the user's question by calling tools, one call per turn. \
-         Use only values from the question or from earlier tool results. \
-         When the results so far answer the question, choose done. \
-         You do not write the answer: the tool results are shown to the user.",
-    );
-    if mode == LlmMode::JsonSchema {
-        prompt.push_str(
-            " Reply with one JSON object: {\"step\": {\"tool\": NAME, \"arguments\": {...}}} \
-             for the next call, or {\"step\": {\"tool\": \"done\"}}.\n\nTools:",
-        );
-        for (entry, name) in catalog.entries().iter().zip(names) {
-            let description = entry.tool.description.as_deref().unwrap_or("");
-            let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
-            prompt.push_str(&format!("\n- {name}: {description}"));
-        }
+    let mut prompt =
+        String::from("You answer questions by calling tools, one call per reply.\nTools:");
+    for (entry, name) in catalog.entries().iter().zip(names) {
+        let description = entry.tool.description.as_deref().unwrap_or("");
+        let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        prompt.push_str(&format!("\n- {name}: {description}"));
     }
+    prompt.push_str(EXAMPLE);
+    if mode == LlmMode::JsonSchema {
+        prompt.push_str(" Reply with the next tool call as JSON.");
+    }
+    prompt.push_str(" Reply done only when the results contain what the question asks for.");
     prompt
 }
+
+/// Two tools nobody has, chained, and stopped at the right point.
+const EXAMPLE: &str = r#"
+
+Example. Tools: geo__getCityIdByName(name), weather__getForecastUsingCityId(cityId).
+Question: Will it rain in Paris tomorrow?
+You: {"tool":"geo__getCityIdByName","arguments":{"name":"Paris"}}
+Result of geo__getCityIdByName: {"cityId":"c-17"}
+You: {"tool":"weather__getForecastUsingCityId","arguments":{"cityId":"c-17"}}
+Result of weather__getForecastUsingCityId: {"forecast":"rain"}
+You: {"tool":"done"}
+Question: What is the city id of Paris?
+You: {"tool":"geo__getCityIdByName","arguments":{"name":"Paris"}}
+Result of geo__getCityIdByName: {"cityId":"c-17"}
+You: {"tool":"done"}
+
+An id is only a means to look other things up: if the question asks for more than an id, call the tool that uses the id."#;
 
 #[cfg(test)]
 mod tests {
@@ -377,7 +407,7 @@ mod tests {
         let catalog = catalog();
         let settings = settings(LlmMode::JsonSchema);
         let mut chat = Conversation::new("transactions for bob@example.com", &catalog, &settings);
-        chat.next_request();
+        chat.next_request().expect("the lookup is offered");
         let lookup =
             json!({"tool": "user__getUserIdByEmail", "arguments": {"email": "eve@example.com"}});
         assert!(matches!(
@@ -452,9 +482,13 @@ mod tests {
         let catalog = catalog();
         let settings = settings(LlmMode::Tools);
         let mut chat = Conversation::new("transactions for bob@example.com", &catalog, &settings);
-        let request = chat.next_request();
+        let request = chat.next_request().expect("the lookup is offered");
         let tools = request.tools.unwrap();
-        assert_eq!(tools.len(), 2, "the lookup and done: {tools:?}");
+        assert_eq!(
+            tools.len(),
+            1,
+            "the lookup, and no done before a call: {tools:?}"
+        );
         let call = Reply {
             content: None,
             tool_calls: vec![(
@@ -469,5 +503,39 @@ mod tests {
             tool_calls: vec![],
         };
         assert_eq!(chat.decide(&text).unwrap(), Decision::Done);
+    }
+
+    #[test]
+    fn a_tool_named_alone_takes_its_only_arguments_and_nothing_left_ends_the_turns() {
+        let catalog = catalog();
+        let settings = settings(LlmMode::JsonSchema);
+        let mut chat = Conversation::new("transactions for bob@example.com", &catalog, &settings);
+        chat.next_request().unwrap();
+        let named = json_reply(json!({"tool": "user__getUserIdByEmail"}));
+        let Ok(Decision::Call { entry, arguments }) = chat.decide(&named) else {
+            panic!("a determined call");
+        };
+        assert_eq!(
+            Value::Object(arguments.clone()),
+            json!({"email": "bob@example.com"})
+        );
+        chat.record(
+            entry,
+            arguments,
+            &CallToolResult::structured(json!({"userId": "u-1"})),
+        );
+        let list =
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-1"}});
+        chat.next_request().unwrap();
+        let Ok(Decision::Call { entry, arguments }) = chat.decide(&json_reply(list)) else {
+            panic!("the listing");
+        };
+        chat.record(
+            entry,
+            arguments,
+            &CallToolResult::structured(json!({"transactions": []})),
+        );
+        assert!(chat.next_request().is_none(), "only done is left");
+        assert_eq!(chat.turn, 2);
     }
 }

@@ -29,6 +29,8 @@ pub(crate) enum Origin {
 pub(crate) struct Fact {
     pub(crate) value: Value,
     pub(crate) origin: Origin,
+    /// The object key it was found under in a result (`userId`), if any.
+    pub(crate) key: Option<String>,
 }
 
 /// Every value the model may use, in the order they appeared.
@@ -61,17 +63,17 @@ impl Facts {
                 && !local.is_empty()
                 && !domain.is_empty()
             {
-                facts.push(Value::from(word), Origin::Question);
+                facts.push(Value::from(word), Origin::Question, None);
             } else if let Ok(n) = word.parse::<u32>() {
-                facts.push(Value::from(n), Origin::Question);
+                facts.push(Value::from(n), Origin::Question, None);
             }
         }
         facts
     }
 
-    fn push(&mut self, value: Value, origin: Origin) {
+    fn push(&mut self, value: Value, origin: Origin, key: Option<String>) {
         if !self.facts.iter().any(|f| f.value == value) {
-            self.facts.push(Fact { value, origin });
+            self.facts.push(Fact { value, origin, key });
         }
     }
 
@@ -83,10 +85,10 @@ impl Facts {
         }
         let mut found = Vec::new();
         if let Some(value) = result_value(reply) {
-            scalars(&value, &mut found);
+            scalars(&value, None, &mut found);
         }
-        for value in found.into_iter().take(FACTS_PER_RESULT_MAX) {
-            self.push(value, Origin::Call(call));
+        for (value, key) in found.into_iter().take(FACTS_PER_RESULT_MAX) {
+            self.push(value, Origin::Call(call), key);
         }
     }
 
@@ -112,19 +114,6 @@ impl Facts {
             .collect()
     }
 
-    /// `value` as grounded for `slot`: an address in the question's own
-    /// spelling (matched without regard to case), else `value` itself.
-    pub(crate) fn ground(&self, slot: Slot, value: &Value) -> Option<Value> {
-        self.for_slot(slot)
-            .into_iter()
-            .find(|f| match (slot, &f.value, value) {
-                (Slot::Email, Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
-                (Slot::Integer, a, b) => a.as_i64().is_some() && a.as_i64() == b.as_i64(),
-                (_, a, b) => a == b,
-            })
-            .map(|f| f.value.clone())
-    }
-
     /// The call whose result first gave `value`, if a call did.
     pub(crate) fn origin_of(&self, value: &Value) -> Option<Origin> {
         self.facts
@@ -147,16 +136,50 @@ pub(crate) fn result_value(reply: &CallToolResult) -> Option<Value> {
     Some(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn scalars(value: &Value, found: &mut Vec<Value>) {
+/// The strings and integers in `value`, each with the key it is under.
+fn scalars(value: &Value, key: Option<&str>, found: &mut Vec<(Value, Option<String>)>) {
     match value {
         Value::String(s) if !s.is_empty() && s.chars().count() <= FACT_CHARS_MAX => {
-            found.push(value.clone());
+            found.push((value.clone(), key.map(str::to_owned)));
         }
-        Value::Number(n) if n.is_i64() || n.is_u64() => found.push(value.clone()),
-        Value::Array(items) => items.iter().for_each(|v| scalars(v, found)),
-        Value::Object(fields) => fields.values().for_each(|v| scalars(v, found)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            found.push((value.clone(), key.map(str::to_owned)));
+        }
+        Value::Array(items) => items.iter().for_each(|v| scalars(v, key, found)),
+        Value::Object(fields) => fields.iter().for_each(|(k, v)| scalars(v, Some(k), found)),
         _ => {}
     }
+}
+
+/// `value` as grounded for the input `name` (schema `property`): one of
+/// the values the menu would offer it, an address matched without regard
+/// to case and given back in the question's spelling.
+pub(crate) fn ground_input(
+    name: &str,
+    property: &Value,
+    required: bool,
+    facts: &Facts,
+    value: &Value,
+) -> Option<Value> {
+    let slot = slot_of(name, property);
+    allowed_values(name, property, facts, required)
+        .into_iter()
+        .find(|allowed| match (slot, allowed, value) {
+            (Slot::Email, Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            (Slot::Integer, a, b) => a.as_i64().is_some() && a.as_i64() == b.as_i64(),
+            (_, a, b) => a == b,
+        })
+}
+
+/// `userId`, `user_id` and `UserID` name the same thing.
+fn same_name(a: &str, b: &str) -> bool {
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    plain(a) == plain(b)
 }
 
 /// What kind of value the input `name` with schema `schema` takes.
@@ -272,7 +295,7 @@ fn offered_inputs(
     let mut inputs = Vec::new();
     for (name, property) in properties.into_iter().flatten() {
         let is_required = required.contains(&name.as_str());
-        let mut values = allowed_values(name, property, facts);
+        let mut values = allowed_values(name, property, facts, is_required);
         if is_required && required.len() == 1 {
             values.retain(|v| {
                 !made
@@ -294,14 +317,25 @@ fn offered_inputs(
     all_required_known.then_some(inputs)
 }
 
-fn allowed_values(name: &str, property: &Value, facts: &Facts) -> Vec<Value> {
+/// The grounded values input `name` may take: those its own schema
+/// accepts and, when some result gave values under a key of the same name
+/// (`userId` for `userId`), only those. An optional input refines what the
+/// user asked for, so it takes only the question's values or same-named ones.
+fn allowed_values(name: &str, property: &Value, facts: &Facts, required: bool) -> Vec<Value> {
     let slot = slot_of(name, property);
-    let listed = property.get("enum").and_then(Value::as_array);
-    facts
+    let fits = jsonschema::validator_for(property).ok();
+    let named = |f: &&Fact| f.key.as_deref().is_some_and(|k| same_name(k, name));
+    let candidates: Vec<&Fact> = facts
         .for_slot(slot)
         .into_iter()
+        .filter(|f| fits.as_ref().is_none_or(|v| v.is_valid(&f.value)))
+        .filter(|f| required || f.origin == Origin::Question || named(f))
+        .collect();
+    let narrowed = candidates.iter().any(named);
+    candidates
+        .into_iter()
+        .filter(|f| !narrowed || named(f))
         .map(|f| f.value.clone())
-        .filter(|v| listed.is_none_or(|allowed| allowed.contains(v)))
         .collect()
 }
 
@@ -313,17 +347,35 @@ pub(crate) fn required_of(schema: &Map<String, Value>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+impl Offer {
+    /// The arguments, when every input has exactly one value and none is
+    /// optional: then the model need only name the tool (spelling a user
+    /// id back costs a small model more time than the choice itself).
+    pub(crate) fn determined(&self) -> Option<Map<String, Value>> {
+        self.inputs
+            .iter()
+            .map(|i| match (i.required, i.values.as_slice()) {
+                (true, [only]) => Some((i.name.clone(), only.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// The JSON schema of one reply in `json_schema` mode: `{"step": …}`, one
-/// of the offers or done. Optional inputs are nullable but present, as
-/// strict structured-output APIs require.
-pub(crate) fn step_schema(offers: &[Offer]) -> Value {
+/// of the offers or, with `done_allowed`, done. Optional inputs are
+/// nullable but present, as strict structured-output APIs require; an
+/// offer whose arguments are determined is only its tool's name.
+pub(crate) fn step_schema(offers: &[Offer], done_allowed: bool) -> Value {
     let mut choices: Vec<Value> = offers.iter().map(offer_schema).collect();
-    choices.push(json!({
-        "type": "object",
-        "properties": {"tool": {"type": "string", "enum": [DONE]}},
-        "required": ["tool"],
-        "additionalProperties": false,
-    }));
+    if done_allowed {
+        choices.push(json!({
+            "type": "object",
+            "properties": {"tool": {"type": "string", "enum": [DONE]}},
+            "required": ["tool"],
+            "additionalProperties": false,
+        }));
+    }
     json!({
         "type": "object",
         "properties": {"step": {"anyOf": choices}},
@@ -333,6 +385,14 @@ pub(crate) fn step_schema(offers: &[Offer]) -> Value {
 }
 
 fn offer_schema(offer: &Offer) -> Value {
+    if offer.determined().is_some() {
+        return json!({
+            "type": "object",
+            "properties": {"tool": {"type": "string", "enum": [offer.name]}},
+            "required": ["tool"],
+            "additionalProperties": false,
+        });
+    }
     json!({
         "type": "object",
         "properties": {
@@ -370,8 +430,12 @@ fn arguments_schema(offer: &Offer, all_required: bool) -> Value {
 }
 
 /// The `tools` list in `tools` mode: each offer as a function whose
-/// parameters admit only grounded values, plus `done`.
-pub(crate) fn tool_functions(offers: &[Offer], catalog: &Catalog) -> Vec<Value> {
+/// parameters admit only grounded values, plus, with `done_allowed`, `done`.
+pub(crate) fn tool_functions(
+    offers: &[Offer],
+    catalog: &Catalog,
+    done_allowed: bool,
+) -> Vec<Value> {
     let mut tools: Vec<Value> = offers
         .iter()
         .map(|offer| {
@@ -383,11 +447,13 @@ pub(crate) fn tool_functions(offers: &[Offer], catalog: &Catalog) -> Vec<Value> 
             }})
         })
         .collect();
-    tools.push(json!({"type": "function", "function": {
-        "name": DONE,
-        "description": "Call this when the results so far answer the question.",
-        "parameters": {"type": "object", "properties": {}},
-    }}));
+    if done_allowed {
+        tools.push(json!({"type": "function", "function": {
+            "name": DONE,
+            "description": "Call this when the results so far answer the question.",
+            "parameters": {"type": "object", "properties": {}},
+        }}));
+    }
     tools
 }
 
@@ -436,11 +502,15 @@ mod tests {
         assert_eq!(facts.emails(), ["BOB@example.com", "al@x.org"]);
         assert_eq!(facts.for_slot(Slot::Integer).len(), 1);
         assert!(facts.for_slot(Slot::Returned).is_empty());
+        let email = json!({"type": "string"});
         assert_eq!(
-            facts.ground(Slot::Email, &json!("bob@EXAMPLE.com")),
+            ground_input("email", &email, true, &facts, &json!("bob@EXAMPLE.com")),
             Some(json!("BOB@example.com"))
         );
-        assert_eq!(facts.ground(Slot::Email, &json!("eve@example.com")), None);
+        assert_eq!(
+            ground_input("email", &email, true, &facts, &json!("eve@example.com")),
+            None
+        );
     }
 
     #[test]
@@ -522,11 +592,11 @@ mod tests {
         let mut facts = facts;
         facts.add_result(0, &CallToolResult::success(vec![ContentBlock::text("u-9")]));
         let menu = offers(&catalog, &names, &facts, &[]);
-        let schema = step_schema(&menu);
+        let schema = step_schema(&menu, true);
         let validator = jsonschema::validator_for(&schema).unwrap();
         let ok = [
             json!({"step": {"tool": "done"}}),
-            json!({"step": {"tool": "user__getUserIdByEmail", "arguments": {"email": "bob@example.com"}}}),
+            json!({"step": {"tool": "user__getUserIdByEmail"}}),
             json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 3}}}),
             json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": null}}}),
         ];
@@ -536,11 +606,40 @@ mod tests {
         let refused = [
             json!({"step": {"tool": "user__getUserIdByEmail", "arguments": {"email": "eve@example.com"}}}),
             json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "bob@example.com", "count": null}}}),
+            json!({"step": {"tool": "payment__getTransactionsUsingUserId"}}),
             json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 4}}}),
             json!({"step": {"tool": "elsewhere"}}),
         ];
         for value in refused {
             assert!(!validator.is_valid(&value), "{value}");
         }
+        let first_turn = jsonschema::validator_for(&step_schema(&menu, false)).unwrap();
+        assert!(!first_turn.is_valid(&json!({"step": {"tool": "done"}})));
+    }
+
+    #[test]
+    fn an_input_takes_the_values_returned_under_its_name_that_its_schema_accepts() {
+        let catalog = demo();
+        let names = function_names(&catalog);
+        let mut facts = Facts::of_question("transactions for bob@example.com");
+        facts.add_result(
+            0,
+            &structured(
+                json!({"email": "bob@example.com", "name": "Bob", "userId": "u-1", "total": 0}),
+            ),
+        );
+        let menu = offers(&catalog, &names, &facts, &[]);
+        let list = menu.iter().find(|o| o.name.starts_with("payment")).unwrap();
+        assert_eq!(list.inputs[0].values, [json!("u-1")], "not Bob: {list:?}");
+        assert_eq!(
+            list.determined(),
+            json!({"userId": "u-1"}).as_object().cloned()
+        );
+        let positive = Facts::of_question("the last 0 or 3 for bob@example.com");
+        let schema = json!({"type": "integer", "minimum": 1});
+        assert_eq!(
+            allowed_values("count", &schema, &positive, true),
+            [json!(3)]
+        );
     }
 }

@@ -7,8 +7,12 @@
 //! - **Grounded menus.** Each turn offers only the calls that can be
 //!   grounded now ([`menu`]): a tool whose every required input has a value
 //!   from the question (an address it names, a number it gives) or from an
-//!   earlier tool result (a user id a tool returned), each input an `enum`
-//!   of exactly those values, a call already made left out, plus "done".
+//!   earlier tool result (a user id a tool returned; values returned under
+//!   the input's own name, `userId` for `userId`, when there are such), each
+//!   input an `enum` of exactly those values that its schema accepts, a call
+//!   already made left out, plus "done" once a call has been made. A call
+//!   whose arguments are all determined is offered by name alone; when
+//!   nothing is left to call, the model is not asked.
 //!   In `json_schema` mode the menu is the response's JSON schema (llama.cpp
 //!   turns it into a grammar, so even a 135M-parameter model can only pick
 //!   from it); in `tools` mode it is the `tools` list.
@@ -165,8 +169,11 @@ pub enum LlmError {
     /// listing whose user id no lookup of the question's addresses gave.
     #[error("{tool}'s result cannot be tied to an address in the question: {why}")]
     Unfounded { tool: String, why: String },
-    /// The question names no address and the model called nothing.
-    #[error("the model called no tool, so there is nothing to answer from")]
+    /// No call was made: nothing the question gives fits any tool's
+    /// inputs, or the model stopped before calling one.
+    #[error(
+        "no tool was called (none takes what the question gives, or the model stopped first), so there is nothing to answer from"
+    )]
     NothingDone,
 }
 
