@@ -23,11 +23,14 @@ enum Script {
     Ungrounded,
 }
 
+/// A request body and its Authorization header.
+type Seen = (Value, Option<String>);
+
 #[derive(Clone)]
 struct Model {
     script: Script,
     /// Every request body and its Authorization header.
-    seen: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 /// Serves the scripted model on a loopback port, on a thread of its own.
