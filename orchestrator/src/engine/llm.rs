@@ -41,8 +41,16 @@ impl Orchestrator {
             let Some(request) = chat.next_request() else {
                 return answer(&catalog, &chat, &results);
             };
+            let asked = Instant::now();
             let reply = self.ask_model(llm, &request, chat.turn, deadline).await?;
-            let (entry, arguments) = match chat.decide(&reply)? {
+            let decision = chat.decide(&reply);
+            tracing::info!(
+                turn = chat.turn,
+                ms = asked.elapsed().as_millis() as u64,
+                chose = %chosen(&decision, &catalog),
+                "model turn"
+            );
+            let (entry, arguments) = match decision? {
                 Decision::Done => return answer(&catalog, &chat, &results),
                 Decision::Call { entry, arguments } => (entry, arguments),
             };
@@ -105,6 +113,15 @@ impl Orchestrator {
             self.emit_named(MODEL, change);
         }
         result
+    }
+}
+
+/// What a turn's decision was, for the log.
+fn chosen(decision: &Result<Decision, LlmError>, catalog: &Catalog) -> String {
+    match decision {
+        Ok(Decision::Done) => "done".to_owned(),
+        Ok(Decision::Call { entry, .. }) => catalog.entries()[*entry].qualified_name(),
+        Err(error) => format!("refused: {error}"),
     }
 }
 

@@ -47,7 +47,15 @@ impl<'a> Conversation<'a> {
     pub(crate) fn new(question: &str, catalog: &'a Catalog, settings: &'a LlmSettings) -> Self {
         let names = menu::function_names(catalog);
         let messages = vec![
-            Message::text("system", system_prompt(catalog, &names, settings.mode)),
+            Message::text(
+                "system",
+                system_prompt(
+                    catalog,
+                    &names,
+                    &Facts::of_question(question),
+                    settings.mode,
+                ),
+            ),
             Message::text("user", question),
         ];
         Self {
@@ -88,7 +96,7 @@ impl<'a> Conversation<'a> {
                 let schema = menu::step_schema(&self.offers, done_allowed);
                 request.response_format = Some(json!({
                     "type": "json_schema",
-                    "json_schema": {"name": "next_step", "strict": true, "schema": schema},
+                    "json_schema": {"name": "next_step", "schema": schema},
                 }));
             }
             LlmMode::Tools => {
@@ -144,16 +152,10 @@ impl<'a> Conversation<'a> {
             },
             LlmMode::JsonSchema => {
                 let text = reply.content.as_deref().unwrap_or("");
-                let step = parse_object(text)
-                    .map_err(malformed)?
-                    .remove("step")
-                    .ok_or_else(|| malformed(format!("no \"step\" in {}", clip(text, 200))))?;
-                let Value::Object(mut step) = step else {
-                    return Err(malformed("\"step\" is not an object".into()));
-                };
+                let mut step = parse_object(text).map_err(malformed)?;
                 let name = match step.remove("tool") {
                     Some(Value::String(name)) => name,
-                    _ => return Err(malformed("the step names no tool".into())),
+                    _ => return Err(malformed(format!("no \"tool\" in {}", clip(text, 200)))),
                 };
                 let arguments = match step.remove("arguments") {
                     None | Some(Value::Null) => Map::new(),
@@ -249,10 +251,13 @@ impl<'a> Conversation<'a> {
         let shown = result_text(reply);
         match self.settings.mode {
             LlmMode::JsonSchema => {
-                let step = json!({"step": {"tool": name, "arguments": arguments}});
-                // Compact, as the example writes calls.
-                self.messages
-                    .push(Message::text("assistant", step.to_string()));
+                // Compact, "tool" first, as the example writes calls.
+                let step = format!(
+                    r#"{{"tool":{},"arguments":{}}}"#,
+                    Value::String(name.clone()),
+                    Value::Object(arguments.clone())
+                );
+                self.messages.push(Message::text("assistant", step));
                 self.messages
                     .push(Message::text("user", format!("Result of {name}: {shown}")));
             }
@@ -302,11 +307,14 @@ fn clip(text: &str, chars: usize) -> String {
 }
 
 /// A result as the model sees it: the error's message, or the result's JSON.
+/// It is the result's text content, as MCP hosts show results to models
+/// (structured content is for programs; shown a lookup's `{email, name,
+/// userId}`, SmolLM2 took the address it had asked about for an answer and
+/// stopped), else its structured content as JSON.
 fn result_text(reply: &CallToolResult) -> String {
-    let value = menu::result_value(reply).unwrap_or(Value::Null);
-    let text = match value {
-        Value::String(text) => text,
-        other => other.to_string(),
+    let text = match crate::answer::first_text(reply) {
+        Ok(text) => text.trim().to_owned(),
+        Err(_) => menu::result_value(reply).unwrap_or(Value::Null).to_string(),
     };
     let text = clip(&text, RESULT_CHARS_MAX);
     if reply.is_error == Some(true) {
@@ -320,20 +328,32 @@ fn result_text(reply: &CallToolResult) -> String {
 /// of chaining them on tools it does not have. The wording and the example
 /// were measured with SmolLM2-135M (see `ci/llm-check.sh`): without the
 /// example, or with `{"tool":"done"}` quoted, it stops after the first call.
-fn system_prompt(catalog: &Catalog, names: &[String], mode: LlmMode) -> String {
+fn system_prompt(catalog: &Catalog, names: &[String], facts: &Facts, mode: LlmMode) -> String {
     let mut prompt =
         String::from("You answer questions by calling tools, one call per reply.\nTools:");
-    for (entry, name) in catalog.entries().iter().zip(names) {
+    for index in chain_order(catalog, names, facts) {
+        let (entry, name) = (&catalog.entries()[index], &names[index]);
         let description = entry.tool.description.as_deref().unwrap_or("");
         let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
         prompt.push_str(&format!("\n- {name}: {description}"));
     }
     prompt.push_str(EXAMPLE);
     if mode == LlmMode::JsonSchema {
-        prompt.push_str(" Reply with the next tool call as JSON.");
+        prompt.push_str("Reply with the next tool call as JSON. ");
     }
-    prompt.push_str(" Reply done only when the results contain what the question asks for.");
+    prompt.push_str("Reply done only when the results contain what the question asks for.");
     prompt
+}
+
+/// The catalog's indices, the tools the question alone can call first:
+/// tools read in the order they chain. (SmolLM2 chose the next step by the
+/// order it read the tools in.)
+fn chain_order(catalog: &Catalog, names: &[String], facts: &Facts) -> Vec<usize> {
+    let first = menu::offers(catalog, names, facts, &[]);
+    let (mut order, rest): (Vec<usize>, Vec<usize>) =
+        (0..catalog.entries().len()).partition(|i| first.iter().any(|o| o.entry == *i));
+    order.extend(rest);
+    order
 }
 
 /// Two tools nobody has, chained, and stopped at the right point.
@@ -350,8 +370,15 @@ Question: What is the city id of Paris?
 You: {"tool":"geo__getCityIdByName","arguments":{"name":"Paris"}}
 Result of geo__getCityIdByName: {"cityId":"c-17"}
 You: {"tool":"done"}
+Question: how wet will it be in Oslo this week
+You: {"tool":"geo__getCityIdByName","arguments":{"name":"Oslo"}}
+Result of geo__getCityIdByName: {"cityId":"c-4"}
+You: {"tool":"weather__getForecastUsingCityId","arguments":{"cityId":"c-4"}}
+Result of weather__getForecastUsingCityId: {"forecast":"rain"}
+You: {"tool":"done"}
 
-An id is only a means to look other things up: if the question asks for more than an id, call the tool that uses the id."#;
+An id is only a means to look other things up: if the question asks for more than an id, call the tool that uses the id.
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -390,7 +417,7 @@ mod tests {
 
     fn json_reply(step: Value) -> Reply {
         Reply {
-            content: Some(json!({ "step": step }).to_string()),
+            content: Some(step.to_string()),
             tool_calls: vec![],
         }
     }

@@ -362,10 +362,13 @@ impl Offer {
     }
 }
 
-/// The JSON schema of one reply in `json_schema` mode: `{"step": …}`, one
-/// of the offers or, with `done_allowed`, done. Optional inputs are
-/// nullable but present, as strict structured-output APIs require; an
-/// offer whose arguments are determined is only its tool's name.
+/// The JSON schema of one reply in `json_schema` mode: `{"tool": NAME,
+/// "arguments": {…}}` for one of the offers or, with `done_allowed`,
+/// `{"tool": "done"}`. The root is an `anyOf` (measured: a wrapping object
+/// made SmolLM2 stop early), which grammar-constrained servers such as
+/// llama.cpp take and strict structured outputs (OpenAI's) do not: there,
+/// use `tools` mode. Optional inputs are nullable but present; an offer
+/// whose arguments are determined is only its tool's name.
 pub(crate) fn step_schema(offers: &[Offer], done_allowed: bool) -> Value {
     let mut choices: Vec<Value> = offers.iter().map(offer_schema).collect();
     if done_allowed {
@@ -376,12 +379,7 @@ pub(crate) fn step_schema(offers: &[Offer], done_allowed: bool) -> Value {
             "additionalProperties": false,
         }));
     }
-    json!({
-        "type": "object",
-        "properties": {"step": {"anyOf": choices}},
-        "required": ["step"],
-        "additionalProperties": false,
-    })
+    json!({ "anyOf": choices })
 }
 
 fn offer_schema(offer: &Offer) -> Value {
@@ -595,26 +593,26 @@ mod tests {
         let schema = step_schema(&menu, true);
         let validator = jsonschema::validator_for(&schema).unwrap();
         let ok = [
-            json!({"step": {"tool": "done"}}),
-            json!({"step": {"tool": "user__getUserIdByEmail"}}),
-            json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 3}}}),
-            json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": null}}}),
+            json!({"tool": "done"}),
+            json!({"tool": "user__getUserIdByEmail"}),
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 3}}),
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": null}}),
         ];
         for value in ok {
             assert!(validator.is_valid(&value), "{value}");
         }
         let refused = [
-            json!({"step": {"tool": "user__getUserIdByEmail", "arguments": {"email": "eve@example.com"}}}),
-            json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "bob@example.com", "count": null}}}),
-            json!({"step": {"tool": "payment__getTransactionsUsingUserId"}}),
-            json!({"step": {"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 4}}}),
-            json!({"step": {"tool": "elsewhere"}}),
+            json!({"tool": "user__getUserIdByEmail", "arguments": {"email": "eve@example.com"}}),
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "bob@example.com", "count": null}}),
+            json!({"tool": "payment__getTransactionsUsingUserId"}),
+            json!({"tool": "payment__getTransactionsUsingUserId", "arguments": {"userId": "u-9", "count": 4}}),
+            json!({"tool": "elsewhere"}),
         ];
         for value in refused {
             assert!(!validator.is_valid(&value), "{value}");
         }
         let first_turn = jsonschema::validator_for(&step_schema(&menu, false)).unwrap();
-        assert!(!first_turn.is_valid(&json!({"step": {"tool": "done"}})));
+        assert!(!first_turn.is_valid(&json!({"tool": "done"})));
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn first_offer(request: &Value) -> (String, Value) {
                 )
             })
             .collect(),
-        None => request["response_format"]["json_schema"]["schema"]["properties"]["step"]["anyOf"]
+        None => request["response_format"]["json_schema"]["schema"]["anyOf"]
             .as_array()
             .unwrap()
             .iter()
@@ -130,7 +130,7 @@ fn reply(request: &Value, name: &str, arguments: Value) -> Value {
         } else {
             json!({"tool": name, "arguments": arguments})
         };
-        json!({"role": "assistant", "content": json!({"step": step}).to_string()})
+        json!({"role": "assistant", "content": step.to_string()})
     };
     json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
 }
