@@ -1,6 +1,7 @@
 //! Hostile JSON-RPC: generated lines, each wrong in one way (or valid in an
 //! odd way), and what JSON-RPC 2.0 says each must get back. `harness probe`
-//! sends them to any server; the kit's own tests send them to the kit.
+//! sends them to any server; the kit's own tests (`servers/kit/tests/kit/
+//! hostile.rs`) send them to the kit: one generator for both.
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,12 @@ fn error(code: i64, id: Value) -> Expect {
     Expect::Error { code, id }
 }
 
+/// How many control ids a generated line may reuse, from one above
+/// [`crate::CONTROL_ID_BASE`] up: a session must have had each of them
+/// answered before its first generated line, so that reusing one reuses an
+/// answered id.
+pub const REUSABLE_CONTROL_IDS: i64 = 3;
+
 /// A scalar id a server must echo: an integer or a string, never one of
 /// the probe's control ids (from [`crate::CONTROL_ID_BASE`] up).
 pub fn scalar_id() -> impl Strategy<Value = Value> {
@@ -85,9 +92,16 @@ fn not_json() -> impl Strategy<Value = String> {
     )
     .prop_map(|chars| chars.into_iter().collect::<String>())
     .prop_filter("not JSON, not blank, no padding a framer would trim", |t| {
-        let bare = t.trim_start_matches('\u{feff}');
-        serde_json::from_str::<Value>(t).is_err() && !t.trim().is_empty() && bare.trim() == bare
+        is_bad_json(t)
     })
+}
+
+/// Whether `t` is not JSON, and neither blank nor padded once a framer
+/// drops its leading byte-order marks: a lone BOM is a blank line to such a
+/// framer (no answer is due), and padding it might trim.
+fn is_bad_json(t: &str) -> bool {
+    let bare = t.trim_start_matches('\u{feff}');
+    serde_json::from_str::<Value>(t).is_err() && !bare.is_empty() && bare.trim() == bare
 }
 
 fn parse_errors() -> impl Strategy<Value = Hostile> {
@@ -225,7 +239,7 @@ fn odd_but_valid() -> impl Strategy<Value = Hostile> {
 /// had answered, used again.
 fn reused_ids() -> impl Strategy<Value = Hostile> {
     let base = crate::CONTROL_ID_BASE;
-    prop_oneof![Just(0i64), (base + 1)..(base + 4)].prop_map(|id| {
+    prop_oneof![Just(0i64), (base + 1)..=(base + REUSABLE_CONTROL_IDS)].prop_map(|id| {
         hostile(
             ping_with(json!(id)).to_string(),
             Expect::Answers {
@@ -304,6 +318,16 @@ pub fn early_request() -> impl Strategy<Value = (Value, Value)> {
 mod tests {
     use super::*;
     use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn bad_json_is_never_a_line_a_framer_would_trim_to_blank() {
+        for blank in ["\u{feff}", "\u{feff}\u{feff}", " x", "x ", "\u{feff} x"] {
+            assert!(!is_bad_json(blank), "{blank:?}");
+        }
+        for bad in ["x", "\u{feff}x", "{\"a\":", "\u{feff}\u{feff}x"] {
+            assert!(is_bad_json(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn every_kind_of_line_is_generated_and_expectations_name_the_id_sent() {

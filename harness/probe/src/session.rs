@@ -51,8 +51,6 @@ impl fmt::Display for Revision {
 /// The first id a control ping uses; generated ids stay below it.
 pub const CONTROL_ID_BASE: i64 = 1_000_000;
 
-/// Control ids a generated line may reuse, from `CONTROL_ID_BASE + 1`.
-const REUSABLE_IDS: i64 = 3;
 const CLIENT_INFO: &str = "mcp-probe";
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -148,7 +146,7 @@ impl Session {
     /// reusing one (the hostile generator's reused ids) reuses an id this session
     /// already had answered.
     async fn spend_reusable_ids(&mut self) -> Result<(), LinkError> {
-        while self.next_control < CONTROL_ID_BASE + REUSABLE_IDS {
+        while self.next_control < CONTROL_ID_BASE + crate::hostile::REUSABLE_CONTROL_IDS {
             let control = self.control_ping();
             self.call_raw(control).await?;
         }
