@@ -43,7 +43,10 @@ fn case() -> impl Strategy<Value = Case> {
     let text = proptest::collection::vec(any::<char>(), 1..80)
         .prop_map(|c| c.into_iter().collect::<String>())
         .prop_filter("not JSON", |t| {
-            serde_json::from_str::<Value>(t).is_err() && !t.trim().is_empty()
+            // A body that is only a byte-order mark is blank to the kit (it
+            // drops a leading BOM) and gets its plain 400, not -32700.
+            serde_json::from_str::<Value>(t).is_err()
+                && !t.trim_start_matches('\u{feff}').trim().is_empty()
         });
     prop_oneof![
         // Not JSON: 400 and -32700.
