@@ -57,6 +57,9 @@ bash ci/inspector.sh target/debug
 step "official MCP conformance suite against both servers (HTTP, specs 2025-11-25 and 2026-07-28)"
 bash ci/conformance.sh target/debug
 
+step "LLM planner against a real model (llama.cpp server, SmolLM2-135M, pinned from PyPI)"
+bash ci/llm-check.sh target/debug
+
 step "harness probe: reference servers clean over stdio and HTTP; SDK peers recorded (PROBE.md)"
 bash ci/probe.sh target/debug
 

@@ -48,9 +48,11 @@ check() {
   "$orchestrator" -v ask --planner llm --llm-url "$url" --llm-model smollm2 "$question" \
     >"$scratch/out" 2>"$scratch/err" || code=$?
   local turns
-  turns=$(grep -o 'model turn.*' "$scratch/err" | sed -E 's/.*turn=([0-9]+) ms=([0-9]+) chose=(.*) model turn/turn \1: \2 ms, \3/' | paste -sd ';' -)
+  turns=$(sed -E 's/\x1b\[[0-9;]*m//g' "$scratch/err" | grep -o 'model turn turn=.*' \
+    | sed -E 's/model turn turn=([0-9]+) ms=([0-9]+) chose=(.*)/\2 ms: \3/' | paste -sd ',' - | sed 's/,/, /g')
   if [ "$code" = 0 ] && [ "$(cat "$scratch/out")" = "$expected" ]; then
-    echo "ok   $(printf '%-58s' "\"$question\"") $((SECONDS - started)) s  [$turns]"
+    echo "ok   $(printf '%-56s' "\"$question\"") $((SECONDS - started)) s"
+    echo "       model turns: $turns"
   else
     echo "FAIL \"$question\" (exit $code):"; sed 's/^/       /' "$scratch/out" "$scratch/err" | tail -20
     failures=$((failures + 1))
