@@ -226,6 +226,8 @@ impl Case {
                 ..InvariantsTable::default()
             })),
             questions: None,
+            planner: None,
+            model: None,
         }
     }
 }

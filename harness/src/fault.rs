@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::topology::{Host, ServerId, Topology};
+use crate::topology::{Host, Topology};
 
 /// One `[[faults]]` table: when it starts, how long it lasts, how often it
 /// repeats, and what it does.
@@ -252,26 +252,34 @@ impl<H> Toxic<H> {
 
 impl FaultKind<String> {
     /// Resolves every host name against `topology`: a stall needs a server,
-    /// a toxic's `server` a server, a link two different hosts.
+    /// a toxic's `server` a server or the model host, a link two different
+    /// hosts.
     pub fn resolve(self, topology: &Topology) -> Result<FaultKind<Host>, String> {
-        let needs_server = matches!(self, FaultKind::Stall { .. } | FaultKind::Toxic(_));
         let mut resolved = self.map_hosts(|name| topology.resolve(&name))?;
         if let Some([a, b]) = resolved.link_mut()
             && a == b
         {
             return Err("between needs two different hosts".into());
         }
-        let target = match &resolved {
-            FaultKind::Stall { host, .. } => Some(*host),
-            FaultKind::Toxic(toxic) => Some(toxic.server),
-            _ => None,
+        let (target, what, fits) = match &resolved {
+            FaultKind::Stall { host, .. } => (*host, "a server", matches!(host, Host::Server(_))),
+            FaultKind::Toxic(toxic) if topology.has_model() => (
+                toxic.server,
+                "a server or the model host",
+                matches!(toxic.server, Host::Server(_) | Host::Model),
+            ),
+            FaultKind::Toxic(toxic) => (
+                toxic.server,
+                "a server",
+                matches!(toxic.server, Host::Server(_)),
+            ),
+            _ => return Ok(resolved),
         };
-        if needs_server && !matches!(target, Some(Host::Server(_))) {
-            let name = target.map(|h| topology.name(h).into_owned());
+        if !fits {
             return Err(format!(
-                "{} applies to a server; {:?} is not one",
+                "{} applies to {what}; {:?} is not one",
                 resolved.label(),
-                name.unwrap_or_default()
+                topology.name(target)
             ));
         }
         Ok(resolved)
@@ -303,13 +311,11 @@ impl FaultKind<Host> {
         }
     }
 
-    /// The server a toxic is on, if this is a toxic.
-    pub fn toxic_server(&self) -> Option<ServerId> {
+    /// The host a toxic is on (a server, or the model host), if this is a
+    /// toxic.
+    pub fn toxic_target(&self) -> Option<Host> {
         match self {
-            FaultKind::Toxic(Toxic {
-                server: Host::Server(id),
-                ..
-            }) => Some(*id),
+            FaultKind::Toxic(toxic) => Some(toxic.server),
             _ => None,
         }
     }

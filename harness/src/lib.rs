@@ -58,7 +58,8 @@ pub use oracle::{Dates, Expected, Limit, Meaning, Oracle, Span, Take, Tell, Want
 pub use planted::PlantedBug;
 pub use report::HtmlReport;
 pub use scenario::{
-    DatasetSource, Fault, Invariant, QuestionForms, Questions, Scenario, ScenarioError, Transport,
+    DatasetSource, Fault, Invariant, LlmSetup, ModelSettings, PlannerSetup, Play, QuestionForms,
+    Questions, Scenario, ScenarioError, Transport,
 };
 pub use sim::{
     ClientEvent, FaultSpan, Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict,

@@ -18,6 +18,7 @@
 mod meaning;
 mod reading;
 mod rendering;
+mod truth;
 
 use std::collections::BTreeMap;
 
@@ -295,18 +296,7 @@ fn listed(email: &str, wanted: &Wanted, head: Value, kept: &[Kept<'_>]) -> Expec
         .iter()
         .map(|(day, record, amount)| rendering::transaction(&record.description, amount, day))
         .collect();
-    let values: Vec<Value> = kept
-        .iter()
-        .map(|(day, record, amount)| {
-            let (y, m, d) = day.ymd();
-            json!({
-                "description": record.description,
-                "amount": amount.decimal(),
-                "currency": amount.code(),
-                "date": format!("{y:04}-{m:02}-{d:02}"),
-            })
-        })
-        .collect();
+    let values: Vec<Value> = kept.iter().map(line).collect();
     Expected::Answer {
         text: rendering::list(email, wanted, &lines),
         answer: with(
@@ -314,6 +304,17 @@ fn listed(email: &str, wanted: &Wanted, head: Value, kept: &[Kept<'_>]) -> Expec
             json!({ "kind": "transactions", "transactions": values }),
         ),
     }
+}
+
+/// One transaction as an answer's JSON lists it.
+fn line((day, record, amount): &Kept<'_>) -> Value {
+    let (y, m, d) = day.ymd();
+    json!({
+        "description": record.description,
+        "amount": amount.decimal(),
+        "currency": amount.code(),
+        "date": format!("{y:04}-{m:02}-{d:02}"),
+    })
 }
 
 fn totalled(

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{
     fault::{Stream, Toxic, ToxicKind},
-    topology::{Host, ServerId},
+    topology::Host,
 };
 
 /// The proxy listens on `PROXY_PORT_BASE + n` for the n-th server.
@@ -46,21 +46,21 @@ impl Toxics {
             .retain(|(i, _)| *i != id);
     }
 
-    fn current(&self, server: ServerId, stream: Stream) -> Vec<Active> {
+    fn current(&self, target: Host, stream: Stream) -> Vec<Active> {
         self.active
             .lock()
             .expect("toxics")
             .iter()
-            .filter(|(_, t)| t.server == Host::Server(server) && t.stream == stream)
+            .filter(|(_, t)| t.server == target && t.stream == stream)
             .cloned()
             .collect()
     }
 }
 
-/// The proxy host's software: one listener per proxied server, given as
-/// (server, its host name, its port).
+/// The proxy host's software: one listener per proxied host (a server or
+/// the model host), given as (the host, its name, its port).
 pub(crate) async fn run(
-    servers: Vec<(ServerId, String, u16)>,
+    servers: Vec<(Host, String, u16)>,
     toxics: Toxics,
     seed: u64,
 ) -> turmoil::Result {
@@ -127,7 +127,7 @@ pub(crate) async fn run(
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut from: R,
     to: W,
-    server: ServerId,
+    server: Host,
     stream: Stream,
     toxics: Toxics,
     rng: SmallRng,
@@ -157,7 +157,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 /// One direction of a proxied connection, past its reading end.
 struct Pipe<W> {
     to: W,
-    server: ServerId,
+    server: Host,
     stream: Stream,
     toxics: Toxics,
     rng: SmallRng,
@@ -315,8 +315,8 @@ mod tests {
 
     use super::*;
 
-    fn server() -> ServerId {
-        ServerId(0)
+    fn server() -> Host {
+        Host::Server(crate::topology::ServerId(0))
     }
 
     /// Toxics with `kinds` in force on the test server's downstream.
@@ -326,7 +326,7 @@ mod tests {
             toxics.add(
                 id,
                 Toxic {
-                    server: Host::Server(server()),
+                    server: server(),
                     stream: Stream::Downstream,
                     toxicity: 1.0,
                     kind: *kind,

@@ -21,6 +21,11 @@ use crate::{
     topology::{Host, ServerSpec, Topology},
 };
 
+mod planner;
+
+pub use planner::{LlmSetup, ModelSettings, PlannerSetup, Play};
+pub(crate) use planner::{ModelTable, PlannerTable};
+
 /// Largest generated or inline dataset.
 pub(crate) const USERS_MAX: u32 = 10_000;
 pub(crate) const TRANSACTIONS_MAX: u32 = 100_000;
@@ -52,6 +57,9 @@ pub struct Scenario {
     pub dataset: DatasetSource,
     pub workload: Workload,
     pub policy: Policy,
+    /// Which planner the orchestrators use (`[planner]`), and for the LLM
+    /// planner how the model host plays (`[model]`).
+    pub planner: PlannerSetup,
     /// Sorted by start time.
     pub faults: Vec<Fault>,
     /// Queries starting this long after the last fault heals must all succeed.
@@ -281,9 +289,15 @@ impl Invariant {
     }
 
     /// Whether a scenario with these settings checks it at all.
-    fn is_checked(self, invariants: &InvariantsTable, has_attacker: bool) -> bool {
+    fn is_checked(
+        self,
+        invariants: &InvariantsTable,
+        has_attacker: bool,
+        planner: &PlannerSetup,
+    ) -> bool {
         match self {
-            Invariant::Safety | Invariant::Liveness => true,
+            Invariant::Safety => true,
+            Invariant::Liveness => !planner.is_adversarial(),
             Invariant::Availability => invariants.availability_min.is_some(),
             Invariant::Breaker => invariants.breaker_trips_min.is_some(),
             Invariant::Latency => invariants.p99_ms_max.is_some(),
@@ -395,6 +409,12 @@ pub(crate) struct ScenarioFile {
     pub invariants: Option<Spanned<InvariantsTable>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub questions: Option<Spanned<QuestionsTable>>,
+    /// The planner: the rules (the default) or a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<Spanned<PlannerTable>>,
+    /// How the simulated model host plays, with `[planner] kind = "llm"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Spanned<ModelTable>>,
 }
 
 /// `[questions]`: the forms of generated questions.
@@ -524,7 +544,11 @@ impl ScenarioFile {
         let tick = self.tick(at)?;
         let network = self.network.clone().unwrap_or_default();
         check_network(&network).map_err(|m| at.invalid(0, format!("[network]: {m}")))?;
-        let topology = self.topology(at)?;
+        let planner = self.planner_setup(at)?;
+        let mut topology = self.topology(at)?;
+        if planner.llm().is_some() {
+            topology = topology.with_model();
+        }
         let dataset = self.dataset(at)?;
         let workload_at = self.workload.span().start;
         let mut workload = validate_workload(self.workload.get_ref())
@@ -539,7 +563,7 @@ impl ScenarioFile {
             .map(Spanned::into_inner)
             .unwrap_or_default();
         let expect_fail = self
-            .expect_fail(&invariants)
+            .expect_fail(&invariants, &planner)
             .map_err(|m| at.invalid(start(&self.invariants), m))?;
         check_invariants(&invariants).map_err(|m| at.invalid(start(&self.invariants), m))?;
         Ok(Scenario {
@@ -556,6 +580,7 @@ impl ScenarioFile {
             dataset,
             workload,
             policy,
+            planner,
             faults,
             liveness_after: Duration::from_millis(invariants.liveness_after_ms),
             availability_min: invariants.availability_min,
@@ -670,7 +695,30 @@ impl ScenarioFile {
         Ok(faults)
     }
 
-    fn expect_fail(&self, invariants: &InvariantsTable) -> Result<Option<Invariant>, String> {
+    /// `[planner]` and `[model]`, or the rules planner without them.
+    fn planner_setup(&self, at: &Locator<'_>) -> Result<PlannerSetup, ScenarioError> {
+        let mut setup = match &self.planner {
+            None => PlannerSetup::Rules,
+            Some(table) => planner::validate_planner(table.get_ref())
+                .map_err(|m| at.invalid(table.span().start, format!("[planner]: {m}")))?,
+        };
+        if let Some(table) = &self.model {
+            let bad = |m: String| at.invalid(table.span().start, format!("[model]: {m}"));
+            let PlannerSetup::Llm(llm) = &mut setup else {
+                return Err(bad(
+                    "the model host serves the LLM planner: set [planner] kind = \"llm\"".into(),
+                ));
+            };
+            llm.model = planner::validate_model(table.get_ref()).map_err(bad)?;
+        }
+        Ok(setup)
+    }
+
+    fn expect_fail(
+        &self,
+        invariants: &InvariantsTable,
+        planner: &PlannerSetup,
+    ) -> Result<Option<Invariant>, String> {
         match self.expect.as_deref() {
             None | Some("pass") => Ok(None),
             Some("fail") => {
@@ -682,7 +730,7 @@ impl ScenarioFile {
                             .join(", ")
                     ));
                 };
-                if !invariant.is_checked(invariants, self.attacker.is_some()) {
+                if !invariant.is_checked(invariants, self.attacker.is_some(), planner) {
                     return Err(format!(
                         "expected_to_break = \"{}\" but [invariants] does not set it up",
                         invariant.name()

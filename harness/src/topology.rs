@@ -62,6 +62,9 @@ pub enum Host {
     Server(ServerId),
     /// The Toxiproxy-style host in front of servers with toxics.
     Proxy,
+    /// The simulated model host the LLM planner asks (`[planner] kind =
+    /// "llm"`).
+    Model,
 }
 
 /// The hosts of a scenario: its servers, in file order, and its clients.
@@ -69,6 +72,8 @@ pub enum Host {
 pub struct Topology {
     servers: Vec<ServerSpec>,
     clients: u32,
+    /// Whether the `model` host runs.
+    model: bool,
 }
 
 impl Topology {
@@ -111,7 +116,22 @@ impl Topology {
                 ));
             }
         }
-        Ok(Self { servers, clients })
+        Ok(Self {
+            servers,
+            clients,
+            model: false,
+        })
+    }
+
+    /// The same hosts and the `model` host, which the LLM planner asks.
+    pub fn with_model(mut self) -> Self {
+        self.model = true;
+        self
+    }
+
+    /// Whether the `model` host runs.
+    pub fn has_model(&self) -> bool {
+        self.model
     }
 
     /// The servers, in file order.
@@ -153,19 +173,26 @@ impl Topology {
             Host::Client(n) => Cow::Owned(format!("client{}", n + 1)),
             Host::Server(id) => Cow::Borrowed(&self.servers[id.0].name),
             Host::Proxy => Cow::Borrowed("proxy"),
+            Host::Model => Cow::Borrowed("model"),
         }
     }
 
-    /// The host a scenario file names. Clients and servers can be named;
-    /// the proxy is the harness's own and cannot.
-    pub fn resolve(&self, name: &str) -> Result<Host, String> {
+    /// The hosts a scenario file can name: clients, servers, and the model
+    /// host when it runs.
+    fn named_hosts(&self) -> impl Iterator<Item = Host> + '_ {
         self.client_hosts()
             .chain(self.servers().map(|(id, _)| Host::Server(id)))
+            .chain(self.model.then_some(Host::Model))
+    }
+
+    /// The host a scenario file names. Clients, servers and the model host
+    /// can be named; the proxy is the harness's own and cannot.
+    pub fn resolve(&self, name: &str) -> Result<Host, String> {
+        self.named_hosts()
             .find(|host| self.name(*host) == name)
             .ok_or_else(|| {
                 let known: Vec<_> = self
-                    .client_hosts()
-                    .chain(self.servers().map(|(id, _)| Host::Server(id)))
+                    .named_hosts()
                     .map(|h| self.name(h).into_owned())
                     .collect();
                 format!("unknown host {name:?}; hosts are {}", known.join(", "))
@@ -186,10 +213,10 @@ fn check_server_name(name: &str) -> Result<(), String> {
             "server name {name:?} must be 1 to 63 lowercase letters, digits or '-'"
         ));
     }
-    let reserved = name == "proxy" || name == "attacker" || name.starts_with("client");
+    let reserved = ["proxy", "attacker", "model"].contains(&name) || name.starts_with("client");
     if reserved {
         return Err(format!(
-            "server name {name:?} is taken by the harness (client…, proxy, attacker)"
+            "server name {name:?} is taken by the harness (client…, proxy, attacker, model)"
         ));
     }
     Ok(())

@@ -123,6 +123,20 @@ fn address_in(word: &str) -> Option<&str> {
     (!local.is_empty() && !domain.is_empty()).then_some(trimmed)
 }
 
+/// Every address `text` names, in the order named, each once (two
+/// spellings of one address are one).
+pub(super) fn addresses(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        if let Some(address) = address_in(word)
+            && !found.iter().any(|f| same_address(f, address))
+        {
+            found.push(address.to_owned());
+        }
+    }
+    found
+}
+
 /// Whether `word` is a transaction noun: `Some(plural)`, else `None`.
 fn noun(word: &str) -> Option<bool> {
     if NOUNS.contains(&word) {

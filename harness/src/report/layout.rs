@@ -148,6 +148,9 @@ fn lane_keys(scenario: &Scenario, report: &RunReport) -> Vec<LaneKey> {
     for (id, _) in topology.servers() {
         keys.extend([LaneKey::Host(Host::Server(id)), LaneKey::Wire(id)]);
     }
+    if faulted(Host::Model) {
+        keys.push(LaneKey::Host(Host::Model));
+    }
     let proxied = targets.iter().any(|t| match t {
         Target::Host(h) => *h == Host::Proxy,
         Target::Link(link) => link.contains(&Host::Proxy),

@@ -15,8 +15,8 @@ use std::{
 
 use futures::future::BoxFuture;
 use orchestrator::{
-    Answer, AskError, ConnectError, Connector, Credential, HttpConnector, Observer, Orchestrator,
-    Session, Stats, Token, handshake_lines,
+    Answer, AskError, ConnectError, Connector, Credential, HttpConnector, LlmPlanner, LlmSettings,
+    Observer, Orchestrator, Session, Stats, Token, handshake_lines,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -27,9 +27,9 @@ use super::{
 };
 use crate::{
     attacker,
-    oracle::Expected,
+    oracle::{Expected, Oracle},
     scenario::{Scenario, Transport, Workload},
-    topology::ServerKind,
+    topology::{Host, ServerKind},
 };
 
 /// What the clients leave behind, filled in as the simulation runs.
@@ -43,13 +43,22 @@ pub(super) struct Collected {
     pub(super) events: Arc<Mutex<Vec<ClientEvent>>>,
 }
 
+/// The questions the clients ask, and how their answers are judged.
+pub(super) struct Asking {
+    /// Each question with the oracle's answer.
+    pub(super) asked: Arc<Vec<Asked>>,
+    /// With the LLM planner: the oracle that judges answers by
+    /// truthfulness instead ([`Oracle::truthful`]).
+    pub(super) truth: Option<Arc<Oracle>>,
+}
+
 /// Adds one client host per `[workload] clients`. They take query numbers
 /// from one shared sequence.
 pub(super) fn spawn_clients(
     sim: &mut turmoil::Sim<'_>,
     scenario: &Scenario,
     routes: &Routes,
-    asked: Arc<Vec<Asked>>,
+    asking: Asking,
     seed: u64,
 ) -> Collected {
     let collected = Collected::default();
@@ -62,7 +71,7 @@ pub(super) fn spawn_clients(
         let targets = topology
             .servers()
             .map(|(id, server)| {
-                let (to, port) = routes.to(id);
+                let (to, port) = routes.to(Host::Server(id));
                 Target {
                     server: server.name.clone(),
                     spec: match server.kind {
@@ -78,14 +87,28 @@ pub(super) fn spawn_clients(
                 }
             })
             .collect();
+        let model = scenario.planner.llm().map(|setup| ModelTarget {
+            settings: LlmSettings {
+                mode: setup.mode,
+                steps_max: setup.steps_max,
+                request_timeout: setup.request_timeout,
+                ..LlmSettings::new(model_url(topology, routes), "adversary")
+            },
+            wire_name: match &label {
+                Some(client) => format!("{client} {}", topology.name(Host::Model)),
+                None => topology.name(Host::Model).into_owned(),
+            },
+        });
         let client = Client {
             index: client,
             targets,
+            model,
             workload: scenario.workload.clone(),
             policy: scenario.policy,
             planted_bug: scenario.planted_bug,
             seed: seed.wrapping_add(client as u64),
-            asked: asked.clone(),
+            asked: asking.asked.clone(),
+            truth: asking.truth.clone(),
             next: next.clone(),
             collected: collected.clone(),
         };
@@ -132,15 +155,31 @@ impl Target {
     }
 }
 
+/// The base URL of the model host's API, or of the proxy in front of it.
+fn model_url(topology: &crate::topology::Topology, routes: &Routes) -> String {
+    let (host, port) = routes.to(Host::Model);
+    format!("http://{}:{port}/v1", topology.name(host))
+}
+
+/// The model host as one client's LLM planner reaches it.
+struct ModelTarget {
+    settings: LlmSettings,
+    /// What the wire log calls it.
+    wire_name: String,
+}
+
 /// One client host's orchestrator and workload.
 struct Client {
     index: usize,
     targets: Vec<Target>,
+    /// With the LLM planner: where its model is.
+    model: Option<ModelTarget>,
     workload: Workload,
     policy: orchestrator::Policy,
     planted_bug: Option<crate::planted::PlantedBug>,
     seed: u64,
     asked: Arc<Vec<Asked>>,
+    truth: Option<Arc<Oracle>>,
     next: Arc<AtomicU64>,
     collected: Collected,
 }
@@ -162,8 +201,16 @@ impl Client {
                 (target.server.clone(), connector)
             })
             .collect();
-        let orchestrator = Orchestrator::new(servers, self.policy, self.seed)
+        let mut orchestrator = Orchestrator::new(servers, self.policy, self.seed)
             .with_observer(self.observer(wire.start));
+        if let Some(model) = &self.model {
+            let dialer = SimDialer {
+                wire: wire.clone(),
+                server: model.wire_name.clone(),
+            };
+            let planner = LlmPlanner::new(model.settings.clone(), dialer, &self.policy);
+            orchestrator = orchestrator.with_llm(planner);
+        }
         // `concurrency` loops share this client's orchestrator (and so its
         // connections, breakers and retry budget). One task polls them, in an
         // order the seed fixes (see `join`): the interleaving is the simulation's.
@@ -225,7 +272,10 @@ impl Client {
             start: begun - started,
             latency: begun.elapsed(),
             attempts: trace.iter().map(|s| s.attempts).sum(),
-            outcome: judge(&result, expected),
+            outcome: match &self.truth {
+                Some(oracle) => judge_truth(&result, question, oracle),
+                None => judge(&result, expected),
+            },
             answer: result.as_ref().ok().map(Answer::render),
             steps: trace,
         }
@@ -249,6 +299,27 @@ fn judge(result: &Result<Answer, AskError>, expected: &Expected) -> Outcome {
                 expected: wrong.expected,
             },
         },
+        Err(error) => Outcome::Error(error.to_string()),
+    }
+}
+
+/// Right when the answer is true about the dataset for what it says and
+/// answers every address of the question ([`Oracle::truthful`]), a typed
+/// error (a guard's refusal, a failed call) otherwise, and wrong when it
+/// says something false.
+fn judge_truth(result: &Result<Answer, AskError>, question: &str, oracle: &Oracle) -> Outcome {
+    match result {
+        Ok(got) => {
+            let value = serde_json::to_value(got)
+                .unwrap_or_else(|e| serde_json::json!({ "unserialisable": e.to_string() }));
+            match oracle.truthful(question, &value) {
+                Ok(()) => Outcome::Right,
+                Err(why) => Outcome::Wrong {
+                    got: got.render(),
+                    expected: format!("a true answer, but {why}"),
+                },
+            }
+        }
         Err(error) => Outcome::Error(error.to_string()),
     }
 }

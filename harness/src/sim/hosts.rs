@@ -220,45 +220,45 @@ pub(super) fn install_attacker(
     log
 }
 
-/// Where clients reach each server: its own host, or the proxy in front of
-/// it when a toxic names it.
+/// Where clients reach each server (and the model host): its own host, or
+/// the proxy in front of it when a toxic names it.
 #[derive(Debug, Clone)]
 pub(super) struct Routes {
-    /// The proxied servers, in the order of their proxy ports.
-    proxied: Vec<ServerId>,
+    /// The proxied hosts, in the order of their proxy ports.
+    proxied: Vec<Host>,
     pub(super) toxics: Toxics,
 }
 
 impl Routes {
-    /// The host and port that reach `server`.
-    pub(super) fn to(&self, server: ServerId) -> (Host, u16) {
-        match self.proxied.iter().position(|s| *s == server) {
+    /// The host and port that reach `host` (a server or the model host).
+    pub(super) fn to(&self, host: Host) -> (Host, u16) {
+        match self.proxied.iter().position(|h| *h == host) {
             Some(i) => (Host::Proxy, proxy::PROXY_PORT_BASE + i as u16),
-            None => (Host::Server(server), PORT),
+            None => (host, PORT),
         }
     }
 
-    pub(super) fn is_proxied(&self, server: ServerId) -> bool {
-        self.proxied.contains(&server)
+    pub(super) fn is_proxied(&self, host: Host) -> bool {
+        self.proxied.contains(&host)
     }
 }
 
-/// Adds the proxy host when any fault is a toxic. Proxied servers take
-/// proxy ports in the order of their names.
+/// Adds the proxy host when any fault is a toxic. Proxied hosts take proxy
+/// ports in the order of their names.
 pub(super) fn install_proxy(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, seed: u64) -> Routes {
     let topology = &scenario.topology;
-    let mut proxied: Vec<ServerId> = Vec::new();
-    for server in scenario.faults.iter().filter_map(|f| f.kind.toxic_server()) {
-        if !proxied.contains(&server) {
-            proxied.push(server);
+    let mut proxied: Vec<Host> = Vec::new();
+    for host in scenario.faults.iter().filter_map(|f| f.kind.toxic_target()) {
+        if !proxied.contains(&host) {
+            proxied.push(host);
         }
     }
-    proxied.sort_by(|a, b| topology.server(*a).name.cmp(&topology.server(*b).name));
+    proxied.sort_by(|a, b| topology.name(*a).cmp(&topology.name(*b)));
     let toxics = Toxics::default();
     if !proxied.is_empty() {
-        let servers: Vec<(ServerId, String, u16)> = proxied
+        let servers: Vec<(Host, String, u16)> = proxied
             .iter()
-            .map(|id| (*id, topology.server(*id).name.clone(), PORT))
+            .map(|host| (*host, topology.name(*host).into_owned(), PORT))
             .collect();
         let toxics = toxics.clone();
         sim.host(proxy_name(topology).as_str(), move || {

@@ -10,6 +10,7 @@
 mod clients;
 mod hosts;
 mod http;
+mod model;
 mod verdict;
 mod world;
 
@@ -295,7 +296,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     let probes = hosts::install_servers(&mut sim, scenario, &hosts::Stores { users, ledger }, seed);
     let attack_log = hosts::install_attacker(&mut sim, scenario, oracle.dataset());
     let routes = hosts::install_proxy(&mut sim, scenario, seed);
-    let collected = clients::spawn_clients(&mut sim, scenario, &routes, asked.clone(), seed);
+    let model_log = model::install(&mut sim, scenario, seed);
+    let truth = scenario.planner.llm().map(|_| Arc::new(oracle.clone()));
+    let collected = clients::spawn_clients(
+        &mut sim,
+        scenario,
+        &routes,
+        clients::Asking {
+            asked: asked.clone(),
+            truth,
+        },
+        seed,
+    );
     let driven = world::World {
         sim: &mut sim,
         scenario,
@@ -305,6 +317,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
     .drive(&routes)?;
     drop(sim);
     let attack = std::mem::take(&mut *attack_log.lock().expect("attack log"));
+    let model = std::mem::take(&mut *model_log.lock().expect("model log"));
     Ok(Assembly {
         scenario,
         seed,
@@ -312,6 +325,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunReport, RunError> {
         questions: asked.len(),
         probes: &probes,
         attack: &attack,
+        model: &model,
     }
     .report(collected, driven))
 }
@@ -324,6 +338,7 @@ struct Assembly<'a> {
     questions: usize,
     probes: &'a hosts::Probes,
     attack: &'a attacker::AttackLog,
+    model: &'a model::ModelLog,
 }
 
 impl Assembly<'_> {
@@ -338,6 +353,9 @@ impl Assembly<'_> {
         let load = self.load();
         let mut trace = self.timeline(&queries, driven.events);
         write_totals(&mut trace, &stats, &load);
+        if let Some(line) = self.model.totals() {
+            let _ = writeln!(trace, "{line}");
+        }
         let mut verdicts = verdict::check(&verdict::Record {
             scenario: self.scenario,
             queries: &queries,
@@ -389,6 +407,7 @@ impl Assembly<'_> {
             events.push((q.start, format!("query {}{by}: {}", q.index, q.summary())));
         }
         events.extend(self.attack.events.iter().cloned());
+        events.extend(self.model.lines.iter().cloned());
         // Stable: at equal times, faults (pushed first) come before queries.
         events.sort_by_key(|(at, _)| *at);
         let mut trace = String::new();

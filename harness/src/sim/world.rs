@@ -170,10 +170,11 @@ impl Driven {
     }
 }
 
-/// Faults on a link between a client and a server that sits behind the
-/// proxy act on the proxy–server link: that is where the path runs.
+/// Faults on a link between a client and a server (or the model host) that
+/// sits behind the proxy act on the proxy–server link: that is where the
+/// path runs.
 fn reroute(faults: &[Fault], routes: &Routes) -> Vec<Fault> {
-    let proxied = |h: &Host| matches!(h, Host::Server(id) if routes.is_proxied(*id));
+    let proxied = |h: &Host| routes.is_proxied(*h);
     let mut faults = faults.to_vec();
     for fault in &mut faults {
         if let Some([a, b]) = fault.kind.link_mut() {

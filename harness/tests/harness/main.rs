@@ -8,10 +8,13 @@
 //!   answered as the oracle says, in process and under the simulation, and a
 //!   planted bug is found, shrunk, written out and replayed;
 //! - `fidelity`: questions in every form, answered as meant or refused,
-//!   and the figures of how many of each form the planner answers.
+//!   and the figures of how many of each form the planner answers;
+//! - `llm`: the LLM planner against the adversarial model host: only true
+//!   answers and typed refusals, and a planted stale argument caught.
 
 mod cli;
 mod fidelity;
+mod llm;
 mod probe;
 mod properties;
 mod scenarios;

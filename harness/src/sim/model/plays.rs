@@ -1,0 +1,653 @@
+//! What the model host answers a turn with: the faithful next step (look
+//! up each address of the question, list the transactions of the user id
+//! the lookup returned unless a user id was asked for, then done), or, for
+//! a share of turns drawn from the seed, one adversarial play. A play that
+//! cannot be made yet (a repeat before any call) is played faithfully.
+
+use std::{collections::VecDeque, time::Duration};
+
+use rand::{Rng, rngs::SmallRng, seq::IndexedRandom};
+use serde_json::{Map, Value, json};
+
+use super::turn::{Kind, Offer, Turn};
+use crate::scenario::{ModelSettings, Play};
+
+/// Values remembered from earlier requests (for stale arguments), at most.
+const REMEMBERED_MAX: usize = 32;
+/// Tools remembered from earlier menus, at most.
+const TOOLS_MAX: usize = 16;
+/// Tools no server offers.
+const UNKNOWN_TOOLS: [&str; 4] = [
+    "payment__refundTransaction",
+    "user__deleteUser",
+    "admin__exportEverything",
+    "getUserIdByEmail",
+];
+
+/// A step as the model proposes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Step {
+    Call { tool: String, arguments: Value },
+    Done,
+}
+
+/// What the host answers.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Reply {
+    /// A completion holding this step, in the turn's mode.
+    Step(Step),
+    /// A completion whose message content is this text.
+    Text(String),
+    /// A completion with a native tool call whose arguments are this text.
+    RawCall { tool: String, arguments: String },
+    /// 200 with this body.
+    Body(String),
+    /// This status, with `Retry-After` (seconds) if given.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// The step, once this long has passed.
+    Late(Duration, Step),
+    /// The connection closes unanswered.
+    Drop,
+}
+
+/// What the host remembers across requests, until it restarts.
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// Addresses asked about and user ids returned, newest last.
+    values: VecDeque<String>,
+    /// Calls seen on menus, by name.
+    tools: Vec<Offer>,
+}
+
+impl Memory {
+    /// Remembers the turn's addresses, the user ids its results gave, and
+    /// its offers.
+    pub(super) fn remember(&mut self, turn: &Turn) {
+        let seen = turn
+            .addresses()
+            .into_iter()
+            .chain(turn.past.iter().filter_map(|p| p.user_id()));
+        for value in seen {
+            if !self.values.contains(&value) {
+                if self.values.len() == REMEMBERED_MAX {
+                    self.values.pop_front();
+                }
+                self.values.push_back(value);
+            }
+        }
+        for offer in &turn.offers {
+            if !self.tools.iter().any(|t| t.name == offer.name) && self.tools.len() < TOOLS_MAX {
+                self.tools.push(offer.clone());
+            }
+        }
+    }
+}
+
+/// One turn's answer, drawn from `rng`.
+pub(super) struct Player<'a> {
+    pub(super) turn: &'a Turn,
+    pub(super) memory: &'a Memory,
+    pub(super) rng: &'a mut SmallRng,
+    pub(super) settings: &'a ModelSettings,
+    /// The orchestrator's wait for one reply: a slow answer comes after it.
+    pub(super) timeout: Duration,
+}
+
+impl Player<'_> {
+    /// The play drawn for this turn (`None`: faithful) and the answer.
+    pub(super) fn reply(&mut self) -> (Option<Play>, Reply) {
+        let settings = self.settings;
+        if settings.plays.is_empty() || !self.rng.random_bool(settings.adversity) {
+            return (None, Reply::Step(self.faithful()));
+        }
+        let play = *settings.plays.choose(self.rng).expect("plays is not empty");
+        match self.play(play) {
+            Some(reply) => (Some(play), reply),
+            None => (None, Reply::Step(self.faithful())),
+        }
+    }
+
+    /// How long the answer takes, before any play's own delay.
+    pub(super) fn think(&mut self) -> Duration {
+        let (min, max) = (self.settings.think_min, self.settings.think_max);
+        min + (max - min).mul_f64(self.rng.random::<f64>())
+    }
+
+    fn play(&mut self, play: Play) -> Option<Reply> {
+        let step = |step: Option<Step>| step.map(Reply::Step);
+        match play {
+            Play::RandomCall => step(self.random_call()),
+            Play::DoneEarly => Some(self.done_early()),
+            Play::StrangerEmail => step(self.stranger_email()),
+            Play::StaleValue => step(self.stale_value()),
+            Play::InventedId => step(self.invented_id()),
+            Play::UnknownTool => Some(Reply::Step(self.unknown_tool())),
+            Play::WrongType => step(self.wrong_type()),
+            Play::ExtraArgument => step(self.extra_argument()),
+            Play::Repeat => step(self.repeat()),
+            Play::Malformed => Some(self.malformed()),
+            Play::EmptyChoices => Some(Reply::Body(
+                r#"{"object":"chat.completion","choices":[]}"#.into(),
+            )),
+            Play::NotACompletion => Some(self.not_a_completion()),
+            Play::Slow => Some(self.slow()),
+            Play::Drop => Some(Reply::Drop),
+            Play::ServerError => Some(Reply::Status {
+                status: *[500, 503].choose(self.rng).expect("two"),
+                retry_after: None,
+            }),
+            Play::RateLimited => Some(Reply::Status {
+                status: 429,
+                retry_after: self
+                    .rng
+                    .random_bool(0.5)
+                    .then(|| self.rng.random_range(1..=2)),
+            }),
+        }
+    }
+
+    /// The next step of the plan that answers the question asked.
+    pub(super) fn faithful(&self) -> Step {
+        let turn = self.turn;
+        let count = turn.count().map(Value::from);
+        for address in turn.addresses() {
+            let lookup = turn.past.iter().find(|p| p.took(&address));
+            let Some(lookup) = lookup else {
+                match self.call_with(&address, None) {
+                    Some(step) => return step,
+                    None => continue,
+                }
+            };
+            let id = lookup.user_id().filter(|_| !turn.asks_for_id());
+            if let Some(id) = id.filter(|id| !turn.past.iter().any(|p| p.took(id)))
+                && let Some(step) = self.call_with(&id, count.as_ref())
+            {
+                return step;
+            }
+        }
+        Step::Done
+    }
+
+    /// The offered call that takes `value`, with `count` where the menu
+    /// allows it and the first allowed value for any other required input.
+    fn call_with(&self, value: &str, count: Option<&Value>) -> Option<Step> {
+        let same = |v: &Value| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(value));
+        let offer = self
+            .turn
+            .offers
+            .iter()
+            .find(|o| o.inputs.iter().any(|i| i.values.iter().any(same)))?;
+        let mut arguments = Map::new();
+        for input in &offer.inputs {
+            let chosen = match input.values.iter().find(|v| same(v)) {
+                Some(v) => Some(v),
+                None => count
+                    .filter(|c| input.values.contains(c))
+                    .or((!input.optional).then(|| input.values.first()).flatten()),
+            };
+            if let Some(chosen) = chosen {
+                arguments.insert(input.name.clone(), chosen.clone());
+            }
+        }
+        Some(call(&offer.name, arguments))
+    }
+
+    fn random_call(&mut self) -> Option<Step> {
+        let offer = self.turn.offers.choose(self.rng)?;
+        let mut arguments = Map::new();
+        for input in &offer.inputs {
+            if input.optional && self.rng.random_bool(0.5) {
+                continue;
+            }
+            if let Some(value) = input.values.choose(self.rng) {
+                arguments.insert(input.name.clone(), value.clone());
+            }
+        }
+        Some(call(&offer.name, arguments))
+    }
+
+    fn done_early(&mut self) -> Reply {
+        match self.turn.tools_mode && self.rng.random_bool(0.5) {
+            true => Reply::Text("Here is what I found.".into()),
+            false => Reply::Step(Step::Done),
+        }
+    }
+
+    /// A lookup of an address nobody asked about.
+    fn stranger_email(&mut self) -> Option<Step> {
+        let who = ["eve", "mallory", "trent", "bob", "alice"].choose(self.rng)?;
+        let domain = ["example.com", "example.org", "evil.test"].choose(self.rng)?;
+        let n: u32 = self.rng.random_range(0..100);
+        let email = format!("{who}{n}@{domain}");
+        self.call_taking(Kind::Email, Value::from(email))
+    }
+
+    /// A value remembered from an earlier request that this conversation
+    /// has not grounded: an address or a user id from another question.
+    fn stale_value(&mut self) -> Option<Step> {
+        let (turn, memory) = (self.turn, self.memory);
+        let addresses = turn.addresses();
+        let grounded = |v: &String| {
+            addresses.iter().any(|a| a.eq_ignore_ascii_case(v))
+                || turn.past.iter().any(|p| p.result.contains(v.as_str()))
+        };
+        let stale: Vec<&String> = memory.values.iter().filter(|v| !grounded(v)).collect();
+        let value = (*stale.choose(self.rng)?).clone();
+        let kind = if value.contains('@') {
+            Kind::Email
+        } else {
+            Kind::Text
+        };
+        self.call_taking(kind, Value::from(value))
+    }
+
+    fn invented_id(&mut self) -> Option<Step> {
+        let hex = |rng: &mut SmallRng, n: usize| -> String {
+            (0..n)
+                .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+                .collect()
+        };
+        let id = [8, 4, 4, 4, 12].map(|n| hex(self.rng, n)).join("-");
+        self.call_taking(Kind::Text, Value::from(id))
+    }
+
+    /// A call of a tool whose required input of `kind` gets `value`, other
+    /// required inputs their first allowed value: from the menu, else from
+    /// a menu seen before.
+    fn call_taking(&mut self, kind: Kind, value: Value) -> Option<Step> {
+        let takes = |o: &&Offer| o.inputs.iter().any(|i| !i.optional && i.kind() == kind);
+        let offers: Vec<&Offer> = self.turn.offers.iter().filter(takes).collect();
+        let remembered: Vec<&Offer> = self.memory.tools.iter().filter(takes).collect();
+        let pool = if offers.is_empty() {
+            remembered
+        } else {
+            offers
+        };
+        let offer = *pool.choose(self.rng)?;
+        let mut arguments = Map::new();
+        for input in offer.inputs.iter().filter(|i| !i.optional) {
+            let chosen = match input.kind() == kind {
+                true => Some(value.clone()),
+                false => input.values.first().cloned(),
+            };
+            arguments.extend(chosen.map(|v| (input.name.clone(), v)));
+        }
+        Some(call(&offer.name, arguments))
+    }
+
+    fn unknown_tool(&mut self) -> Step {
+        let arguments = match self.random_call() {
+            Some(Step::Call { arguments, .. }) => arguments,
+            _ => json!({}),
+        };
+        let tool = match self.turn.offers.choose(self.rng) {
+            Some(offer) if self.rng.random_bool(0.3) => format!("{}s", offer.name),
+            _ => (*UNKNOWN_TOOLS.choose(self.rng).expect("several")).to_owned(),
+        };
+        Step::Call { tool, arguments }
+    }
+
+    /// An offered call with one input's value of the wrong type or range.
+    fn wrong_type(&mut self) -> Option<Step> {
+        let Some(Step::Call {
+            tool,
+            mut arguments,
+        }) = self.random_call()
+        else {
+            return None;
+        };
+        let offer = self.turn.offers.iter().find(|o| o.name == tool)?;
+        let input = offer.inputs.choose(self.rng)?;
+        let wrong = match input.kind() {
+            Kind::Number => [json!("3"), json!(2.5), json!(0), json!(-1), json!(1001)],
+            Kind::Email | Kind::Text => [
+                json!(7),
+                json!(true),
+                json!(["x"]),
+                json!({"value": "x"}),
+                Value::Null,
+            ],
+        };
+        let wrong = wrong.choose(self.rng)?.clone();
+        arguments.as_object_mut()?.insert(input.name.clone(), wrong);
+        Some(Step::Call { tool, arguments })
+    }
+
+    /// An offered call with one more argument than the tool takes.
+    fn extra_argument(&mut self) -> Option<Step> {
+        let Some(Step::Call {
+            tool,
+            mut arguments,
+        }) = self.random_call()
+        else {
+            return None;
+        };
+        let grounded: Vec<Value> = self
+            .turn
+            .offers
+            .iter()
+            .flat_map(|o| o.inputs.iter())
+            .flat_map(|i| i.values.clone())
+            .collect();
+        let name = *["admin", "note", "owner", "userIdOverride"].choose(self.rng)?;
+        let value = grounded
+            .choose(self.rng)
+            .cloned()
+            .unwrap_or(Value::Bool(true));
+        arguments.as_object_mut()?.insert(name.to_owned(), value);
+        Some(Step::Call { tool, arguments })
+    }
+
+    fn repeat(&mut self) -> Option<Step> {
+        let past = self.turn.past.choose(self.rng)?;
+        Some(call(&past.tool, past.arguments.clone()))
+    }
+
+    /// Content that is not a usable step, in the turn's mode.
+    fn malformed(&mut self) -> Reply {
+        let faithful = match self.faithful() {
+            Step::Call { tool, arguments } => {
+                json!({"step": {"tool": tool, "arguments": arguments}})
+            }
+            Step::Done => json!({"step": {"tool": "done"}}),
+        }
+        .to_string();
+        let kept = self.rng.random_range(1..faithful.chars().count());
+        let cut: String = faithful.chars().take(kept).collect();
+        if self.turn.tools_mode {
+            let tool = self.turn.offers.first().map_or("done", |o| o.name.as_str());
+            let arguments = [cut.as_str(), "email=bob@example.com", "[1, 2]"]
+                .choose(self.rng)
+                .map_or(String::new(), |a| (*a).to_owned());
+            return Reply::RawCall {
+                tool: tool.to_owned(),
+                arguments,
+            };
+        }
+        let fenced = format!("```json\n{faithful}\n```");
+        let choices = [
+            cut,
+            "I will look that up for you.".to_owned(),
+            fenced,
+            r#"{"tool": "done"}"#.to_owned(),
+            r#"{"step": "done"}"#.to_owned(),
+            r#"{"step": {"tool": 7}}"#.to_owned(),
+            r#"{"step": {"tool": "done", "arguments": "all"}}"#.to_owned(),
+            "[]".to_owned(),
+        ];
+        Reply::Text(choices.choose(self.rng).cloned().unwrap_or_default())
+    }
+
+    fn not_a_completion(&mut self) -> Reply {
+        let bodies = [
+            r#"{"error": {"message": "the model is overloaded", "type": "server_error"}}"#,
+            "<html><body>Bad gateway</body></html>",
+            "",
+            r#"{"choices": [{"message": null}]}"#,
+            r#"{"choices": [{"message": {"content": null, "tool_calls": [{"function": {"arguments": "{}"}}]}}]}"#,
+        ];
+        Reply::Body((*bodies.choose(self.rng).expect("several")).to_owned())
+    }
+
+    /// The faithful step, after the orchestrator has stopped waiting.
+    fn slow(&mut self) -> Reply {
+        let late = self.timeout + Duration::from_millis(self.rng.random_range(100..2000));
+        Reply::Late(late, self.faithful())
+    }
+}
+
+fn call(tool: &str, arguments: Map<String, Value>) -> Step {
+    Step::Call {
+        tool: tool.to_owned(),
+        arguments: Value::Object(arguments),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::sim::model::turn::{Input, Past};
+
+    fn input(name: &str, values: Vec<Value>, optional: bool) -> Input {
+        Input {
+            name: name.into(),
+            values,
+            optional,
+        }
+    }
+
+    fn lookup(email: &str) -> Offer {
+        Offer {
+            name: "user__lookup".into(),
+            inputs: vec![input("email", vec![json!(email)], false)],
+        }
+    }
+
+    fn listing(id: &str, count: Option<u64>) -> Offer {
+        let mut inputs = vec![input("userId", vec![json!(id), json!("Bob")], false)];
+        inputs.extend(count.map(|n| input("count", vec![json!(n)], true)));
+        Offer {
+            name: "payment__list".into(),
+            inputs,
+        }
+    }
+
+    fn past(tool: &str, arguments: Value, result: &str) -> Past {
+        Past {
+            tool: tool.into(),
+            arguments: arguments.as_object().unwrap().clone(),
+            result: result.into(),
+        }
+    }
+
+    fn turn(question: &str, offers: Vec<Offer>, past: Vec<Past>) -> Turn {
+        Turn {
+            tools_mode: false,
+            question: question.into(),
+            offers,
+            past,
+        }
+    }
+
+    fn settings(adversity: f64, plays: Vec<Play>) -> ModelSettings {
+        ModelSettings {
+            adversity,
+            think_min: Duration::ZERO,
+            think_max: Duration::from_millis(10),
+            plays,
+        }
+    }
+
+    fn answer(
+        turn: &Turn,
+        memory: &Memory,
+        settings: &ModelSettings,
+        seed: u64,
+    ) -> (Option<Play>, Reply) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        Player {
+            turn,
+            memory,
+            rng: &mut rng,
+            settings,
+            timeout: Duration::from_secs(1),
+        }
+        .reply()
+    }
+
+    fn faithful(turn: &Turn) -> Reply {
+        answer(
+            turn,
+            &Memory::default(),
+            &settings(0.0, Play::ALL.to_vec()),
+            1,
+        )
+        .1
+    }
+
+    fn called(tool: &str, arguments: Value) -> Reply {
+        Reply::Step(Step::Call {
+            tool: tool.into(),
+            arguments,
+        })
+    }
+
+    const LAST_TWO: &str = "last 2 purchases of BOB@example.com";
+
+    #[test]
+    fn the_faithful_player_looks_up_lists_and_stops() {
+        let first = turn(LAST_TWO, vec![lookup("BOB@example.com")], vec![]);
+        assert_eq!(
+            faithful(&first),
+            called("user__lookup", json!({"email": "BOB@example.com"}))
+        );
+        let looked_up = past(
+            "user__lookup",
+            json!({"email": "BOB@example.com"}),
+            r#"{"userId":"u-1"}"#,
+        );
+        let second = turn(
+            LAST_TWO,
+            vec![listing("u-1", Some(2))],
+            vec![looked_up.clone()],
+        );
+        assert_eq!(
+            faithful(&second),
+            called("payment__list", json!({"userId": "u-1", "count": 2}))
+        );
+        let listed = past("payment__list", json!({"userId": "u-1", "count": 2}), "{}");
+        let third = turn(LAST_TWO, vec![], vec![looked_up.clone(), listed]);
+        assert_eq!(faithful(&third), Reply::Step(Step::Done));
+        let id = turn(
+            "What is the user id of bob@example.com",
+            vec![listing("u-1", None)],
+            vec![looked_up],
+        );
+        assert_eq!(faithful(&id), Reply::Step(Step::Done));
+        let nobody = past(
+            "user__lookup",
+            json!({"email": "BOB@example.com"}),
+            "error: not found",
+        );
+        let unknown = turn(LAST_TWO, vec![], vec![nobody]);
+        assert_eq!(faithful(&unknown), Reply::Step(Step::Done));
+    }
+
+    /// A turn where every play can be made, and a memory of an earlier
+    /// question about someone else.
+    fn rich() -> (Turn, Memory) {
+        let mut memory = Memory::default();
+        let earlier = past(
+            "user__lookup",
+            json!({"email": "zoe@example.com"}),
+            r#"{"userId":"u-stale"}"#,
+        );
+        memory.remember(&turn(
+            "transactions of zoe@example.com",
+            vec![lookup("zoe@example.com"), listing("u-stale", None)],
+            vec![earlier],
+        ));
+        let looked_up = past(
+            "user__lookup",
+            json!({"email": "BOB@example.com"}),
+            r#"{"userId":"u-1"}"#,
+        );
+        let now = turn(LAST_TWO, vec![listing("u-1", Some(2))], vec![looked_up]);
+        (now, memory)
+    }
+
+    fn argument_values(reply: &Reply) -> Vec<Value> {
+        match reply {
+            Reply::Step(Step::Call { arguments, .. }) => {
+                arguments.as_object().unwrap().values().cloned().collect()
+            }
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    fn argument_names(reply: &Reply) -> Vec<String> {
+        match reply {
+            Reply::Step(Step::Call { arguments, .. }) => {
+                arguments.as_object().unwrap().keys().cloned().collect()
+            }
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_play_is_made_as_drawn() {
+        let (now, memory) = rich();
+        let offered: Vec<Value> = now.offers[0]
+            .inputs
+            .iter()
+            .flat_map(|i| i.values.clone())
+            .collect();
+        for (seed, play) in Play::ALL.into_iter().enumerate() {
+            let (drawn, reply) = answer(&now, &memory, &settings(1.0, vec![play]), seed as u64);
+            assert_eq!(drawn, Some(play), "{reply:?}");
+            let tool = match &reply {
+                Reply::Step(Step::Call { tool, .. }) => tool.as_str(),
+                _ => "",
+            };
+            let made = match play {
+                Play::RandomCall => tool == "payment__list",
+                Play::DoneEarly => reply == Reply::Step(Step::Done),
+                Play::StrangerEmail => {
+                    tool == "user__lookup"
+                        && !argument_values(&reply).contains(&json!("BOB@example.com"))
+                }
+                Play::StaleValue => [[json!("u-stale")], [json!("zoe@example.com")]]
+                    .contains(&argument_values(&reply).try_into().unwrap_or([Value::Null])),
+                Play::InventedId => argument_values(&reply).iter().all(|v| !offered.contains(v)),
+                Play::UnknownTool => !tool.is_empty() && tool != "payment__list",
+                Play::WrongType => argument_values(&reply).iter().any(|v| !offered.contains(v)),
+                Play::ExtraArgument => argument_names(&reply)
+                    .iter()
+                    .any(|n| !now.offers[0].inputs.iter().any(|i| i.name == *n)),
+                Play::Repeat => {
+                    reply == called("user__lookup", json!({"email": "BOB@example.com"}))
+                }
+                Play::Malformed => matches!(reply, Reply::Text(_)),
+                Play::EmptyChoices => {
+                    reply == Reply::Body(r#"{"object":"chat.completion","choices":[]}"#.into())
+                }
+                Play::NotACompletion => matches!(reply, Reply::Body(_)),
+                Play::Slow => {
+                    matches!(reply, Reply::Late(after, _) if after > Duration::from_secs(1))
+                }
+                Play::Drop => reply == Reply::Drop,
+                Play::ServerError => matches!(
+                    reply,
+                    Reply::Status {
+                        status: 500 | 503,
+                        ..
+                    }
+                ),
+                Play::RateLimited => matches!(reply, Reply::Status { status: 429, .. }),
+            };
+            assert!(made, "{play:?} gave {reply:?}");
+        }
+    }
+
+    #[test]
+    fn a_play_that_cannot_be_made_is_played_faithfully_and_draws_replay() {
+        let first = turn(LAST_TWO, vec![lookup("BOB@example.com")], vec![]);
+        let repeat = settings(1.0, vec![Play::Repeat]);
+        let (drawn, reply) = answer(&first, &Memory::default(), &repeat, 3);
+        assert_eq!((drawn, reply), (None, faithful(&first)));
+        let (now, memory) = rich();
+        let all = settings(0.5, Play::ALL.to_vec());
+        let draws = |seed: u64| {
+            (0..20)
+                .map(|i| answer(&now, &memory, &all, seed + i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        assert_ne!(draws(7), draws(8));
+    }
+}
