@@ -13,8 +13,10 @@ bin=$(cd "${1:-target/debug}" && pwd)
 . ci/node-tool.sh   # url_in
 out=target/probe
 rm -rf "$out" && mkdir -p "$out"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+# Servers started in the background, one pid a line: `serve` runs in a
+# command substitution (a subshell), so an array would never see them.
+pidfile=$out/servers.pids
+cleanup() { [ -f "$pidfile" ] && while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$pidfile"; }
 trap cleanup EXIT
 
 PROBE_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -31,7 +33,7 @@ probe() {
 serve() {
   local log=$1; shift
   "$@" >/dev/null 2>"$log" &
-  pids+=($!)
+  echo $! >>"$pidfile"
   url_in "$log"
 }
 
