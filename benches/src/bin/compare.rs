@@ -9,8 +9,9 @@
 //! Contenders: this project's `orchestrator bench` over stdio, TCP and
 //! HTTP (and TCP at concurrency 64); the same demo written with the official
 //! TypeScript SDK (`benches/peers/ts`) over stdio and streamable HTTP; and
-//! the floor probe (`floor`), two processes speaking newline JSON-RPC on
-//! pipes with no MCP layer. Prints a table, the targets, and one JSON line.
+//! the floor probe (`floor`), two processes with no MCP layer, over pipes
+//! (newline JSON-RPC) and over HTTP/1.1 keep-alive (hyper, JSON POSTs).
+//! Prints a table, the targets, and one JSON line.
 
 use std::{
     path::{Path, PathBuf},
@@ -176,13 +177,15 @@ fn contenders(args: &Args, dir: &Path) -> anyhow::Result<Vec<Row>> {
             measured: ours(&orchestrator, transport, concurrency, queries)?,
         });
     }
-    rows.push(Row {
-        name: "floor stdio",
-        measured: measure(
-            "floor probe",
-            Command::new(&floor).args(["client", "--queries", &q]),
-        )?,
-    });
+    for (name, client) in [("floor stdio", "client"), ("floor http", "http-client")] {
+        rows.push(Row {
+            name,
+            measured: measure(
+                &format!("floor {client}"),
+                Command::new(&floor).args([client, "--queries", &q]),
+            )?,
+        });
+    }
     if !args.skip_ts {
         rows.extend(typescript(args, &q)?);
     }
@@ -277,6 +280,7 @@ struct Key<'a> {
     http: &'a Measured,
     c64: &'a Measured,
     floor: &'a Measured,
+    floor_http: &'a Measured,
     ts_stdio: Option<&'a Measured>,
     ts_http: Option<&'a Measured>,
 }
@@ -289,6 +293,7 @@ impl<'a> Key<'a> {
             http: get("ours http").context("missing")?,
             c64: get("ours tcp c=64").context("missing")?,
             floor: get("floor stdio").context("missing")?,
+            floor_http: get("floor http").context("missing")?,
             ts_stdio: get("typescript stdio"),
             ts_http: get("typescript http"),
         })
@@ -309,6 +314,7 @@ fn targets(key: &Key<'_>) -> Vec<Target> {
         http,
         c64,
         floor,
+        floor_http,
         ..
     } = key;
     let times = |target, ratio: f64, met: bool| Target {
@@ -317,9 +323,15 @@ fn targets(key: &Key<'_>) -> Vec<Target> {
         met: Some(met),
     };
     let over_floor = ratio(stdio.p50_us, floor.p50_us);
+    let http_over_floor = ratio(http.p50_us, floor_http.p50_us);
     let tail = ratio(stdio.p99_us, stdio.p50_us);
     let mut targets = vec![
         times("stdio p50 <= 1.5x floor", over_floor, over_floor <= 1.5),
+        times(
+            "http p50 <= 2x floor (http)",
+            http_over_floor,
+            http_over_floor <= 2.0,
+        ),
         times("p99 <= 3x our p50 (stdio)", tail, tail <= 3.0),
         Target {
             target: ">= 20,000 qps over tcp at c=64",
@@ -376,6 +388,7 @@ fn report(release: bool, rows: &[Row], key: &Key<'_>, targets: &[Target]) -> ser
         "contenders": rows.iter().map(|r| (r.name.to_owned(), serde_json::to_value(&r.measured).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
         "ratios": {
             "ours_over_floor_stdio_p50": ratio(key.stdio.p50_us, key.floor.p50_us),
+            "ours_over_floor_http_p50": ratio(key.http.p50_us, key.floor_http.p50_us),
             "typescript_over_ours_stdio_p50": key.ts_stdio.map(|t| ratio(t.p50_us, key.stdio.p50_us)),
             "typescript_over_ours_http_p50": key.ts_http.map(|t| ratio(t.p50_us, key.http.p50_us)),
         },
