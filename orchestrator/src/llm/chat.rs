@@ -212,6 +212,15 @@ impl<D: Dialer> OpenAiEndpoint<D> {
             JsonPostError::Http(HttpClientError::Timeout { .. }) => Failure::Timeout {
                 timeout_ms: timeout.as_millis(),
             },
+            // A dialer without TLS refuses an https URL: no retry changes that.
+            JsonPostError::Http(HttpClientError::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::Unsupported =>
+            {
+                Failure::Rejected {
+                    status: 0,
+                    message: format!("{}: {source}", self.url),
+                }
+            }
             JsonPostError::Http(HttpClientError::Connect { source, .. }) => {
                 Failure::Connect(ConnectError::Io {
                     target: self.url.clone(),

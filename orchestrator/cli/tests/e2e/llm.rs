@@ -226,6 +226,22 @@ fn a_dead_model_endpoint_is_named_and_said_to_be_temporary() {
 }
 
 #[test]
+fn an_https_model_url_is_refused_at_once_not_retried() {
+    let args: Vec<String> = ["--planner", "llm", "--llm-model", "m", "--llm-url"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(["https://127.0.0.1:9/v1".to_owned()])
+        .collect();
+    let (code, _, stderr) = ask(&args, SEED_QUESTION);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("this dialer has no TLS"), "{stderr}");
+    assert!(
+        !stderr.contains("asking again later"),
+        "not temporary: {stderr}"
+    );
+}
+
+#[test]
 fn the_api_key_is_sent_from_the_config_and_never_shown() {
     let (addr, model) = start(Script::FirstOffer);
     let dir = tempfile::tempdir().unwrap();
