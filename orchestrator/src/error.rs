@@ -52,11 +52,18 @@ pub enum CallError {
     /// An HTTP endpoint (the LLM planner's model) rejected the request with
     /// a status that no retry will change (a 4xx other than 401/403/429),
     /// or its reply was too large. Status 0: not an HTTP status.
-    #[error("the endpoint rejected the request (HTTP {status}): {message}")]
+    #[error("{}", rejected(*.status, .message))]
     Rejected { status: u16, message: String },
     /// Retries are paused: too many already failed across all calls.
     #[error("retry budget exhausted after {attempts} attempt(s); last failure: {last}")]
     BudgetExhausted { attempts: u32, last: String },
+}
+
+fn rejected(status: u16, message: &str) -> String {
+    match status {
+        0 => format!("the request cannot be made: {message}"),
+        status => format!("the endpoint rejected the request (HTTP {status}): {message}"),
+    }
 }
 
 impl CallError {
