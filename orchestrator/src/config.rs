@@ -302,17 +302,7 @@ impl Config {
                     .map_err(|error| invalid(at, format!("[policy]: {error}")))?
             }
         };
-        let (planner, llm) = match raw.planner {
-            None => (Planner::Rules, None),
-            Some(raw) => {
-                let at = raw.span().start;
-                raw.into_inner()
-                    .into_planner(path)
-                    .map_err(|(offset, message)| {
-                        invalid(offset.unwrap_or(at), format!("[planner]: {message}"))
-                    })?
-            }
-        };
+        let (planner, llm) = planner_of(path, raw.planner, &invalid)?;
         Ok(Config {
             servers,
             policy,
@@ -320,6 +310,22 @@ impl Config {
             llm,
         })
     }
+}
+
+/// The `[planner]` table's planner and model settings (the rules, and
+/// none, without one).
+fn planner_of(
+    path: &Path,
+    raw: Option<Spanned<PlannerToml>>,
+    invalid: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<(Planner, Option<LlmSettings>), ConfigError> {
+    let Some(raw) = raw else {
+        return Ok((Planner::Rules, None));
+    };
+    let at = raw.span().start;
+    raw.into_inner()
+        .into_planner(path)
+        .map_err(|(offset, message)| invalid(offset.unwrap_or(at), format!("[planner]: {message}")))
 }
 
 /// `token = { env = "VAR" }` or `token = { file = "path" }` (relative to
