@@ -276,11 +276,11 @@ fn step_message(step: &Step, tools_mode: bool) -> Value {
     match (step, tools_mode) {
         (Step::Call { tool, arguments }, false) => json!({
             "role": "assistant",
-            "content": json!({"step": {"tool": tool, "arguments": arguments}}).to_string(),
+            "content": json!({"tool": tool, "arguments": arguments}).to_string(),
         }),
         (Step::Done, false) => json!({
             "role": "assistant",
-            "content": json!({"step": {"tool": "done"}}).to_string(),
+            "content": json!({"tool": "done"}).to_string(),
         }),
         (Step::Call { tool, arguments }, true) => tool_call(tool, arguments.to_string()),
         (Step::Done, true) => tool_call("done", "{}".to_owned()),
@@ -380,8 +380,8 @@ mod tests {
         let done = json!({"properties": {"tool": {"enum": ["done"]}}});
         json!({
             "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "the user id of a@b.c"}],
-            "response_format": {"type": "json_schema", "json_schema": {"schema": {"properties": {
-                "step": {"anyOf": [lookup, done]}}}}},
+            "response_format": {"type": "json_schema", "json_schema": {"schema": {
+                "anyOf": [lookup, done]}}},
         })
         .to_string()
     }
@@ -422,7 +422,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(content).unwrap(),
-            json!({"step": {"tool": "user__lookup", "arguments": {"email": "a@b.c"}}})
+            json!({"tool": "user__lookup", "arguments": {"email": "a@b.c"}})
         );
     }
 

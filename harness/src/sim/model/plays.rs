@@ -350,9 +350,9 @@ impl Player<'_> {
     fn malformed(&mut self) -> Reply {
         let faithful = match self.faithful() {
             Step::Call { tool, arguments } => {
-                json!({"step": {"tool": tool, "arguments": arguments}})
+                json!({"tool": tool, "arguments": arguments})
             }
-            Step::Done => json!({"step": {"tool": "done"}}),
+            Step::Done => json!({"tool": "done"}),
         }
         .to_string();
         let kept = self.rng.random_range(1..faithful.chars().count());
@@ -373,9 +373,9 @@ impl Player<'_> {
             "I will look that up for you.".to_owned(),
             fenced,
             r#"{"tool": "done"}"#.to_owned(),
-            r#"{"step": "done"}"#.to_owned(),
-            r#"{"step": {"tool": 7}}"#.to_owned(),
-            r#"{"step": {"tool": "done", "arguments": "all"}}"#.to_owned(),
+            r#"{"tool": ["done"]}"#.to_owned(),
+            r#"{"tool": 7}"#.to_owned(),
+            r#"{"tool": "user__lookup", "arguments": "all"}"#.to_owned(),
             "[]".to_owned(),
         ];
         Reply::Text(choices.choose(self.rng).cloned().unwrap_or_default())

@@ -167,22 +167,29 @@ impl Turn {
     }
 }
 
-/// The offers of `response_format.json_schema.schema`: `step` is `anyOf`
+/// The offers of `response_format.json_schema.schema`: an `anyOf` of
 /// one object per call (`tool` an enum of its name, `arguments` an object
 /// of enums) and done.
 fn schema_offers(request: &Value) -> Vec<Offer> {
     let choices = request
-        .pointer("/response_format/json_schema/schema/properties/step/anyOf")
+        .pointer("/response_format/json_schema/schema/anyOf")
         .and_then(Value::as_array);
     choices
         .into_iter()
         .flatten()
         .filter_map(|choice| {
             let name = choice.pointer("/properties/tool/enum/0")?.as_str()?;
-            let arguments = choice.pointer("/properties/arguments")?;
+            if name == "done" {
+                return None;
+            }
+            // A call offered by name alone: its arguments are determined.
+            let inputs = choice
+                .pointer("/properties/arguments")
+                .map(inputs)
+                .unwrap_or_default();
             Some(Offer {
                 name: name.to_owned(),
-                inputs: inputs(arguments),
+                inputs,
             })
         })
         .collect()
@@ -258,9 +265,12 @@ fn made_call(message: &Value) -> Option<(String, Map<String, Value>)> {
         return Some((name, arguments));
     }
     let content: Value = serde_json::from_str(message.get("content")?.as_str()?).ok()?;
-    let step = content.get("step")?;
-    let name = step.get("tool")?.as_str()?.to_owned();
-    let arguments = step.get("arguments")?.as_object()?.clone();
+    let name = content.get("tool")?.as_str()?.to_owned();
+    let arguments = content
+        .get("arguments")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     Some((name, arguments))
 }
 
@@ -276,16 +286,16 @@ mod tests {
             "messages": [
                 {"role": "system", "content": "You answer"},
                 {"role": "user", "content": "last 2 purchases of BOB@example.com's?"},
-                {"role": "assistant", "content": "{\"step\":{\"tool\":\"user__lookup\",\"arguments\":{\"email\":\"BOB@example.com\"}}}"},
+                {"role": "assistant", "content": "{\"tool\":\"user__lookup\",\"arguments\":{\"email\":\"BOB@example.com\"}}"},
                 {"role": "user", "content": "Result of user__lookup: {\"userId\":\"u-1\",\"name\":\"Bob\"}"},
             ],
-            "response_format": {"type": "json_schema", "json_schema": {"schema": {"properties": {"step": {"anyOf": [
+            "response_format": {"type": "json_schema", "json_schema": {"schema": {"anyOf": [
                 {"properties": {"tool": {"enum": ["payment__list"]}, "arguments": {"properties": {
                     "userId": {"enum": ["u-1", "Bob"]},
                     "count": {"anyOf": [{"enum": [2]}, {"type": "null"}]}},
                     "required": ["userId", "count"]}}},
                 {"properties": {"tool": {"enum": ["done"]}}},
-            ]}}}}},
+            ]}}},
         });
         let turn = Turn::read(request.to_string().as_bytes()).unwrap();
         assert!(!turn.tools_mode);
