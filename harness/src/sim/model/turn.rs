@@ -85,8 +85,14 @@ impl Past {
 
     /// The `userId` its result gave, if it gave one.
     pub(super) fn user_id(&self) -> Option<String> {
-        let value: Value = serde_json::from_str(&self.result).ok()?;
-        value.get("userId")?.as_str().map(str::to_owned)
+        match serde_json::from_str::<Value>(&self.result) {
+            Ok(value) => value.get("userId")?.as_str().map(str::to_owned),
+            // The planner shows a result's text content: a lookup's is the id.
+            Err(_) => {
+                let text = self.result.trim();
+                (!text.is_empty() && !text.contains(char::is_whitespace)).then(|| text.to_owned())
+            }
+        }
     }
 }
 
