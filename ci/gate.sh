@@ -21,6 +21,12 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the https feature (TLS): clippy, and mcp-http-client's tests over TLS on loopback"
+# --workspace keeps every other crate's features as in the steps around it,
+# so only the TLS crates and ours build again (~1.5 min; -p: ~180 crates).
+cargo clippy --workspace --all-targets --features orchestrator/https -- -D warnings
+cargo test --workspace --features mcp-http-client/https --test http
+
 step "$TEST_COMMAND"
 $TEST_COMMAND
 

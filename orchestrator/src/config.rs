@@ -446,12 +446,7 @@ impl PlannerToml {
         };
         let url_at = Some(base_url.span().start);
         let base_url = base_url.into_inner();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err((
-                url_at,
-                format!("base_url: {base_url:?} must start with http:// or https://"),
-            ));
-        }
+        check_url(&base_url).map_err(|message| (url_at, format!("base_url: {message}")))?;
         let mut settings = LlmSettings::new(base_url, model.into_inner());
         if let Some(key) = self.api_key {
             let credential = credential(path, key, "api_key")
@@ -506,6 +501,24 @@ struct RawServer {
     revision: Option<Spanned<String>>,
 }
 
+/// What a build without the `https` feature says to an `https://` URL.
+const NO_TLS: &str = "this build has no TLS; rebuild with `--features https` \
+    (cargo run --release -p orchestrator --features https -- …)";
+
+/// Checks that `url` is `http://` or `https://`, and that this build can
+/// reach it: an `https://` URL needs the `https` feature (TLS), and the
+/// message says how to rebuild.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let https = url.starts_with("https://");
+    if !(https || url.starts_with("http://")) {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    if https && !cfg!(feature = "https") {
+        return Err(format!("{url}: {NO_TLS}"));
+    }
+    Ok(())
+}
+
 /// An `http = "URL"` server: its URL, token reference and revision, checked.
 fn http_transport(
     path: &Path,
@@ -517,15 +530,7 @@ fn http_transport(
 ) -> Result<TransportConfig, ConfigError> {
     let at = url.span().start;
     let url = url.into_inner();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid(
-            at,
-            format!(
-                "{}: {url:?} must start with http:// or https://",
-                field("http")
-            ),
-        ));
-    }
+    check_url(&url).map_err(|message| invalid(at, format!("{}: {message}", field("http"))))?;
     let credential = match token {
         None => None,
         Some(raw) => Some(
@@ -840,6 +845,31 @@ mod tests {
         assert_eq!(
             policy,
             "dir/orchestrator.toml:5: [policy]: attempts_max must be between 1 and 10, got 0"
+        );
+    }
+
+    #[test]
+    fn https_urls_need_the_https_feature() {
+        let server = parse("[[servers]]\nname = \"a\"\nhttp = \"https://h/mcp\"\n");
+        let planner = parse(
+            "[[servers]]\nname = \"a\"\ntcp = \"h:1\"\n[planner]\n\
+             base_url = \"https://api.openai.com/v1\"\nmodel = \"m\"\n",
+        );
+        if cfg!(feature = "https") {
+            assert!(server.is_ok() && planner.is_ok(), "{server:?} {planner:?}");
+            return;
+        }
+        let fix = "this build has no TLS; rebuild with `--features https` \
+                   (cargo run --release -p orchestrator --features https -- …)";
+        assert_eq!(
+            server.unwrap_err(),
+            format!("dir/orchestrator.toml:3: servers[0].http: https://h/mcp: {fix}")
+        );
+        assert_eq!(
+            planner.unwrap_err(),
+            format!(
+                "dir/orchestrator.toml:5: [planner]: base_url: https://api.openai.com/v1: {fix}"
+            )
         );
     }
 }

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use mcp_http::{
     client::{HttpClientConfig, Refusal},
     connect::ConnectFailure,
-    dial::{Dialer, TcpDialer},
+    dial::Dialer,
 };
 use rmcp::{
     ServiceExt,
@@ -94,14 +94,21 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// False when trying again cannot succeed without someone fixing things.
+    /// False when trying again cannot succeed without someone fixing things:
+    /// also an `https` URL in a build without TLS (`Unsupported`) and a
+    /// failed TLS handshake (`InvalidData`: a certificate refused, or no
+    /// TLS at the other end).
     pub(crate) fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             ConnectError::Spawn { .. }
-                | ConnectError::Denied { .. }
-                | ConnectError::Credential { .. }
-        )
+            | ConnectError::Denied { .. }
+            | ConnectError::Credential { .. } => false,
+            ConnectError::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::InvalidData
+            ),
+            _ => true,
+        }
     }
 }
 
@@ -211,11 +218,23 @@ impl TransportConfig {
                 credential,
                 revision,
             } => Arc::new(
-                HttpConnector::new(url.clone(), credential.clone(), TcpDialer).revision(*revision),
+                HttpConnector::new(url.clone(), credential.clone(), NetDialer::default())
+                    .revision(*revision),
             ),
         }
     }
 }
+
+/// The dialer real connections use (HTTP connectors, the LLM planner's
+/// model): with the `https` feature `TlsDialer` (TLS for `https` URLs,
+/// plain TCP for `http`), without it `TcpDialer` (`https` refused).
+#[cfg(feature = "https")]
+pub type NetDialer = mcp_http::dial::TlsDialer;
+/// The dialer real connections use (HTTP connectors, the LLM planner's
+/// model): with the `https` feature `TlsDialer` (TLS for `https` URLs,
+/// plain TCP for `http`), without it `TcpDialer` (`https` refused).
+#[cfg(not(feature = "https"))]
+pub type NetDialer = mcp_http::dial::TcpDialer;
 
 /// Completes the client handshake over any byte stream with newline
 /// JSON-RPC framing (replies capped at 16 MiB). Public so that other
@@ -392,7 +411,7 @@ impl HttpRevision {
 /// deployments, simulated TCP in the harness), sending `Authorization:
 /// Bearer` with the token `credential` names (read at every connect).
 #[derive(Debug, Clone)]
-pub struct HttpConnector<D = TcpDialer> {
+pub struct HttpConnector<D = NetDialer> {
     url: String,
     credential: Option<crate::config::Credential>,
     dialer: D,
@@ -548,13 +567,24 @@ mod tests {
         // Found through a chain, as rmcp wraps it in a service error.
         let wrapped =
             rmcp::ServiceError::TransportSend(rmcp::transport::DynamicTransportError::new::<
-                mcp_http::connect::HttpTransport<TcpDialer>,
+                mcp_http::connect::HttpTransport<mcp_http::dial::TcpDialer>,
                 rmcp::RoleClient,
             >(status(401, None, None)));
         assert_eq!(
             HttpRefusal::find(&wrapped),
             Some(HttpRefusal::Unauthorized { reason: None })
         );
+    }
+
+    #[test]
+    fn no_tls_and_a_failed_tls_handshake_are_final_a_refused_connection_is_not() {
+        let io = |kind| ConnectError::Io {
+            target: "https://h/mcp".into(),
+            source: std::io::Error::new(kind, "x"),
+        };
+        assert!(!io(std::io::ErrorKind::Unsupported).is_retryable());
+        assert!(!io(std::io::ErrorKind::InvalidData).is_retryable());
+        assert!(io(std::io::ErrorKind::ConnectionRefused).is_retryable());
     }
 
     #[test]

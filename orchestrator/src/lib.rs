@@ -23,9 +23,11 @@
 //!   [`PolicySettings`] ([`Policy::new`]) or a `[policy]` table
 //!   ([`PolicyToml`]).
 //! - [`Connector`] is the one seam to servers: it opens a [`Session`].
-//!   [`TransportConfig::connector`] gives the real ones; anything that is a
-//!   byte stream can use [`handshake_lines`]; a connector may wrap the
-//!   sessions of another.
+//!   [`TransportConfig::connector`] gives the real ones, HTTP dialing
+//!   through [`NetDialer`] (TLS for `https://` with the `https` feature;
+//!   without it [`check_url`] refuses such a URL, naming the feature);
+//!   anything that is a byte stream can use [`handshake_lines`]; a
+//!   connector may wrap the sessions of another.
 //! - [`parse_question`] and [`plan`] are the pure planner (no LLM, no
 //!   server names): a [`Question`] is understood completely (whose
 //!   transactions, which [`Selection`], what [`Report`]) or refused with
@@ -61,10 +63,10 @@ pub use answer::{Answer, CurrencyTotal, ReplyError, TransactionLine};
 pub use catalog::{Catalog, CatalogEntry};
 pub use config::{
     Config, ConfigError, Credential, CredentialError, PolicyToml, ServerConfig, Token,
-    TransportConfig, line_of,
+    TransportConfig, check_url, line_of,
 };
 pub use connector::{
-    ConnectError, Connector, HttpConnector, HttpRefusal, HttpRevision, handshake_lines,
+    ConnectError, Connector, HttpConnector, HttpRefusal, HttpRevision, NetDialer, handshake_lines,
 };
 pub use engine::{Orchestrator, StepTrace};
 pub use error::{AskError, CallError};

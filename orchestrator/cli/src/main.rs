@@ -19,7 +19,7 @@ use std::{future::Future, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use orchestrator::{
     Answer, AskError, CallError, Catalog, Config, Credential, LlmMode, LlmPlanner, LlmSettings,
-    Orchestrator, PlanError, Planner, Policy, StepTrace, TcpDialer,
+    NetDialer, Orchestrator, PlanError, Planner, Policy, StepTrace, check_url,
 };
 use reference_servers::Role;
 
@@ -231,6 +231,9 @@ fn llm_planner(
     if !wanted {
         return Ok(None);
     }
+    if let Some(url) = &args.llm_url {
+        check_url(url).map_err(|message| anyhow::anyhow!("--llm-url {message}"))?;
+    }
     let from_config = config.and_then(Config::llm).cloned();
     let (url, model) = match (&args.llm_url, &args.llm_model, &from_config) {
         (Some(url), Some(model), _) => (url.clone(), model.clone()),
@@ -250,7 +253,11 @@ fn llm_planner(
     if let Some(var) = &args.llm_key_env {
         settings.api_key = Some(Credential::Env(var.clone()));
     }
-    Ok(Some(LlmPlanner::new(settings, TcpDialer, policy)))
+    Ok(Some(LlmPlanner::new(
+        settings,
+        NetDialer::default(),
+        policy,
+    )))
 }
 
 /// A seed from the OS's hash keys: this binary is not simulated.

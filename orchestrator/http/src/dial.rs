@@ -1,7 +1,8 @@
 //! How the HTTP client reaches a server: a [`Dialer`] turns an
 //! [`Endpoint`] into a byte stream. The client never names a socket type, so
-//! the same client runs over real TCP ([`TcpDialer`]) and over simulated TCP
-//! (the harness's simulated dialer).
+//! the same client runs over real TCP ([`TcpDialer`]), over TLS on real TCP
+//! (`TlsDialer`, with the `https` feature) and over simulated TCP (the
+//! harness's simulated dialer).
 
 use std::{fmt, io};
 
@@ -41,8 +42,12 @@ pub trait Dialer: Clone + Send + Sync + 'static {
     fn dial(&self, endpoint: &Endpoint) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }
 
+#[cfg(feature = "https")]
+pub use crate::tls::{DialStream, TlsDialer};
+
 /// Real TCP through tokio, with Nagle off (a request is one small write).
-/// Plain HTTP only: an `https` endpoint is refused, never sent in clear.
+/// Plain HTTP only: an `https` endpoint is refused (an `Unsupported`
+/// error that says how to get TLS), never sent in clear.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpDialer;
 
@@ -51,20 +56,29 @@ impl Dialer for TcpDialer {
 
     async fn dial(&self, endpoint: &Endpoint) -> io::Result<Self::Stream> {
         refuse_tls(endpoint)?;
-        let stream =
-            tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        connect_tcp(endpoint).await
     }
 }
+
+/// A TCP connection to `endpoint`'s host and port, Nagle off.
+pub(crate) async fn connect_tcp(endpoint: &Endpoint) -> io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// What [`TcpDialer`] says to an `https` endpoint (the client shows the
+/// endpoint beside it).
+const NO_TLS: &str = if cfg!(feature = "https") {
+    "TcpDialer has no TLS: use TlsDialer"
+} else {
+    "this build has no TLS; rebuild with `--features https`"
+};
 
 /// The error a plain-TCP dialer gives for an `https` endpoint.
 pub(crate) fn refuse_tls(endpoint: &Endpoint) -> io::Result<()> {
     if endpoint.tls {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{endpoint}: this dialer has no TLS"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::Unsupported, NO_TLS));
     }
     Ok(())
 }
@@ -87,7 +101,22 @@ mod tests {
             port: 443,
         };
         assert_eq!(name.to_string(), "https://example.com:443");
-        assert!(refuse_tls(&name).is_err());
         assert!(refuse_tls(&v6).is_ok());
+    }
+
+    #[cfg(not(feature = "https"))]
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_the_feature_https_is_refused_with_the_fix() {
+        let endpoint = Endpoint {
+            tls: true,
+            host: "127.0.0.1".into(),
+            port: 9,
+        };
+        let error = TcpDialer.dial(&endpoint).await.expect_err("no TLS");
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(
+            error.to_string(),
+            "this build has no TLS; rebuild with `--features https`"
+        );
     }
 }

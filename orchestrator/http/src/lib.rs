@@ -10,11 +10,15 @@
 //! - [`json`]: a plain JSON POST on the same client (pool, dialer,
 //!   deadlines, caps), for HTTP APIs that are not MCP: the orchestrator's
 //!   LLM planner reaches its model endpoint with it.
-//! - [`dial`]: the [`Dialer`] seam and the real-TCP [`TcpDialer`]. The
-//!   harness brings a dialer for simulated TCP.
+//! - [`dial`]: the [`Dialer`] seam and the real-TCP [`TcpDialer`] (plain
+//!   HTTP only); with the `https` feature, `TlsDialer`, which also speaks
+//!   TLS (rustls, ring, Mozilla's roots). The harness brings a dialer for
+//!   simulated TCP.
 //!
 //! Nothing here reads the wall clock or the OS's randomness: every wait is
-//! on `tokio::time`, and request headers go out in a fixed order.
+//! on `tokio::time`, and request headers go out in a fixed order. The one
+//! exception is `TlsDialer` (rustls checks certificates against the clock
+//! and draws handshake randomness), which the simulation never uses.
 //!
 //! [`StreamableHttpClient`]: rmcp::transport::streamable_http_client::StreamableHttpClient
 //! [`HttpClient`]: client::HttpClient
@@ -28,3 +32,5 @@ pub mod dial;
 pub mod json;
 mod pool;
 mod sse;
+#[cfg(feature = "https")]
+mod tls;

@@ -22,7 +22,6 @@ use std::{
 };
 
 use futures::future::join_all;
-use mcp_http::dial::TcpDialer;
 use rand::{SeedableRng, rngs::SmallRng};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value};
@@ -137,7 +136,7 @@ impl Orchestrator {
     }
 
     /// An orchestrator for the servers, policy and planner of `config`
-    /// (an LLM planner reaches its model over real TCP).
+    /// (an LLM planner reaches its model through [`crate::NetDialer`]).
     pub fn from_config(config: &Config, seed: u64) -> Self {
         let servers = config
             .servers()
@@ -149,7 +148,7 @@ impl Orchestrator {
             Planner::Rules => orchestrator,
             Planner::Llm(settings) => orchestrator.with_llm(LlmPlanner::new(
                 settings.clone(),
-                TcpDialer,
+                crate::NetDialer::default(),
                 &config.policy(),
             )),
         }

@@ -225,16 +225,20 @@ fn a_dead_model_endpoint_is_named_and_said_to_be_temporary() {
     assert!(stderr.contains("asking again later may work"), "{stderr}");
 }
 
+#[cfg(not(feature = "https"))]
 #[test]
-fn an_https_model_url_is_refused_at_once_not_retried() {
+fn an_https_model_url_is_refused_at_once_naming_the_rebuild() {
     let args: Vec<String> = ["--planner", "llm", "--llm-model", "m", "--llm-url"]
         .map(str::to_owned)
         .into_iter()
         .chain(["https://127.0.0.1:9/v1".to_owned()])
         .collect();
     let (code, _, stderr) = ask(&args, SEED_QUESTION);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("this dialer has no TLS"), "{stderr}");
+    assert_eq!(code, 2, "a usage error: {stderr}");
+    assert!(
+        stderr.contains("no TLS; rebuild with `--features https`"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains("asking again later"),
         "not temporary: {stderr}"
