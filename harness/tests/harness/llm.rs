@@ -41,9 +41,7 @@ fn an_adversarial_model_gets_only_true_answers_and_typed_refusals() {
             .find(|l| l.starts_with("model: ") && l.contains(" answers: "))
             .unwrap_or_else(|| panic!("{file}: no model totals in the trace"));
         let plays = totals.matches(", ").count() + 1;
-        // 8, not 10, since the planner asks fewer turns (no "done" first, none
-        // when only "done" is left): seed 1 draws 9 kinds in 45 answers.
-        assert!(plays >= 8, "{file}: only {plays} kinds of play: {totals}");
+        assert!(plays >= 10, "{file}: only {plays} kinds of play: {totals}");
         assert!(totals.contains("faithful"), "{totals}");
         assert!(
             report.wire.contains("model < POST /v1/chat/completions"),

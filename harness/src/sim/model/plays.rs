@@ -9,7 +9,7 @@ use std::{collections::VecDeque, time::Duration};
 use rand::{Rng, rngs::SmallRng, seq::IndexedRandom};
 use serde_json::{Map, Value, json};
 
-use super::turn::{Kind, Offer, Turn};
+use super::turn::{Kind, Offer, Past, Turn};
 use crate::scenario::{ModelSettings, Play};
 
 /// Values remembered from earlier requests (for stale arguments), at most.
@@ -58,13 +58,14 @@ pub(super) enum Reply {
 pub(super) struct Memory {
     /// Addresses asked about and user ids returned, newest last.
     values: VecDeque<String>,
-    /// Calls seen on menus, by name.
+    /// The inputs of tools, by name: from menus that list them, and from
+    /// calls made (a call offered by name alone lists none).
     tools: Vec<Offer>,
 }
 
 impl Memory {
     /// Remembers the turn's addresses, the user ids its results gave, and
-    /// its offers.
+    /// the inputs its offers and calls show.
     pub(super) fn remember(&mut self, turn: &Turn) {
         let seen = turn
             .addresses()
@@ -78,11 +79,17 @@ impl Memory {
                 self.values.push_back(value);
             }
         }
-        for offer in &turn.offers {
+        let listed = turn.offers.iter().filter(|o| !o.inputs.is_empty()).cloned();
+        for offer in listed.chain(turn.past.iter().map(Past::shape)) {
             if !self.tools.iter().any(|t| t.name == offer.name) && self.tools.len() < TOOLS_MAX {
-                self.tools.push(offer.clone());
+                self.tools.push(offer);
             }
         }
+    }
+
+    /// The remembered inputs of tool `name`.
+    fn shape(&self, name: &str) -> Option<&Offer> {
+        self.tools.iter().find(|t| t.name == name)
     }
 }
 
@@ -156,19 +163,43 @@ impl Player<'_> {
         for address in turn.addresses() {
             let lookup = turn.past.iter().find(|p| p.took(&address));
             let Some(lookup) = lookup else {
-                match self.call_with(&address, None) {
+                match self
+                    .call_with(&address, None)
+                    .or_else(|| self.named_alone(true))
+                {
                     Some(step) => return step,
                     None => continue,
                 }
             };
             let id = lookup.user_id().filter(|_| !turn.asks_for_id());
             if let Some(id) = id.filter(|id| !turn.past.iter().any(|p| p.took(id)))
-                && let Some(step) = self.call_with(&id, count.as_ref())
+                && let Some(step) = self
+                    .call_with(&id, count.as_ref())
+                    .or_else(|| self.named_alone(false))
             {
                 return step;
             }
         }
         Step::Done
+    }
+
+    /// An offer named alone (its arguments are determined: the one value
+    /// left for each input) that looks an address up (`email`) or not.
+    /// The menu does not say what it takes, so the host reads it as a model
+    /// would: a tool called before takes what it took then; a tool offered
+    /// before any call is grounded by the question alone, so it takes an
+    /// address; otherwise its name says so.
+    fn named_alone(&self, email: bool) -> Option<Step> {
+        let turn = self.turn;
+        let takes_email = |offer: &Offer| match turn.past.iter().find(|p| p.tool == offer.name) {
+            Some(past) => past.took_an_address(),
+            None => turn.past.is_empty() || offer.name.to_ascii_lowercase().contains("email"),
+        };
+        let offer = turn
+            .offers
+            .iter()
+            .find(|o| o.inputs.is_empty() && takes_email(o) == email)?;
+        Some(call(&offer.name, Map::new()))
     }
 
     /// The offered call that takes `value`, with `count` where the menu
@@ -258,9 +289,10 @@ impl Player<'_> {
     /// required inputs their first allowed value: from the menu, else from
     /// a menu seen before.
     fn call_taking(&mut self, kind: Kind, value: Value) -> Option<Step> {
-        let takes = |o: &&Offer| o.inputs.iter().any(|i| !i.optional && i.kind() == kind);
-        let offers: Vec<&Offer> = self.turn.offers.iter().filter(takes).collect();
-        let remembered: Vec<&Offer> = self.memory.tools.iter().filter(takes).collect();
+        let takes = |o: &Offer| o.inputs.iter().any(|i| !i.optional && i.kind() == kind);
+        let offers: Vec<Offer> = self.offer_shapes().into_iter().filter(takes).collect();
+        let offers: Vec<&Offer> = offers.iter().collect();
+        let remembered: Vec<&Offer> = self.memory.tools.iter().filter(|o| takes(o)).collect();
         let pool = if offers.is_empty() {
             remembered
         } else {
@@ -276,6 +308,22 @@ impl Player<'_> {
             arguments.extend(chosen.map(|v| (input.name.clone(), v)));
         }
         Some(call(&offer.name, arguments))
+    }
+
+    /// The offers with their inputs: an offer named alone takes the inputs
+    /// this conversation's calls of it showed, else those remembered.
+    fn offer_shapes(&self) -> Vec<Offer> {
+        let turn = self.turn;
+        let called = |name: &str| turn.past.iter().find(|p| p.tool == name).map(Past::shape);
+        turn.offers
+            .iter()
+            .map(|offer| match offer.inputs.is_empty() {
+                false => offer.clone(),
+                true => called(&offer.name)
+                    .or_else(|| self.memory.shape(&offer.name).cloned())
+                    .unwrap_or_else(|| offer.clone()),
+            })
+            .collect()
     }
 
     fn unknown_tool(&mut self) -> Step {
@@ -299,7 +347,8 @@ impl Player<'_> {
         else {
             return None;
         };
-        let offer = self.turn.offers.iter().find(|o| o.name == tool)?;
+        let shapes = self.offer_shapes();
+        let offer = shapes.iter().find(|o| o.name == tool)?;
         let input = offer.inputs.choose(self.rng)?;
         let wrong = match input.kind() {
             Kind::Number => [json!("3"), json!(2.5), json!(0), json!(-1), json!(1001)],
@@ -536,6 +585,101 @@ mod tests {
         );
         let unknown = turn(LAST_TWO, vec![], vec![nobody]);
         assert_eq!(faithful(&unknown), Reply::Step(Step::Done));
+    }
+
+    /// The planner offers a call whose arguments are determined by name
+    /// alone: the host still plays the chain, telling a lookup from a
+    /// listing by what the tool took before (or, before any call, that only
+    /// the question grounds it).
+    #[test]
+    fn the_faithful_player_chains_calls_offered_by_name_alone() {
+        let alone = |name: &str| Offer {
+            name: name.into(),
+            inputs: vec![],
+        };
+        let question = "transactions of bob@example.com and amy@example.com";
+        let both_emails = Offer {
+            name: "user__lookup".into(),
+            inputs: vec![input(
+                "email",
+                vec![json!("bob@example.com"), json!("amy@example.com")],
+                false,
+            )],
+        };
+        let first = turn(question, vec![both_emails], vec![]);
+        assert_eq!(
+            faithful(&first),
+            called("user__lookup", json!({"email": "bob@example.com"}))
+        );
+        let only = turn(
+            "transactions of bob@example.com",
+            vec![alone("user__lookup")],
+            vec![],
+        );
+        assert_eq!(faithful(&only), called("user__lookup", json!({})));
+        let bob = past("user__lookup", json!({"email": "bob@example.com"}), "u-1");
+        // Both offers named alone: the lookup of Amy, the listing of u-1.
+        let both = vec![alone("user__lookup"), alone("payment__list")];
+        let second = turn(question, both.clone(), vec![bob.clone()]);
+        assert_eq!(faithful(&second), called("payment__list", json!({})));
+        let listed = past("payment__list", json!({"userId": "u-1"}), "Coffee");
+        let third = turn(question, both, vec![bob.clone(), listed]);
+        assert_eq!(faithful(&third), called("user__lookup", json!({})));
+        let asked = turn(
+            "user id of bob@example.com",
+            vec![alone("payment__list")],
+            vec![bob],
+        );
+        assert_eq!(faithful(&asked), Reply::Step(Step::Done));
+    }
+
+    /// Against a menu that names its calls alone, the plays that need an
+    /// input's name take it from a call made earlier: a stranger's address
+    /// and a stale or invented id still reach the guards (before, with no
+    /// input listed, they fell back to the faithful step).
+    #[test]
+    fn plays_on_calls_named_alone_use_the_inputs_calls_showed() {
+        let alone = |name: &str| Offer {
+            name: name.into(),
+            inputs: vec![],
+        };
+        let mut memory = Memory::default();
+        let earlier = past(
+            "user__lookup",
+            json!({"email": "zoe@example.com"}),
+            "u-stale",
+        );
+        memory.remember(&turn(
+            "transactions of zoe@example.com",
+            vec![],
+            vec![earlier],
+        ));
+        let first = turn(LAST_TWO, vec![alone("user__lookup")], vec![]);
+        let stranger = settings(1.0, vec![Play::StrangerEmail]);
+        let (drawn, reply) = answer(&first, &memory, &stranger, 1);
+        assert_eq!(drawn, Some(Play::StrangerEmail), "{reply:?}");
+        assert_eq!(argument_names(&reply), ["email"], "{reply:?}");
+        assert_ne!(argument_values(&reply), [json!("BOB@example.com")]);
+        let looked_up = past("user__lookup", json!({"email": "BOB@example.com"}), "u-1");
+        let listed = past("payment__list", json!({"userId": "u-1"}), "Coffee");
+        memory.remember(&turn(LAST_TWO, vec![], vec![listed]));
+        let second = turn(LAST_TWO, vec![alone("payment__list")], vec![looked_up]);
+        for (seed, play) in [Play::InventedId, Play::WrongType].into_iter().enumerate() {
+            let (drawn, reply) = answer(&second, &memory, &settings(1.0, vec![play]), seed as u64);
+            assert_eq!(drawn, Some(play), "{reply:?}");
+            assert_eq!(argument_names(&reply), ["userId"], "{play:?}: {reply:?}");
+            assert_ne!(argument_values(&reply)[0], json!("u-1"), "{play:?}");
+        }
+        for seed in 0..8 {
+            let stale = settings(1.0, vec![Play::StaleValue]);
+            let (drawn, reply) = answer(&second, &memory, &stale, seed);
+            assert_eq!(drawn, Some(Play::StaleValue), "{reply:?}");
+            let value = argument_values(&reply)[0].clone();
+            assert!(
+                [json!("zoe@example.com"), json!("u-stale")].contains(&value),
+                "{reply:?}"
+            );
+        }
     }
 
     /// A turn where every play can be made, and a memory of an earlier

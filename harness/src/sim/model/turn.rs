@@ -83,15 +83,39 @@ impl Past {
             .any(|v| v.eq_ignore_ascii_case(value))
     }
 
+    /// Whether one of its arguments was an address.
+    pub(super) fn took_an_address(&self) -> bool {
+        self.arguments
+            .values()
+            .filter_map(Value::as_str)
+            .any(|v| v.contains('@'))
+    }
+
+    /// The tool's inputs as this call shows them: each argument, with the
+    /// value it took.
+    pub(super) fn shape(&self) -> Offer {
+        let inputs = self.arguments.iter().map(|(name, value)| Input {
+            name: name.clone(),
+            values: vec![value.clone()],
+            optional: false,
+        });
+        Offer {
+            name: self.tool.clone(),
+            inputs: inputs.collect(),
+        }
+    }
+
     /// The `userId` its result gave, if it gave one.
     pub(super) fn user_id(&self) -> Option<String> {
         match serde_json::from_str::<Value>(&self.result) {
             Ok(value) => value.get("userId")?.as_str().map(str::to_owned),
-            // The planner shows a result's text content: a lookup's is the id.
-            Err(_) => {
+            // The planner shows a result's text content: a lookup's (a call
+            // that took an address) is the id.
+            Err(_) if self.took_an_address() => {
                 let text = self.result.trim();
                 (!text.is_empty() && !text.contains(char::is_whitespace)).then(|| text.to_owned())
             }
+            Err(_) => None,
         }
     }
 }
