@@ -71,6 +71,19 @@ const DOMAINS: [&str; 5] = [
     "xn--bcher-kva.example",
 ];
 
+/// An address nobody has a share `share` of the time (`None` otherwise):
+/// never at 0, always at 1, which proptest's `option::weighted` takes
+/// neither of (it panics).
+pub(crate) fn unknown_address(share: f64) -> BoxedStrategy<Option<String>> {
+    if share <= 0.0 {
+        Just(None).boxed()
+    } else if share >= 1.0 {
+        email().prop_map(Some).boxed()
+    } else {
+        proptest::option::weighted(share, email()).boxed()
+    }
+}
+
 /// A valid email address, awkward in case, tags and script.
 pub fn email() -> impl Strategy<Value = String> {
     let local = prop_oneof![
@@ -278,7 +291,7 @@ pub struct QuestionSpec {
 /// Question specs, a share `unknown_share` about unknown addresses.
 pub fn question_spec(unknown_share: f64) -> impl Strategy<Value = QuestionSpec> {
     (
-        proptest::option::weighted(unknown_share, email()),
+        unknown_address(unknown_share),
         any::<Index>(),
         any::<u32>(),
         0..FORMS.len(),
@@ -377,6 +390,35 @@ mod tests {
         let strategy = dataset(5..=20, 0..=100);
         assert_eq!(sample(&strategy, 7), sample(&strategy, 7));
         assert_ne!(sample(&strategy, 7), sample(&strategy, 8));
+    }
+
+    /// `unknown_share = 0` and `1` are valid in scenario files; proptest's
+    /// `option::weighted` panics on both.
+    #[test]
+    fn an_unknown_share_of_none_or_all_is_taken_as_written() {
+        let data = sample(&dataset(4..=4, 8..=8), 3).unwrap();
+        let known = |email: &str| {
+            data.users
+                .iter()
+                .any(|u| u.email.to_lowercase() == email.to_lowercase())
+        };
+        for (share, unknown) in [(0.0, false), (1.0, true)] {
+            let asked = sample(&proptest::collection::vec(question(&data, share), 30), 5).unwrap();
+            let plain = sample(
+                &proptest::collection::vec(plain_question(&data, share), 30),
+                5,
+            )
+            .unwrap();
+            for q in asked.iter().chain(&plain) {
+                if let Meaning::Asked { emails, .. } = &q.meaning {
+                    assert!(
+                        emails.iter().all(|e| known(e) != unknown),
+                        "{share}: {:?}",
+                        q.text
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct PlainSpec {
 pub fn plain_spec(unknown_share: f64) -> impl Strategy<Value = PlainSpec> {
     let person = move || {
         (
-            proptest::option::weighted(unknown_share, super::email()),
+            super::unknown_address(unknown_share),
             any::<Index>(),
             any::<u32>(),
         )
