@@ -545,10 +545,7 @@ impl ScenarioFile {
         let network = self.network.clone().unwrap_or_default();
         check_network(&network).map_err(|m| at.invalid(0, format!("[network]: {m}")))?;
         let planner = self.planner_setup(at)?;
-        let mut topology = self.topology(at)?;
-        if planner.llm().is_some() {
-            topology = topology.with_model();
-        }
+        let topology = self.topology(at, &planner)?;
         let dataset = self.dataset(at)?;
         let workload_at = self.workload.span().start;
         let mut workload = validate_workload(self.workload.get_ref())
@@ -638,7 +635,12 @@ impl ScenarioFile {
         Ok(tick)
     }
 
-    fn topology(&self, at: &Locator<'_>) -> Result<Topology, ScenarioError> {
+    /// The servers and clients, and the model host for the LLM planner.
+    fn topology(
+        &self,
+        at: &Locator<'_>,
+        planner: &PlannerSetup,
+    ) -> Result<Topology, ScenarioError> {
         let servers = self
             .servers
             .as_ref()
@@ -652,8 +654,12 @@ impl ScenarioFile {
             Some(s) => s.span().start,
             None => self.workload.span().start,
         };
-        Topology::new(servers, self.workload.get_ref().clients)
-            .map_err(|m| at.invalid(offset, format!("{table}: {m}")))
+        let topology = Topology::new(servers, self.workload.get_ref().clients)
+            .map_err(|m| at.invalid(offset, format!("{table}: {m}")))?;
+        Ok(match planner.llm() {
+            Some(_) => topology.with_model(),
+            None => topology,
+        })
     }
 
     fn dataset(&self, at: &Locator<'_>) -> Result<DatasetSource, ScenarioError> {

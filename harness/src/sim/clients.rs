@@ -29,7 +29,7 @@ use crate::{
     attacker,
     oracle::{Expected, Oracle},
     scenario::{Scenario, Transport, Workload},
-    topology::{Host, ServerKind},
+    topology::{Host, ServerKind, Topology},
 };
 
 /// What the clients leave behind, filled in as the simulation runs.
@@ -68,41 +68,10 @@ pub(super) fn spawn_clients(
     for (client, host) in topology.client_hosts().enumerate() {
         let name = topology.name(host).into_owned();
         let label = labelled.then(|| name.clone());
-        let targets = topology
-            .servers()
-            .map(|(id, server)| {
-                let (to, port) = routes.to(Host::Server(id));
-                Target {
-                    server: server.name.clone(),
-                    spec: match server.kind {
-                        ServerKind::User => &user_server::SPEC,
-                        ServerKind::Payment => &payment_server::SPEC,
-                    },
-                    wire_name: match &label {
-                        Some(client) => format!("{client} {}", server.name),
-                        None => server.name.clone(),
-                    },
-                    host: topology.name(to).into_owned(),
-                    port,
-                }
-            })
-            .collect();
-        let model = scenario.planner.llm().map(|setup| ModelTarget {
-            settings: LlmSettings {
-                mode: setup.mode,
-                steps_max: setup.steps_max,
-                request_timeout: setup.request_timeout,
-                ..LlmSettings::new(model_url(topology, routes), "adversary")
-            },
-            wire_name: match &label {
-                Some(client) => format!("{client} {}", topology.name(Host::Model)),
-                None => topology.name(Host::Model).into_owned(),
-            },
-        });
         let client = Client {
             index: client,
-            targets,
-            model,
+            targets: targets(topology, routes, label.as_deref()),
+            model: model_target(scenario, routes, label.as_deref()),
             workload: scenario.workload.clone(),
             policy: scenario.policy,
             planted_bug: scenario.planted_bug,
@@ -115,6 +84,53 @@ pub(super) fn spawn_clients(
         sim.client(name, client.run());
     }
     collected
+}
+
+/// What the wire log calls `peer` for the client labelled `label` (only
+/// with several clients).
+fn wire_name(label: Option<&str>, peer: &str) -> String {
+    match label {
+        Some(client) => format!("{client} {peer}"),
+        None => peer.to_owned(),
+    }
+}
+
+/// Every server, as the client labelled `label` reaches it.
+fn targets(topology: &Topology, routes: &Routes, label: Option<&str>) -> Vec<Target> {
+    topology
+        .servers()
+        .map(|(id, server)| {
+            let (to, port) = routes.to(Host::Server(id));
+            Target {
+                server: server.name.clone(),
+                spec: match server.kind {
+                    ServerKind::User => &user_server::SPEC,
+                    ServerKind::Payment => &payment_server::SPEC,
+                },
+                wire_name: wire_name(label, &server.name),
+                host: topology.name(to).into_owned(),
+                port,
+            }
+        })
+        .collect()
+}
+
+/// With the LLM planner, the model host (or the proxy in front of it) as
+/// the client labelled `label` reaches it.
+fn model_target(scenario: &Scenario, routes: &Routes, label: Option<&str>) -> Option<ModelTarget> {
+    let setup = scenario.planner.llm()?;
+    let topology = &scenario.topology;
+    let (host, port) = routes.to(Host::Model);
+    let base_url = format!("http://{}:{port}/v1", topology.name(host));
+    Some(ModelTarget {
+        settings: LlmSettings {
+            mode: setup.mode,
+            steps_max: setup.steps_max,
+            request_timeout: setup.request_timeout,
+            ..LlmSettings::new(base_url, "adversary")
+        },
+        wire_name: wire_name(label, &topology.name(Host::Model)),
+    })
 }
 
 /// A server as one client reaches it.
@@ -155,12 +171,6 @@ impl Target {
     }
 }
 
-/// The base URL of the model host's API, or of the proxy in front of it.
-fn model_url(topology: &crate::topology::Topology, routes: &Routes) -> String {
-    let (host, port) = routes.to(Host::Model);
-    format!("http://{}:{port}/v1", topology.name(host))
-}
-
 /// The model host as one client's LLM planner reaches it.
 struct ModelTarget {
     settings: LlmSettings,
@@ -190,27 +200,7 @@ impl Client {
             log: self.collected.wire.clone(),
             start: tokio::time::Instant::now(),
         };
-        let servers = self
-            .targets
-            .iter()
-            .map(|target| {
-                let connector = crate::planted::wrap(
-                    self.planted_bug,
-                    target.connector(&wire, self.workload.transport),
-                );
-                (target.server.clone(), connector)
-            })
-            .collect();
-        let mut orchestrator = Orchestrator::new(servers, self.policy, self.seed)
-            .with_observer(self.observer(wire.start));
-        if let Some(model) = &self.model {
-            let dialer = SimDialer {
-                wire: wire.clone(),
-                server: model.wire_name.clone(),
-            };
-            let planner = LlmPlanner::new(model.settings.clone(), dialer, &self.policy);
-            orchestrator = orchestrator.with_llm(planner);
-        }
+        let orchestrator = self.orchestrator(&wire);
         // `concurrency` loops share this client's orchestrator (and so its
         // connections, breakers and retry budget). One task polls them, in an
         // order the seed fixes (see `join`): the interleaving is the simulation's.
@@ -224,6 +214,39 @@ impl Client {
             .push((self.index, orchestrator.stats()));
         orchestrator.shutdown().await;
         Ok(())
+    }
+
+    /// This client's orchestrator: its connectors (with any planted bug),
+    /// its observer, and with the LLM planner, the model host dialled
+    /// through the simulation.
+    fn orchestrator(&self, wire: &Wire) -> Orchestrator {
+        let servers = self
+            .targets
+            .iter()
+            .map(|target| {
+                let connector = crate::planted::wrap(
+                    self.planted_bug,
+                    target.connector(wire, self.workload.transport),
+                );
+                (target.server.clone(), connector)
+            })
+            .collect();
+        let orchestrator = Orchestrator::new(servers, self.policy, self.seed)
+            .with_observer(self.observer(wire.start));
+        match &self.model {
+            None => orchestrator,
+            Some(model) => {
+                let dialer = SimDialer {
+                    wire: wire.clone(),
+                    server: model.wire_name.clone(),
+                };
+                orchestrator.with_llm(LlmPlanner::new(
+                    model.settings.clone(),
+                    dialer,
+                    &self.policy,
+                ))
+            }
+        }
     }
 
     /// Records what the orchestrator does, with simulated times since `start`.

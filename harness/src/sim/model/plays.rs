@@ -103,7 +103,7 @@ pub(super) struct Player<'a> {
     pub(super) timeout: Duration,
 }
 
-impl Player<'_> {
+impl<'a> Player<'a> {
     /// The play drawn for this turn (`None`: faithful) and the answer.
     pub(super) fn reply(&mut self) -> (Option<Play>, Reply) {
         let settings = self.settings;
@@ -227,7 +227,15 @@ impl Player<'_> {
     }
 
     fn random_call(&mut self) -> Option<Step> {
-        let offer = self.turn.offers.choose(self.rng)?;
+        let (offer, arguments) = self.random_arguments()?;
+        Some(call(&offer.name, arguments))
+    }
+
+    /// An offered call, each required input given a value drawn from the
+    /// menu and each optional one, half of the time.
+    fn random_arguments(&mut self) -> Option<(&'a Offer, Map<String, Value>)> {
+        let turn = self.turn;
+        let offer = turn.offers.choose(self.rng)?;
         let mut arguments = Map::new();
         for input in &offer.inputs {
             if input.optional && self.rng.random_bool(0.5) {
@@ -237,7 +245,7 @@ impl Player<'_> {
                 arguments.insert(input.name.clone(), value.clone());
             }
         }
-        Some(call(&offer.name, arguments))
+        Some((offer, arguments))
     }
 
     fn done_early(&mut self) -> Reply {
@@ -327,28 +335,19 @@ impl Player<'_> {
     }
 
     fn unknown_tool(&mut self) -> Step {
-        let arguments = match self.random_call() {
-            Some(Step::Call { arguments, .. }) => arguments,
-            _ => json!({}),
-        };
+        let arguments = self.random_arguments().map(|(_, a)| a).unwrap_or_default();
         let tool = match self.turn.offers.choose(self.rng) {
             Some(offer) if self.rng.random_bool(0.3) => format!("{}s", offer.name),
             _ => (*UNKNOWN_TOOLS.choose(self.rng).expect("several")).to_owned(),
         };
-        Step::Call { tool, arguments }
+        call(&tool, arguments)
     }
 
     /// An offered call with one input's value of the wrong type or range.
     fn wrong_type(&mut self) -> Option<Step> {
-        let Some(Step::Call {
-            tool,
-            mut arguments,
-        }) = self.random_call()
-        else {
-            return None;
-        };
+        let (offer, mut arguments) = self.random_arguments()?;
         let shapes = self.offer_shapes();
-        let offer = shapes.iter().find(|o| o.name == tool)?;
+        let offer = shapes.iter().find(|o| o.name == offer.name)?;
         let input = offer.inputs.choose(self.rng)?;
         let wrong = match input.kind() {
             Kind::Number => [json!("3"), json!(2.5), json!(0), json!(-1), json!(1001)],
@@ -360,34 +359,26 @@ impl Player<'_> {
                 Value::Null,
             ],
         };
-        let wrong = wrong.choose(self.rng)?.clone();
-        arguments.as_object_mut()?.insert(input.name.clone(), wrong);
-        Some(Step::Call { tool, arguments })
+        arguments.insert(input.name.clone(), wrong.choose(self.rng)?.clone());
+        Some(call(&offer.name, arguments))
     }
 
-    /// An offered call with one more argument than the tool takes.
+    /// An offered call with one more argument than the tool takes, its
+    /// value one the menu grounds (or `true`).
     fn extra_argument(&mut self) -> Option<Step> {
-        let Some(Step::Call {
-            tool,
-            mut arguments,
-        }) = self.random_call()
-        else {
-            return None;
-        };
-        let grounded: Vec<Value> = self
+        let (offer, mut arguments) = self.random_arguments()?;
+        let grounded: Vec<&Value> = self
             .turn
             .offers
             .iter()
-            .flat_map(|o| o.inputs.iter())
-            .flat_map(|i| i.values.clone())
+            .flat_map(|o| o.inputs.iter().flat_map(|i| i.values.iter()))
             .collect();
         let name = *["admin", "note", "owner", "userIdOverride"].choose(self.rng)?;
         let value = grounded
             .choose(self.rng)
-            .cloned()
-            .unwrap_or(Value::Bool(true));
-        arguments.as_object_mut()?.insert(name.to_owned(), value);
-        Some(Step::Call { tool, arguments })
+            .map_or(Value::Bool(true), |v| (*v).clone());
+        arguments.insert(name.to_owned(), value);
+        Some(call(&offer.name, arguments))
     }
 
     fn repeat(&mut self) -> Option<Step> {
