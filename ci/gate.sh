@@ -49,6 +49,9 @@ step "chaos harness over streamable HTTP (both revisions): flaky.toml and intrud
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..5 --transport http
 ./target/debug/harness check-determinism scenarios/flaky.toml --seeds 1..50 --in-process --transport http
 
+step "the orchestrator over real HTTP through a fault proxy (resets and stalls on ~5% of chunks): 60 asks, >= 90% right, no 429"
+bash ci/http-chaos.sh target/debug
+
 step "benchmarks: side-by-side comparison, smoke run (debug build, small counts)"
 # cargo test built these; the TypeScript peer installs its pinned SDK itself.
 ./target/debug/compare --queries 200 --throughput-queries 2000 --smoke
