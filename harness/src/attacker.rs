@@ -97,16 +97,17 @@ pub(crate) fn simulated_auth(spec: &ServerSpec, resource: String) -> Arc<Authent
     Arc::new(auth)
 }
 
-/// A legitimate client's token for the server whose resource URL is
-/// `resource`: signed by the simulated issuer, every scope the server
-/// knows, for no particular user.
-pub(crate) fn client_token(spec: &ServerSpec, resource: &str) -> String {
+/// The token of the legitimate client `client` for the server whose
+/// resource URL is `resource`: signed by the simulated issuer, every scope
+/// the server knows, for no particular user, naming the client (each
+/// client holds its own, as each deployment would).
+pub(crate) fn client_token(spec: &ServerSpec, resource: &str, client: &str) -> String {
     let scopes = spec.protection.scopes_supported.join(" ");
     world(&Attacked {
         user: "",
         payment: "",
     })
-    .valid_token(resource, &scopes)
+    .client_token(resource, &scopes, client)
 }
 
 /// Serves `handler` behind the kit's HTTP router on [`HTTP_PORT`] of this

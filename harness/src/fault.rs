@@ -60,6 +60,16 @@ pub enum FaultKind<H> {
         #[serde(rename = "delay_ms", with = "millis")]
         delay: Duration,
     },
+    /// Over streamable HTTP the server answers every request with 429 Too
+    /// Many Requests, with `Retry-After: retry_after_s` when that is set,
+    /// until healed (as a rate limiter in front of it would). The newline
+    /// TCP transport has no status to send: there it does nothing, and the
+    /// trace says so.
+    RateLimit {
+        host: H,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_s: Option<u64>,
+    },
     /// A Toxiproxy-style toxic on the proxy in front of a server.
     Toxic(Toxic<H>),
     /// Messages between the two hosts take between `min` and `max`.
@@ -162,6 +172,7 @@ impl<H> FaultKind<H> {
             FaultKind::LinkFailure { .. } => "link_failure",
             FaultKind::Hold { .. } => "hold",
             FaultKind::Stall { .. } => "stall",
+            FaultKind::RateLimit { .. } => "rate_limit",
             FaultKind::Latency { .. } => "latency",
             FaultKind::Toxic(toxic) => return format!("proxy {}", toxic.kind.name()),
         };
@@ -179,6 +190,7 @@ impl<H> FaultKind<H> {
             FaultKind::Crash { .. }
             | FaultKind::Bounce { .. }
             | FaultKind::Stall { .. }
+            | FaultKind::RateLimit { .. }
             | FaultKind::Toxic(_) => None,
         }
     }
@@ -211,6 +223,13 @@ impl<H> FaultKind<H> {
                 host: f(host)?,
                 delay,
             },
+            FaultKind::RateLimit {
+                host,
+                retry_after_s,
+            } => FaultKind::RateLimit {
+                host: f(host)?,
+                retry_after_s,
+            },
             FaultKind::Toxic(toxic) => FaultKind::Toxic(Toxic {
                 server: f(toxic.server)?,
                 stream: toxic.stream,
@@ -229,6 +248,10 @@ impl<H> FaultKind<H> {
             FaultKind::Latency { min, max, .. } if min > max => {
                 Err("latency_min_ms must not exceed latency_max_ms".into())
             }
+            FaultKind::RateLimit {
+                retry_after_s: Some(0),
+                ..
+            } => Err("retry_after_s must be positive (leave it out for no Retry-After)".into()),
             FaultKind::Toxic(toxic) => toxic.validate(),
             _ => Ok(()),
         }
@@ -262,7 +285,9 @@ impl FaultKind<String> {
             return Err("between needs two different hosts".into());
         }
         let (target, what, fits) = match &resolved {
-            FaultKind::Stall { host, .. } => (*host, "a server", matches!(host, Host::Server(_))),
+            FaultKind::Stall { host, .. } | FaultKind::RateLimit { host, .. } => {
+                (*host, "a server", matches!(host, Host::Server(_)))
+            }
             FaultKind::Toxic(toxic) if topology.has_model() => (
                 toxic.server,
                 "a server or the model host",
@@ -306,7 +331,8 @@ impl FaultKind<Host> {
             | FaultKind::Latency { between, .. } => Target::Link(*between),
             FaultKind::Crash { host }
             | FaultKind::Bounce { host }
-            | FaultKind::Stall { host, .. } => Target::Host(*host),
+            | FaultKind::Stall { host, .. }
+            | FaultKind::RateLimit { host, .. } => Target::Host(*host),
             FaultKind::Toxic(toxic) => Target::Link([Host::Proxy, toxic.server]),
         }
     }
@@ -345,6 +371,16 @@ impl FaultKind<Host> {
             ),
             FaultKind::Stall { host, delay } => {
                 format!("stall {} by {} ms", name(host), delay.as_millis())
+            }
+            FaultKind::RateLimit {
+                host,
+                retry_after_s: Some(after),
+            } => format!(
+                "rate limit {}: 429, Retry-After {after} s (http only)",
+                name(host)
+            ),
+            FaultKind::RateLimit { host, .. } => {
+                format!("rate limit {}: 429, no Retry-After (http only)", name(host))
             }
             FaultKind::Toxic(toxic) => format!(
                 "toxic {} on {} {}, toxicity {}",
@@ -530,5 +566,21 @@ mod tests {
         let stall =
             resolve("at_ms = 1\nkind = \"stall\"\nhost = \"payment\"\ndelay_ms = 5\n").unwrap();
         assert_eq!(stall.describe(&topology), "stall payment by 5 ms");
+        assert_eq!(
+            resolve("at_ms = 1\nkind = \"rate_limit\"\nhost = \"client\"\n").unwrap_err(),
+            "rate_limit applies to a server; \"client\" is not one"
+        );
+        let limit = "at_ms = 1\nfor_ms = 5\nkind = \"rate_limit\"\nhost = \"user\"\n";
+        let told = format!("{limit}retry_after_s = 2\n");
+        assert_eq!(
+            resolve(limit).unwrap().describe(&topology),
+            "rate limit user: 429, no Retry-After (http only)"
+        );
+        assert_eq!(
+            resolve(&told).unwrap().describe(&topology),
+            "rate limit user: 429, Retry-After 2 s (http only)"
+        );
+        let zero = parse(&format!("{limit}retry_after_s = 0\n")).unwrap();
+        assert!(zero.kind.validate().unwrap_err().contains("positive"));
     }
 }

@@ -62,7 +62,7 @@ pub use scenario::{
     Questions, Scenario, ScenarioError, Transport,
 };
 pub use sim::{
-    ClientEvent, FaultSpan, Outcome, QueryRecord, RunError, RunReport, ServerLoad, Verdict,
-    dataset_for, run,
+    ClientEvent, FaultSpan, Outcome, QueryRecord, RateLimited, RunError, RunReport, ServerLoad,
+    Verdict, dataset_for, run,
 };
 pub use topology::{Host, ServerId, ServerKind, ServerSpec, Topology};

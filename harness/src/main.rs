@@ -463,8 +463,8 @@ fn explore(
         Some(name) => {
             let bug = PlantedBug::from_name(name).with_context(|| {
                 format!(
-                    "--planted-bug: no bug called {name:?}; the one there is: {}",
-                    PlantedBug::StaleRetryArguments.name()
+                    "--planted-bug: no bug called {name:?}; there are: {}",
+                    PlantedBug::names()
                 )
             })?;
             Some(bug)

@@ -12,7 +12,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use orchestrator::{ConnectError, Connector, Session, SessionError};
+use orchestrator::{ConnectError, Connector, HttpRefusal, Session, SessionError};
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
@@ -25,17 +25,30 @@ pub enum PlantedBug {
     /// stale request cache. The payment server then returns another user's
     /// transactions.
     StaleRetryArguments,
+    /// A 429's `Retry-After` is lost before the orchestrator sees it (a
+    /// client that drops the header): it then asks again on its own
+    /// backoff, sooner than the server asked. Breaks `retry_after`.
+    IgnoreRetryAfter,
 }
 
 impl PlantedBug {
     /// Every bug there is.
-    pub const ALL: [PlantedBug; 1] = [PlantedBug::StaleRetryArguments];
+    pub const ALL: [PlantedBug; 2] = [
+        PlantedBug::StaleRetryArguments,
+        PlantedBug::IgnoreRetryAfter,
+    ];
 
     /// The name scenario files use.
     pub fn name(self) -> &'static str {
         match self {
             PlantedBug::StaleRetryArguments => "stale-retry-arguments",
+            PlantedBug::IgnoreRetryAfter => "ignore-retry-after",
         }
+    }
+
+    /// Every bug's name, quoted, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(|b| format!("\"{}\"", b.name())).join(", ")
     }
 
     /// The bug a scenario file names, if any is called that.
@@ -50,6 +63,7 @@ impl PlantedBug {
                 inner: connector,
                 memory: Arc::default(),
             }),
+            PlantedBug::IgnoreRetryAfter => Arc::new(NoRetryAfter(connector)),
         }
     }
 }
@@ -224,6 +238,75 @@ impl Session for StaleSession {
     }
 }
 
+/// The connector of [`PlantedBug::IgnoreRetryAfter`].
+#[derive(Debug)]
+struct NoRetryAfter(Arc<dyn Connector>);
+
+/// A session of [`PlantedBug::IgnoreRetryAfter`].
+#[derive(Debug)]
+struct NoRetryAfterSession(Box<dyn Session>);
+
+/// `refusal` without its `Retry-After`.
+fn forget_retry_after(refusal: HttpRefusal) -> HttpRefusal {
+    match refusal {
+        HttpRefusal::RateLimited { .. } => HttpRefusal::RateLimited { retry_after: None },
+        other => other,
+    }
+}
+
+fn forget_in_session<T>(reply: Result<T, SessionError>) -> Result<T, SessionError> {
+    reply.map_err(|error| match error {
+        SessionError::Http(refusal) => SessionError::Http(forget_retry_after(refusal)),
+        other => other,
+    })
+}
+
+impl Connector for NoRetryAfter {
+    fn target(&self) -> String {
+        self.0.target()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
+        Box::pin(async move {
+            match self.0.connect().await {
+                Ok(inner) => Ok(Box::new(NoRetryAfterSession(inner)) as Box<dyn Session>),
+                Err(ConnectError::RateLimited { target, refusal }) => {
+                    Err(ConnectError::RateLimited {
+                        target,
+                        refusal: forget_retry_after(refusal),
+                    })
+                }
+                Err(other) => Err(other),
+            }
+        })
+    }
+}
+
+impl Session for NoRetryAfterSession {
+    fn list_tools(&self) -> BoxFuture<'_, Result<Vec<Tool>, SessionError>> {
+        let reply = self.0.list_tools();
+        Box::pin(async move { forget_in_session(reply.await) })
+    }
+
+    fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<CallToolResult, SessionError>> {
+        let reply = self.0.call_tool(tool, arguments, timeout);
+        Box::pin(async move { forget_in_session(reply.await) })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.0.close()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,9 +317,14 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        let bug = PlantedBug::StaleRetryArguments;
-        assert_eq!(PlantedBug::from_name(bug.name()), Some(bug));
+        for bug in PlantedBug::ALL {
+            assert_eq!(PlantedBug::from_name(bug.name()), Some(bug));
+        }
         assert_eq!(PlantedBug::from_name("nonsense"), None);
+        assert_eq!(
+            PlantedBug::names(),
+            "\"stale-retry-arguments\", \"ignore-retry-after\""
+        );
     }
 
     #[test]

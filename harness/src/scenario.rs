@@ -257,11 +257,15 @@ pub enum Invariant {
     /// Nothing the attacker received holds a record of the dataset, and
     /// every probe that was answered was refused with its 401 or 403.
     Leaks,
+    /// Over HTTP, every client told by a 429 to wait (`Retry-After`) sends
+    /// that server nothing more until the wait ends. Checked when a
+    /// `rate_limit` fault sets `retry_after_s`.
+    RetryAfter,
 }
 
 impl Invariant {
     /// Every invariant, in the order runs report them.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::Safety,
         Invariant::Liveness,
         Invariant::Availability,
@@ -271,6 +275,7 @@ impl Invariant {
         Invariant::Budget,
         Invariant::Load,
         Invariant::Leaks,
+        Invariant::RetryAfter,
     ];
 
     /// Its name in a scenario file and in a run's verdicts.
@@ -285,16 +290,17 @@ impl Invariant {
             Invariant::Budget => "budget",
             Invariant::Load => "load",
             Invariant::Leaks => "leaks",
+            Invariant::RetryAfter => "retry_after",
         }
     }
 
     /// Whether a scenario with these settings checks it at all.
-    fn is_checked(
-        self,
-        invariants: &InvariantsTable,
-        has_attacker: bool,
-        planner: &PlannerSetup,
-    ) -> bool {
+    fn is_checked(self, invariants: &InvariantsTable, setup: &Setup<'_>) -> bool {
+        let Setup {
+            has_attacker,
+            planner,
+            faults,
+        } = *setup;
         match self {
             Invariant::Safety => true,
             Invariant::Liveness => !planner.is_adversarial(),
@@ -307,7 +313,29 @@ impl Invariant {
                 invariants.in_flight_max.is_some() || invariants.sessions_max.is_some()
             }
             Invariant::Leaks => has_attacker,
+            Invariant::RetryAfter => faults.iter().any(Fault::tells_when_to_retry),
         }
+    }
+}
+
+/// What decides which invariants a scenario checks, besides `[invariants]`.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    has_attacker: bool,
+    planner: &'a PlannerSetup,
+    faults: &'a [Fault],
+}
+
+impl Fault {
+    /// A rate limit that sends `Retry-After`.
+    fn tells_when_to_retry(&self) -> bool {
+        matches!(
+            self.kind,
+            FaultKind::RateLimit {
+                retry_after_s: Some(_),
+                ..
+            }
+        )
     }
 }
 
@@ -560,7 +588,14 @@ impl ScenarioFile {
             .map(Spanned::into_inner)
             .unwrap_or_default();
         let expect_fail = self
-            .expect_fail(&invariants, &planner)
+            .expect_fail(
+                &invariants,
+                &Setup {
+                    has_attacker: self.attacker.is_some(),
+                    planner: &planner,
+                    faults: &faults,
+                },
+            )
             .map_err(|m| at.invalid(start(&self.invariants), m))?;
         check_invariants(&invariants).map_err(|m| at.invalid(start(&self.invariants), m))?;
         Ok(Scenario {
@@ -723,7 +758,7 @@ impl ScenarioFile {
     fn expect_fail(
         &self,
         invariants: &InvariantsTable,
-        planner: &PlannerSetup,
+        setup: &Setup<'_>,
     ) -> Result<Option<Invariant>, String> {
         match self.expect.as_deref() {
             None | Some("pass") => Ok(None),
@@ -736,7 +771,7 @@ impl ScenarioFile {
                             .join(", ")
                     ));
                 };
-                if !invariant.is_checked(invariants, self.attacker.is_some(), planner) {
+                if !invariant.is_checked(invariants, setup) {
                     return Err(format!(
                         "expected_to_break = \"{}\" but [invariants] does not set it up",
                         invariant.name()
@@ -760,9 +795,9 @@ impl ScenarioFile {
         let bad = |m: String| at.invalid(name.span().start, format!("planted_bug: {m}"));
         let bug = crate::planted::PlantedBug::from_name(name.get_ref()).ok_or_else(|| {
             bad(format!(
-                "no bug called {:?}; the one there is: \"{}\"",
+                "no bug called {:?}; there are: {}",
                 name.get_ref(),
-                crate::planted::PlantedBug::StaleRetryArguments.name()
+                crate::planted::PlantedBug::names()
             ))
         })?;
         Ok(Some(bug))

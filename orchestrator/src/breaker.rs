@@ -60,6 +60,20 @@ impl SharedBreaker {
     pub(crate) fn trips(&self) -> u64 {
         self.inner.lock().expect("breaker lock").trips()
     }
+
+    /// The dependency answered 429 with `Retry-After: after`: no call goes
+    /// to it until that has passed (the wait is the client's, not one
+    /// request's).
+    pub(crate) fn hold_for(&self, after: Duration) {
+        let mut breaker = self.inner.lock().expect("breaker lock");
+        breaker.hold_until(Instant::now() + after);
+    }
+
+    /// How long calls must still wait out a `Retry-After`, if at all.
+    pub(crate) fn held_for(&self) -> Option<Duration> {
+        let breaker = self.inner.lock().expect("breaker lock");
+        breaker.held_for(Instant::now())
+    }
 }
 
 /// Where a breaker stands.
@@ -87,6 +101,9 @@ pub(crate) struct Breaker {
     failures_max: u32,
     open_for: Duration,
     trips: u64,
+    /// No call before this: the dependency asked to be left alone
+    /// (`Retry-After`).
+    held_until: Option<Instant>,
 }
 
 impl Breaker {
@@ -96,7 +113,20 @@ impl Breaker {
             failures_max,
             open_for,
             trips: 0,
+            held_until: None,
         }
+    }
+
+    /// Holds calls until `until` (the later of two holds wins).
+    pub(crate) fn hold_until(&mut self, until: Instant) {
+        self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
+    }
+
+    /// How long a call at `now` must wait before it may go, if at all.
+    pub(crate) fn held_for(&self, now: Instant) -> Option<Duration> {
+        self.held_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
     }
 
     /// May a call go out now? `Err` carries how long the breaker stays open.
@@ -206,6 +236,23 @@ mod tests {
         let much_later = later + Duration::from_secs(1);
         assert_eq!(breaker.admit(much_later), Ok(()));
         assert!(breaker.succeeded(), "the probe's success closes it");
+        assert_eq!(breaker.state(), State::Closed { failures: 0 });
+    }
+
+    #[test]
+    fn a_retry_after_holds_every_call_until_it_ends_the_later_hold_winning() {
+        let now = Instant::now();
+        let mut breaker = Breaker::new(3, Duration::from_secs(1));
+        assert_eq!(breaker.held_for(now), None);
+        breaker.hold_until(now + Duration::from_secs(2));
+        breaker.hold_until(now + Duration::from_secs(1));
+        assert_eq!(
+            breaker.held_for(now + Duration::from_millis(500)),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(breaker.held_for(now + Duration::from_secs(2)), None);
+        // A hold is not a failure: the breaker stays closed.
+        assert!(breaker.admit(now).is_ok());
         assert_eq!(breaker.state(), State::Closed { failures: 0 });
     }
 

@@ -108,6 +108,7 @@ fn targets(topology: &Topology, routes: &Routes, label: Option<&str>) -> Vec<Tar
                     ServerKind::Payment => &payment_server::SPEC,
                 },
                 wire_name: wire_name(label, &server.name),
+                client: label.unwrap_or("client").to_owned(),
                 host: topology.name(to).into_owned(),
                 port,
             }
@@ -142,6 +143,8 @@ struct Target {
     /// What the wire log calls it: the name, after the client's with
     /// several clients.
     wire_name: String,
+    /// The client reaching it, as its token names it.
+    client: String,
     /// The host it connects to (the server's or the proxy's) and the port.
     host: String,
     port: u16,
@@ -158,7 +161,8 @@ impl Target {
                 wire: wire.clone(),
             }),
             Transport::Http(revision) => {
-                let token = attacker::client_token(self.spec, &http::resource(&self.server));
+                let resource = http::resource(&self.server);
+                let token = attacker::client_token(self.spec, &resource, &self.client);
                 let dialer = SimDialer {
                     wire: wire.clone(),
                     server: self.wire_name.clone(),

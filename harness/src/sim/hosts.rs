@@ -58,6 +58,8 @@ pub(super) struct Probe {
     pub(super) in_flight: Gauge,
     /// MCP sessions (connections) open.
     pub(super) sessions: Gauge,
+    /// The 429s a rate-limit fault makes the server send (HTTP only).
+    pub(super) limit: RateLimiter,
 }
 
 impl Probe {
@@ -66,6 +68,82 @@ impl Probe {
         let delay = self.stall_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+}
+
+/// A rate limit in front of a server's HTTP endpoint, set by `rate_limit`
+/// faults, and what clients did under it: each client (its credential) told
+/// to wait by `Retry-After` must send nothing more before that ends, give or
+/// take what was already on its way (`grace`: the request may have left
+/// before the 429 arrived).
+#[derive(Debug, Default)]
+pub(super) struct RateLimiter(Mutex<Limits429>);
+
+#[derive(Debug, Default)]
+struct Limits429 {
+    /// In force: with this `Retry-After` (seconds), if any.
+    active: Option<Option<u64>>,
+    /// Per credential, the last wait it was told: sent at, ends at.
+    told: Vec<(String, Duration, Duration)>,
+    /// 429s sent, with and without `Retry-After`.
+    sent: (u64, u64),
+    /// Requests that came before their client's wait ended, as (arrived,
+    /// told at, wait ended), first few kept.
+    early: Vec<(Duration, Duration, Duration)>,
+    early_count: u64,
+}
+
+/// Early requests kept for the verdict's detail, at most.
+const EARLY_KEPT: usize = 4;
+
+impl RateLimiter {
+    /// Puts a limit in force (`Some`, with its `Retry-After`) or lifts it.
+    pub(super) fn set(&self, limit: Option<Option<u64>>) {
+        self.0.lock().expect("rate limiter").active = limit;
+    }
+
+    /// Sees a request from `credential` arrive at `now` (simulated time
+    /// since the run began): notes it if it came early, and returns the
+    /// `Retry-After` to answer 429 with (`Some(None)`: 429 without one) or
+    /// `None` to let it through.
+    pub(super) fn admit(
+        &self,
+        credential: &str,
+        now: Duration,
+        grace: Duration,
+    ) -> Option<Option<u64>> {
+        let mut state = self.0.lock().expect("rate limiter");
+        let waiting = state.told.iter().find(|(c, _, _)| c == credential);
+        if let Some(&(_, told, until)) = waiting
+            && now > told + grace
+            && now < until
+        {
+            state.early_count += 1;
+            if state.early.len() < EARLY_KEPT {
+                state.early.push((now, told, until));
+            }
+        }
+        let after = state.active?;
+        match after {
+            Some(seconds) => {
+                state.sent.0 += 1;
+                let until = now + Duration::from_secs(seconds);
+                state.told.retain(|(c, _, _)| c != credential);
+                state.told.push((credential.to_owned(), now, until));
+            }
+            None => state.sent.1 += 1,
+        }
+        Some(after)
+    }
+
+    pub(super) fn report(&self) -> super::RateLimited {
+        let state = self.0.lock().expect("rate limiter");
+        super::RateLimited {
+            with_retry_after: state.sent.0,
+            without_retry_after: state.sent.1,
+            early: state.early_count,
+            first_early: state.early.clone(),
         }
     }
 }
@@ -132,6 +210,8 @@ pub(super) fn install_servers(
                 seed,
                 allowed_hosts: vec![server.name.clone(), proxy_name(topology)],
                 incarnations: Arc::default(),
+                // Client, proxy and server: up to two links each way.
+                grace: (scenario.latency_max + scenario.tick) * 4,
             }),
         };
         let software = Software {

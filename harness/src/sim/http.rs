@@ -18,6 +18,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use mcp_server_kit::{Accept, DateHeader, HttpOptions, Limits, ServerSpec, sessions::SeededIds};
@@ -58,6 +59,10 @@ pub(super) struct HttpServing {
     /// a stale id would name a new session instead of getting 404. Lives
     /// outside the host closure, which turmoil runs again on restart.
     pub(super) incarnations: Arc<AtomicU64>,
+    /// How late a request may come after its client was told to wait and
+    /// still have left before the 429 arrived: a round trip at the
+    /// network's slowest.
+    pub(super) grace: Duration,
 }
 
 impl HttpServing {
@@ -91,9 +96,45 @@ impl HttpServing {
             options,
             &CancellationToken::new(),
         );
+        let limited = (probe.clone(), self.grace);
+        let router = router.layer(axum::middleware::from_fn(move |request, next| {
+            rate_limited(limited.clone(), request, next)
+        }));
         listen(router, probe).await?;
         Ok(())
     }
+}
+
+/// A rate limiter in front of the router, as `rate_limit` faults set it:
+/// 429 (with `Retry-After` if the fault sets one) instead of the answer,
+/// and every request checked against the waits its client was told.
+async fn rate_limited(
+    (probe, grace): (Arc<Probe>, Duration),
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let credential = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let now = turmoil::sim_elapsed().unwrap_or_default();
+    let Some(retry_after) = probe.limit.admit(&credential, now, grace) else {
+        return next.run(request).await;
+    };
+    let body = r#"{"error":"too_many_requests","error_description":"rate limited (simulated)"}"#;
+    let mut response = axum::response::IntoResponse::into_response((
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    ));
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 /// Serves `router` on [`PORT`] with the kit's own HTTP listener (its

@@ -196,6 +196,36 @@ pub struct ServerLoad {
     pub in_flight_peak: u64,
     /// Most sessions (connections) open at once.
     pub sessions_peak: u64,
+    /// What a rate-limit fault made it answer (HTTP only).
+    pub rate_limited: RateLimited,
+}
+
+/// The 429s a rate-limit fault made a server send, and the requests that
+/// came while their client should still have been waiting out a
+/// `Retry-After`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimited {
+    pub with_retry_after: u64,
+    pub without_retry_after: u64,
+    /// Requests that came early.
+    pub early: u64,
+    /// The first early requests: (arrived, told to wait at, wait ended),
+    /// in simulated time since the run began.
+    pub first_early: Vec<(Duration, Duration, Duration)>,
+}
+
+impl RateLimited {
+    /// What the trace adds to a server's totals: nothing without a 429.
+    fn summary(&self) -> String {
+        let sent = self.with_retry_after + self.without_retry_after;
+        if sent == 0 {
+            return String::new();
+        }
+        format!(
+            ", {sent} answered 429 ({} with Retry-After), {} request(s) before a Retry-After ended",
+            self.with_retry_after, self.early
+        )
+    }
 }
 
 /// A run that could not complete.
@@ -444,6 +474,7 @@ impl Assembly<'_> {
                     server: server.name.clone(),
                     in_flight_peak: probe.in_flight.peak(),
                     sessions_peak: probe.sessions.peak(),
+                    rate_limited: probe.limit.report(),
                 }
             })
             .collect()
@@ -470,8 +501,11 @@ fn write_totals(trace: &mut String, stats: &Stats, load: &[ServerLoad]) {
         "servers: {}",
         load.iter()
             .map(|l| format!(
-                "{} at most {} request(s) and {} session(s) at once",
-                l.server, l.in_flight_peak, l.sessions_peak
+                "{} at most {} request(s) and {} session(s) at once{}",
+                l.server,
+                l.in_flight_peak,
+                l.sessions_peak,
+                l.rate_limited.summary()
             ))
             .collect::<Vec<_>>()
             .join("; ")

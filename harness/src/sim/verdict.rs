@@ -32,6 +32,7 @@ pub(super) fn check(record: &Record<'_>) -> Vec<Verdict> {
         amplification(record),
         budget(record),
         load(record),
+        retry_after(record),
     ];
     std::iter::once(safety(record))
         .chain(optional.into_iter().flatten())
@@ -182,6 +183,49 @@ fn load(r: &Record<'_>) -> Option<Verdict> {
             "peak {in_flight} request(s) in flight ({}), {open}",
             limit(in_flight_max)
         ),
+    })
+}
+
+/// Over HTTP, with a rate limit that sends `Retry-After`: no client asked
+/// a server again before the wait it was told ended. A run in which no 429
+/// carried `Retry-After` proves nothing and fails. Over tcp the limit does
+/// nothing, so there is nothing to judge.
+fn retry_after(r: &Record<'_>) -> Option<Verdict> {
+    let checked = r.scenario.faults.iter().any(|f| {
+        matches!(
+            f.kind,
+            crate::fault::FaultKind::RateLimit {
+                retry_after_s: Some(_),
+                ..
+            }
+        )
+    });
+    if !checked || r.scenario.workload.transport == Transport::Tcp {
+        return None;
+    }
+    let told: u64 = r.load.iter().map(|l| l.rate_limited.with_retry_after).sum();
+    let early: u64 = r.load.iter().map(|l| l.rate_limited.early).sum();
+    let ms = |d: &Duration| d.as_millis();
+    let first = r.load.iter().find_map(|l| {
+        let (arrived, told_at, until) = l.rate_limited.first_early.first()?;
+        Some(format!(
+            "; first: {} at {} ms, told at {} ms to wait until {} ms",
+            l.server,
+            ms(arrived),
+            ms(told_at),
+            ms(until)
+        ))
+    });
+    Some(Verdict {
+        invariant: Invariant::RetryAfter,
+        held: told > 0 && early == 0,
+        detail: match told {
+            0 => "no 429 carried Retry-After: nothing was checked".to_owned(),
+            _ => format!(
+                "{told} 429(s) with Retry-After, {early} request(s) before the wait ended{}",
+                first.unwrap_or_default()
+            ),
+        },
     })
 }
 

@@ -90,6 +90,10 @@ impl World<'_, '_> {
                 self.sim.set_link_max_message_latency(n(a), n(b), *max);
             }
             FaultKind::Stall { host, delay } => self.set_stall(host, *delay),
+            FaultKind::RateLimit {
+                host,
+                retry_after_s,
+            } => self.set_rate_limit(host, Some(*retry_after_s)),
             FaultKind::Toxic(toxic) => self.toxics.add(fault.id, toxic.clone()),
         }
     }
@@ -117,20 +121,28 @@ impl World<'_, '_> {
                 self.sim.set_link_max_message_latency(n(a), n(b), max);
             }
             FaultKind::Stall { host, .. } => self.set_stall(host, Duration::ZERO),
+            FaultKind::RateLimit { host, .. } => self.set_rate_limit(host, None),
             FaultKind::Toxic(_) => self.toxics.remove(fault.id),
         }
     }
 
     /// Stall faults name a server (checked when the scenario was read).
     fn set_stall(&self, host: &Host, delay: Duration) {
-        let Host::Server(server) = host else {
-            unreachable!("a validated stall names a server")
-        };
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.probes
-            .of(*server)
-            .stall_ms
-            .store(ms, Ordering::Relaxed);
+        self.probe(host).stall_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Rate-limit faults name a server (checked when the scenario was
+    /// read); the limit acts on HTTP requests only.
+    fn set_rate_limit(&self, host: &Host, limit: Option<Option<u64>>) {
+        self.probe(host).limit.set(limit);
+    }
+
+    fn probe(&self, host: &Host) -> &super::hosts::Probe {
+        let Host::Server(server) = host else {
+            unreachable!("a validated stall or rate limit names a server")
+        };
+        self.probes.of(*server)
     }
 }
 

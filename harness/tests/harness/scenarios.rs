@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::{Outcome, Scenario, Transport};
+use harness::{Invariant, Outcome, PlantedBug, Scenario, Transport};
 use orchestrator::HttpRevision;
 
 /// Seeds every scenario runs with under `cargo test` (CI runs more).
@@ -291,4 +291,44 @@ fn over_stateless_http_no_session_id_crosses_the_wire() {
     assert!(report.as_expected, "{:#?}", report.verdicts);
     assert!(report.wire.contains("server/discover"));
     assert!(!report.wire.to_ascii_lowercase().contains("mcp-session-id"));
+}
+
+/// rate-limited.toml: 429s with and without `Retry-After` cross the wire,
+/// every client waits out each `Retry-After` it is given, and the check
+/// catches a client that loses the header (planted from outside, on the
+/// orchestrator's sessions).
+#[test]
+fn a_client_waits_out_every_retry_after_and_one_that_forgets_is_caught() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/rate-limited.toml");
+    let mut scenario = Scenario::from_file(&path).unwrap();
+    let report = harness::run(&scenario, 1).unwrap();
+    assert!(report.as_expected, "{:#?}", report.verdicts);
+    let verdict = |report: &harness::RunReport| {
+        report
+            .verdicts
+            .iter()
+            .find(|v| v.invariant == Invariant::RetryAfter)
+            .cloned()
+            .expect("rate-limited.toml checks retry_after over http")
+    };
+    assert!(verdict(&report).held, "{:?}", verdict(&report));
+    let limited = |server: &str| {
+        report
+            .load
+            .iter()
+            .find(|l| l.server == server)
+            .map(|l| l.rate_limited.clone())
+            .unwrap()
+    };
+    assert!(limited("payment").with_retry_after > 0);
+    assert!(limited("user").without_retry_after > 0);
+    assert!(report.wire.contains("retry-after: 1"));
+    scenario.planted_bug = Some(PlantedBug::IgnoreRetryAfter);
+    let broken = harness::run(&scenario, 1).unwrap();
+    assert!(!broken.as_expected);
+    let broke = verdict(&broken);
+    assert!(
+        !broke.held && broke.detail.contains("before the wait ended"),
+        "{broke:?}"
+    );
 }

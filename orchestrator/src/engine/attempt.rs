@@ -33,8 +33,14 @@ impl Orchestrator {
         slot: &Slot,
     ) -> Result<CallToolResult, Failure> {
         let server = call.server;
+        server.wait_out_retry_after(call.deadline).await?;
         server.admit()?;
         let attempt = self.attempt_call_admitted(call, slot).await;
+        if let Err(failure) = &attempt
+            && let Some(after) = failure.retry_after()
+        {
+            server.hold_for(after);
+        }
         self.report(
             server,
             match &attempt {

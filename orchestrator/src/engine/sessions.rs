@@ -26,7 +26,7 @@ use tokio::{task::JoinSet, time::Instant};
 use super::Orchestrator;
 use crate::{
     breaker::SharedBreaker,
-    connector::{ConnectError, Connector},
+    connector::{ConnectError, Connector, HttpRefusal},
     error::{Failure, Request},
     event::EventKind,
     policy::Policy,
@@ -110,6 +110,28 @@ impl Server {
     /// made, if it opened or closed.
     pub(super) fn report(&self, healthy: bool) -> Option<EventKind> {
         self.breaker.report(healthy)
+    }
+
+    /// The server answered 429 with `Retry-After: after`: no call goes to
+    /// it, from any query, until that has passed.
+    pub(super) fn hold_for(&self, after: Duration) {
+        self.breaker.hold_for(after);
+    }
+
+    /// Waits out any `Retry-After` the server gave, including one given
+    /// while waiting; fails at once (429, with the wait left) if it
+    /// outlasts `deadline`: the retry loop then gives up, as waiting would
+    /// only fail later.
+    pub(super) async fn wait_out_retry_after(&self, deadline: Instant) -> Result<(), Failure> {
+        while let Some(wait) = self.breaker.held_for() {
+            if Instant::now() + wait >= deadline {
+                return Err(Failure::RateLimited(HttpRefusal::RateLimited {
+                    retry_after: Some(wait),
+                }));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
     }
 
     /// The live session, if there is one and it has not closed.

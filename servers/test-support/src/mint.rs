@@ -96,13 +96,26 @@ impl World<'_> {
     /// resource URL is `resource`, granting `scope` (space-separated), for
     /// no particular user: what a legitimate orchestrator holds.
     pub fn valid_token(&self, resource: &str, scope: &str) -> String {
-        let now = self.now;
-        let claims = json!({
-            "iss": self.issuer, "aud": resource, "scope": scope,
-            "exp": now + self.lifetime_s, "nbf": now - VALID_SINCE_S,
-        });
+        self.sign(Signer::Issuer, &self.valid_claims(resource, scope))
+            .expect("the issuer's ES256 key always signs")
+    }
+
+    /// A [valid token](Self::valid_token) that names the client it was
+    /// issued to (`client_id`, as RFC 9068 access tokens do), so that each
+    /// client holds a token of its own.
+    pub fn client_token(&self, resource: &str, scope: &str, client_id: &str) -> String {
+        let mut claims = self.valid_claims(resource, scope);
+        claims["client_id"] = json!(client_id);
         self.sign(Signer::Issuer, &claims)
             .expect("the issuer's ES256 key always signs")
+    }
+
+    fn valid_claims(&self, resource: &str, scope: &str) -> serde_json::Value {
+        let now = self.now;
+        json!({
+            "iss": self.issuer, "aud": resource, "scope": scope,
+            "exp": now + self.lifetime_s, "nbf": now - VALID_SINCE_S,
+        })
     }
 
     fn resource(&self, server: Server) -> &str {
