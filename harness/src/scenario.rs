@@ -1127,7 +1127,7 @@ host = "user"
             ),
             (
                 "[[faults]]\nat_ms = 1\nfor_ms = 5\nkind = \"explode\"\nhost = \"user\"\n",
-                "s.toml:9: unknown variant `explode`, expected one of `partition`, `partition_oneway`, `crash`, `bounce`, `link_failure`, `hold`, `stall`, `toxic`, `latency`",
+                "s.toml:9: unknown variant `explode`, expected one of `partition`, `partition_oneway`, `crash`, `bounce`, `link_failure`, `hold`, `stall`, `rate_limit`, `toxic`, `latency`",
             ),
             (
                 "[[faults]]\nat_ms = 1\nkind = \"crash\"\nhost = \"user\"\n",
