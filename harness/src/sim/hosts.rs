@@ -78,16 +78,17 @@ impl Probe {
 /// take what was already on its way (`grace`: the request may have left
 /// before the 429 arrived).
 #[derive(Debug, Default)]
-pub(super) struct RateLimiter(Mutex<Limits429>);
+pub(super) struct RateLimiter(Mutex<LimitState>);
 
 #[derive(Debug, Default)]
-struct Limits429 {
+struct LimitState {
     /// In force: with this `Retry-After` (seconds), if any.
     active: Option<Option<u64>>,
     /// Per credential, the last wait it was told: sent at, ends at.
     told: Vec<(String, Duration, Duration)>,
-    /// 429s sent, with and without `Retry-After`.
-    sent: (u64, u64),
+    /// 429s sent with `Retry-After`, and without.
+    with_retry_after: u64,
+    without_retry_after: u64,
     /// Requests that came before their client's wait ended, as (arrived,
     /// told at, wait ended), first few kept.
     early: Vec<(Duration, Duration, Duration)>,
@@ -127,12 +128,12 @@ impl RateLimiter {
         let after = state.active?;
         match after {
             Some(seconds) => {
-                state.sent.0 += 1;
+                state.with_retry_after += 1;
                 let until = now + Duration::from_secs(seconds);
                 state.told.retain(|(c, _, _)| c != credential);
                 state.told.push((credential.to_owned(), now, until));
             }
-            None => state.sent.1 += 1,
+            None => state.without_retry_after += 1,
         }
         Some(after)
     }
@@ -140,8 +141,8 @@ impl RateLimiter {
     pub(super) fn report(&self) -> super::RateLimited {
         let state = self.0.lock().expect("rate limiter");
         super::RateLimited {
-            with_retry_after: state.sent.0,
-            without_retry_after: state.sent.1,
+            with_retry_after: state.with_retry_after,
+            without_retry_after: state.without_retry_after,
             early: state.early_count,
             first_early: state.early.clone(),
         }
