@@ -328,7 +328,7 @@ struct Setup<'a> {
 
 impl Fault {
     /// A rate limit that sends `Retry-After`.
-    fn tells_when_to_retry(&self) -> bool {
+    pub(crate) fn tells_when_to_retry(&self) -> bool {
         matches!(
             self.kind,
             FaultKind::RateLimit {

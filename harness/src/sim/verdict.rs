@@ -191,15 +191,7 @@ fn load(r: &Record<'_>) -> Option<Verdict> {
 /// carried `Retry-After` proves nothing and fails. Over tcp the limit does
 /// nothing, so there is nothing to judge.
 fn retry_after(r: &Record<'_>) -> Option<Verdict> {
-    let checked = r.scenario.faults.iter().any(|f| {
-        matches!(
-            f.kind,
-            crate::fault::FaultKind::RateLimit {
-                retry_after_s: Some(_),
-                ..
-            }
-        )
-    });
+    let checked = r.scenario.faults.iter().any(|f| f.tells_when_to_retry());
     if !checked || r.scenario.workload.transport == Transport::Tcp {
         return None;
     }
