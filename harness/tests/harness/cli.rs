@@ -73,7 +73,7 @@ fn each_run_shows_what_was_injected_what_was_done_and_every_verdict() {
     let file = flaky.to_str().unwrap();
     let out = text(&harness(&["run", file, "--seed", "3"]).stdout);
     for needle in [
-        "flaky seed 3: 36 queries: ",
+        "flaky seed 3: 48 queries: ",
         " right, ",
         " typed errors, ",
         " wrong · p50 ",
