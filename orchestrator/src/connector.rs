@@ -24,7 +24,7 @@ use rmcp::{
     ServiceExt,
     model::ProtocolVersion,
     service::ClientLifecycleMode,
-    transport::{ConfigureCommandExt, TokioChildProcess, async_rw::AsyncRwTransport},
+    transport::{ConfigureCommandExt, TokioChildProcess},
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
@@ -249,7 +249,7 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let transport = AsyncRwTransport::new_client(read, write).with_max_line_length(REPLY_BYTES_MAX);
+    let transport = crate::lines::ClientLines::new(read, write, REPLY_BYTES_MAX);
     ().serve(transport)
         .await
         .map(RmcpSession::boxed)

@@ -52,6 +52,7 @@ mod connector;
 mod engine;
 mod error;
 mod event;
+mod lines;
 mod llm;
 mod money;
 mod planner;

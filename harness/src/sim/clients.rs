@@ -36,7 +36,7 @@ use crate::{
 #[derive(Debug, Clone, Default)]
 pub(super) struct Collected {
     pub(super) records: Arc<Mutex<Vec<QueryRecord>>>,
-    pub(super) wire: Arc<Mutex<String>>,
+    pub(super) wire: Arc<Mutex<WireLog>>,
     /// Each client's orchestrator statistics, by client number.
     pub(super) stats: Arc<Mutex<Vec<(usize, Stats)>>>,
     /// What the orchestrators did, as their observers saw it.
@@ -388,19 +388,47 @@ impl Connector for SimConnector {
 /// from the start of the client host.
 #[derive(Debug, Clone)]
 pub(super) struct Wire {
-    log: Arc<Mutex<String>>,
+    log: Arc<Mutex<WireLog>>,
     start: tokio::time::Instant,
 }
 
 impl Wire {
-    fn record(&self, direction: &str, bytes: &[u8]) {
+    fn record(&self, direction: &Arc<str>, bytes: &[u8]) {
         let at = self.start.elapsed().as_millis();
         let mut log = self.log.lock().expect("wire log");
-        let _ = writeln!(
-            log,
-            "{at:>8} ms  {direction} {}",
-            String::from_utf8_lossy(bytes).trim_end()
-        );
+        log.chunks.push((at, direction.clone(), bytes.into()));
+    }
+}
+
+/// Every chunk that crossed a client's sockets, as it came: written out
+/// as text once, when the run is over. Formatting each chunk as it passed
+/// grew one string of megabytes a line at a time, and its reallocations
+/// were a sixth of a crowded run's time.
+#[derive(Debug, Default)]
+pub(super) struct WireLog {
+    /// Simulated milliseconds since the client started, direction
+    /// (`server >` or `server <`), bytes.
+    chunks: Vec<(u128, Arc<str>, Box<[u8]>)>,
+}
+
+impl WireLog {
+    /// One line per chunk: `{ms:>8} ms  {direction} {text}`, the text
+    /// lossy UTF-8 without trailing whitespace.
+    pub(super) fn text(&self) -> String {
+        let bytes: usize = self
+            .chunks
+            .iter()
+            .map(|(_, direction, bytes)| direction.len() + bytes.len() + 16)
+            .sum();
+        let mut text = String::with_capacity(bytes);
+        for (at, direction, bytes) in &self.chunks {
+            let _ = writeln!(
+                text,
+                "{at:>8} ms  {direction} {}",
+                String::from_utf8_lossy(bytes).trim_end()
+            );
+        }
+        text
     }
 }
 
@@ -410,8 +438,8 @@ impl Wire {
 pub(super) struct Recorded<T> {
     inner: T,
     wire: Wire,
-    received: String,
-    sent: String,
+    received: Arc<str>,
+    sent: Arc<str>,
 }
 
 impl<T> Recorded<T> {
@@ -419,8 +447,8 @@ impl<T> Recorded<T> {
         Self {
             inner,
             wire,
-            received: format!("{server} >"),
-            sent: format!("{server} <"),
+            received: format!("{server} >").into(),
+            sent: format!("{server} <").into(),
         }
     }
 }
@@ -483,7 +511,7 @@ mod tests {
     }
 
     fn lines(wire: &Wire) -> Vec<String> {
-        let log = wire.log.lock().unwrap().clone();
+        let log = wire.log.lock().unwrap().text();
         log.lines().map(|l| l.trim_start().to_owned()).collect()
     }
 

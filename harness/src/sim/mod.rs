@@ -374,7 +374,7 @@ struct Assembly<'a> {
 impl Assembly<'_> {
     fn report(&self, collected: clients::Collected, driven: world::Driven) -> RunReport {
         let queries = std::mem::take(&mut *collected.records.lock().expect("records"));
-        let wire = std::mem::take(&mut *collected.wire.lock().expect("wire log"));
+        let wire = std::mem::take(&mut *collected.wire.lock().expect("wire log")).text();
         let mut events = std::mem::take(&mut *collected.events.lock().expect("events"));
         events.sort_by_key(|e| e.at);
         let mut per_client = std::mem::take(&mut *collected.stats.lock().expect("stats"));

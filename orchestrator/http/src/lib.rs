@@ -10,6 +10,9 @@
 //! - [`json`]: a plain JSON POST on the same client (pool, dialer,
 //!   deadlines, caps), for HTTP APIs that are not MCP: the orchestrator's
 //!   LLM planner reaches its model endpoint with it.
+//! - [`reply`]: the answer to a `tools/call` read in one typed parse, not
+//!   through rmcp's untagged message and result enums (which buffer and
+//!   retry); every other message goes to rmcp's parse unchanged.
 //! - [`dial`]: the [`Dialer`] seam and the real-TCP [`TcpDialer`] (plain
 //!   HTTP only); with the `https` feature, `TlsDialer`, which also speaks
 //!   TLS (rustls, ring, Mozilla's roots). The harness brings a dialer for
@@ -31,6 +34,7 @@ pub mod connect;
 pub mod dial;
 pub mod json;
 mod pool;
+pub mod reply;
 mod sse;
 #[cfg(feature = "https")]
 mod tls;
