@@ -62,6 +62,13 @@ pub(super) fn spawn_clients(
     seed: u64,
 ) -> Collected {
     let collected = Collected::default();
+    // Thousands of records in a crowded run: grown a push at a time, the
+    // vector was copied a dozen times over.
+    collected
+        .records
+        .lock()
+        .expect("records")
+        .reserve(scenario.workload.queries as usize);
     let next = Arc::new(AtomicU64::new(0));
     let topology = &scenario.topology;
     let labelled = topology.clients() > 1;

@@ -31,7 +31,10 @@ use http::{
 use http_body_util::Full;
 use hyper::body::Incoming;
 use rmcp::{
-    model::{ClientJsonRpcMessage, ClientRequest, ErrorData, JsonRpcMessage, ServerJsonRpcMessage},
+    model::{
+        ClientJsonRpcMessage, ClientRequest, ErrorData, JsonRpcMessage, RequestId,
+        ServerJsonRpcMessage,
+    },
     transport::{
         common::http_header::{
             EVENT_STREAM_MIME_TYPE, HEADER_LAST_EVENT_ID, HEADER_MCP_PROTOCOL_VERSION,
@@ -423,10 +426,8 @@ impl<D: Dialer> HttpClient<D> {
                 let body = response
                     .into_body()
                     .with_idle_timeout(self.inner.config.sse_idle_timeout);
-                Ok(StreamableHttpPostResponse::Sse(
-                    sse::events(body, context.event_limit),
-                    session_id,
-                ))
+                let events = sse::events(body, context.event_limit);
+                Ok(answer_from_events(events, context.message, session_id).await)
             }
             BodyKind::Json => {
                 let length = content_length(response.headers());
@@ -438,7 +439,8 @@ impl<D: Dialer> HttpClient<D> {
                         context.deadline,
                     )
                     .await?;
-                match serde_json::from_slice::<ServerJsonRpcMessage>(&bytes) {
+                let answers_tool_call = |id: &RequestId| is_tool_call(context.message, id);
+                match crate::reply::decode(&bytes, answers_tool_call) {
                     Ok(parsed) => Ok(StreamableHttpPostResponse::Json(parsed, session_id)),
                     Err(_) if awaits_no_response => Ok(StreamableHttpPostResponse::Accepted),
                     Err(error) => Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
@@ -896,6 +898,78 @@ impl Outgoing<'_> {
 
 /// 401 and 403 with a challenge are rmcp's own error variants (its OAuth
 /// helpers and its SSE reconnect logic look for them).
+/// Whether `message` is a `tools/call` request with this `id`.
+fn is_tool_call(message: &ClientJsonRpcMessage, id: &RequestId) -> bool {
+    matches!(message, JsonRpcMessage::Request(request)
+        if request.id == *id && matches!(request.request, ClientRequest::CallToolRequest(_)))
+}
+
+/// The answer to a request that came as an event stream, taken out of the
+/// stream when the stream plainly holds just that: events with no data
+/// (the priming event that makes a stream resumable), then the answer.
+/// rmcp then gets it as a JSON answer: read in one parse, and with no task
+/// to read the stream. Anything else (a notification or a server request
+/// first, a failure, the stream ending early) goes to rmcp as the stream it
+/// is, with the events already read put back in front, so its resumption
+/// and routing work as before.
+async fn answer_from_events(
+    mut events: BoxStream<'static, Result<Sse, SseError>>,
+    message: &ClientJsonRpcMessage,
+    session_id: Option<String>,
+) -> StreamableHttpPostResponse {
+    let JsonRpcMessage::Request(_) = message else {
+        return StreamableHttpPostResponse::Sse(events, session_id);
+    };
+    let mut seen = Vec::new();
+    while let Some(next) = events.next().await {
+        let event = match next {
+            Ok(event) => event,
+            Err(error) => {
+                seen.push(Err(error));
+                break;
+            }
+        };
+        if event
+            .data
+            .as_deref()
+            .is_none_or(|data| data.trim().is_empty())
+        {
+            seen.push(Ok(event));
+            continue;
+        }
+        if let Some(answer) = answer_in(&event, message) {
+            // A body whose end has already arrived hands its connection
+            // back now; otherwise dropping it drains it (see `BodyStream`).
+            let _ = futures::FutureExt::now_or_never(events.next());
+            return StreamableHttpPostResponse::Json(answer, session_id);
+        }
+        seen.push(Ok(event));
+        break;
+    }
+    let replay = futures::stream::iter(seen).chain(events);
+    StreamableHttpPostResponse::Sse(Box::pin(replay), session_id)
+}
+
+/// The event's message, if it is the answer to `request` (a result or an
+/// error with its id).
+fn answer_in(event: &Sse, request: &ClientJsonRpcMessage) -> Option<ServerJsonRpcMessage> {
+    let JsonRpcMessage::Request(request) = request else {
+        return None;
+    };
+    if event.event.as_deref().is_some_and(|kind| kind != "message") {
+        return None;
+    }
+    let data = event.data.as_deref()?;
+    let is_call = matches!(request.request, ClientRequest::CallToolRequest(_));
+    let message = crate::reply::decode(data.as_bytes(), |id| is_call && *id == request.id).ok()?;
+    let answers = match &message {
+        JsonRpcMessage::Response(response) => response.id == request.id,
+        JsonRpcMessage::Error(error) => error.id.as_ref() == Some(&request.id),
+        _ => false,
+    };
+    answers.then_some(message)
+}
+
 fn refuse_with_challenge(status: StatusCode, headers: &HeaderMap) -> Result<(), TransportError> {
     if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Ok(());
@@ -1171,5 +1245,82 @@ mod tests {
             outgoing(reserved).build(),
             Err(StreamableHttpError::ReservedHeaderConflict(_))
         ));
+    }
+
+    fn tool_call(id: i64) -> ClientJsonRpcMessage {
+        let params = rmcp::model::CallToolRequestParams::new("getUserIdByEmail");
+        ClientJsonRpcMessage::request(
+            ClientRequest::CallToolRequest(rmcp::model::Request::new(params)),
+            RequestId::Number(id),
+        )
+    }
+
+    fn event(data: &str) -> Result<Sse, SseError> {
+        Ok(Sse {
+            data: Some(data.to_owned()),
+            id: Some("0/1".into()),
+            ..Sse::default()
+        })
+    }
+
+    const PRIMING: &str = "";
+    const ANSWER: &str =
+        r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"u1"}]}}"#;
+
+    async fn answer(events: Vec<Result<Sse, SseError>>) -> StreamableHttpPostResponse {
+        let stream = futures::stream::iter(events).boxed();
+        answer_from_events(stream, &tool_call(7), Some("s".into())).await
+    }
+
+    async fn replayed(response: StreamableHttpPostResponse) -> Vec<Option<String>> {
+        let StreamableHttpPostResponse::Sse(stream, session) = response else {
+            panic!("expected the stream back: {response:?}");
+        };
+        assert_eq!(session.as_deref(), Some("s"));
+        stream
+            .map(|event| event.ok().and_then(|e| e.data))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_primed_stream_holding_only_the_answer_becomes_a_json_answer() {
+        let response = answer(vec![event(PRIMING), event(ANSWER), event("ignored")]).await;
+        let StreamableHttpPostResponse::Json(message, session) = response else {
+            panic!("{response:?}");
+        };
+        assert_eq!(session.as_deref(), Some("s"));
+        assert!(matches!(
+            message,
+            JsonRpcMessage::Response(ref r)
+                if r.id == RequestId::Number(7)
+                && matches!(r.result, rmcp::model::ServerResult::CallToolResult(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn any_other_stream_goes_to_rmcp_whole_with_what_was_read_put_back() {
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#;
+        let other = r#"{"jsonrpc":"2.0","id":8,"result":{"content":[]}}"#;
+        for (events, expected) in [
+            // A notification before the answer: rmcp routes both.
+            (
+                vec![event(PRIMING), event(note), event(ANSWER)],
+                vec![Some(PRIMING), Some(note), Some(ANSWER)],
+            ),
+            // Another request's answer, or a broken stream: rmcp decides.
+            (vec![event(other)], vec![Some(other)]),
+            (
+                vec![event(PRIMING), Err(SseError::InvalidLine)],
+                vec![Some(PRIMING), None],
+            ),
+            (vec![event(PRIMING)], vec![Some(PRIMING)]),
+        ] {
+            let expected: Vec<Option<String>> = expected
+                .into_iter()
+                .map(|data| data.map(str::to_owned))
+                .collect();
+            assert_eq!(replayed(answer(events).await).await, expected);
+        }
     }
 }
