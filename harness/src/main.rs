@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use harness::{Outcome, RunReport, Scenario};
+use harness::{Outcome, RunReport, Scenario, explore::Settings};
 
 /// Deterministic chaos harness for the MCP servers and orchestrator.
 #[derive(Debug, Parser)]
@@ -57,6 +57,10 @@ enum Command {
         /// watch the search find and shrink it: stale-retry-arguments.
         #[arg(long, value_name = "BUG")]
         planted_bug: Option<String>,
+        /// Generated cases run over this transport (tcp by default); over
+        /// http, `rate_limit` faults are generated too.
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// Probe any MCP server, over stdio or streamable HTTP: a verdict per
     /// spec requirement, and each failure shrunk to a minimal exchange
@@ -216,7 +220,18 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             seed,
             out,
             planted_bug,
-        } => explore(cases, faults_max, seed, &out, planted_bug.as_deref()),
+            transport,
+        } => explore(
+            Settings {
+                cases,
+                faults_max,
+                seed,
+                ..Settings::default()
+            },
+            &out,
+            planted_bug.as_deref(),
+            &transport,
+        ),
         Command::CheckDeterminism {
             file,
             seeds,
@@ -454,36 +469,41 @@ fn run_in_fresh_process(
         .with_context(|| format!("seed {seed}: unreadable run output: {line}"))
 }
 
+/// The bug `--planted-bug NAME` names.
+fn planted_bug_named(name: &str) -> anyhow::Result<harness::PlantedBug> {
+    harness::PlantedBug::from_name(name).with_context(|| {
+        format!(
+            "--planted-bug: no bug called {name:?}; there are: {}",
+            harness::PlantedBug::names()
+        )
+    })
+}
+
 fn explore(
-    cases: u32,
-    faults_max: usize,
-    seed: u64,
+    settings: Settings,
     out: &std::path::Path,
     planted_bug: Option<&str>,
+    transport: &TransportArgs,
 ) -> anyhow::Result<bool> {
-    use harness::{
-        PlantedBug,
-        explore::{Settings, explore, output_path},
-    };
-    let planted = match planted_bug {
-        None => None,
-        Some(name) => {
-            let bug = PlantedBug::from_name(name).with_context(|| {
-                format!(
-                    "--planted-bug: no bug called {name:?}; there are: {}",
-                    PlantedBug::names()
-                )
-            })?;
-            Some(bug)
-        }
-    };
+    use harness::explore::{explore, output_path};
+    let planted = planted_bug.map(planted_bug_named).transpose()?;
+    let transport = harness::Transport::parse(
+        transport.transport.as_deref(),
+        transport.revision.as_deref(),
+        harness::Transport::Tcp,
+    )
+    .map_err(|message| anyhow::anyhow!("{message}"))?;
     let settings = Settings {
+        planted,
+        transport,
+        ..settings
+    };
+    let Settings {
         cases,
         faults_max,
         seed,
-        planted,
-        ..Settings::default()
-    };
+        ..
+    } = settings;
     let bar = progress_bar(u64::from(cases), false, "cases");
     let started = Instant::now();
     let exploration = explore(&settings, |runs, shrinking| {
@@ -497,7 +517,8 @@ fn explore(
     let wall = started.elapsed().as_secs_f64();
     let Some(found) = exploration.found else {
         say!(
-            "ok   {cases} generated cases passed (generator seed {seed}, up to {faults_max} faults each) in {wall:.1} s, {:.1} cases/s",
+            "ok   {cases} generated cases passed over {} (generator seed {seed}, up to {faults_max} faults each) in {wall:.1} s, {:.1} cases/s",
+            transport.describe(),
             f64::from(exploration.runs) / wall
         );
         return Ok(true);

@@ -1,7 +1,8 @@
 //! Deliberately planted bugs, for proving that the property tests find,
 //! shrink and replay a real defect. A bug is planted from outside, as a
-//! [`Connector`] that wraps every [`Session`] the orchestrator opens: the
-//! orchestrator itself runs unmodified and contains no planted bug. A bug
+//! [`Connector`] that wraps every [`Session`] the orchestrator opens, or
+//! as a stream under the HTTP connections the simulation dials ([`Deaf`]):
+//! the orchestrator itself runs unmodified and contains no planted bug. A bug
 //! acts only in a run whose scenario names it (`planted_bug = "..."`, as
 //! `harness explore --planted-bug` writes it out).
 
@@ -12,7 +13,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use orchestrator::{ConnectError, Connector, HttpRefusal, Session, SessionError};
+use orchestrator::{ConnectError, Connector, Session, SessionError};
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 
@@ -25,8 +26,9 @@ pub enum PlantedBug {
     /// stale request cache. The payment server then returns another user's
     /// transactions.
     StaleRetryArguments,
-    /// A 429's `Retry-After` is lost before the orchestrator sees it (a
-    /// client that drops the header): it then asks again on its own
+    /// A 429's `Retry-After` is lost before the client reads it (a client
+    /// that drops the header; planted on the HTTP connections the
+    /// simulation dials, see [`Deaf`]): it then asks again on its own
     /// backoff, sooner than the server asked. Breaks `retry_after`.
     IgnoreRetryAfter,
 }
@@ -56,14 +58,16 @@ impl PlantedBug {
         Self::ALL.into_iter().find(|bug| bug.name() == name)
     }
 
-    /// `connector`, with this bug planted in every session it opens.
+    /// `connector`, with this bug planted in every session it opens (a bug
+    /// planted on the wire leaves it as it is).
     pub fn plant(self, connector: Arc<dyn Connector>) -> Arc<dyn Connector> {
         match self {
             PlantedBug::StaleRetryArguments => Arc::new(StaleRetries {
                 inner: connector,
                 memory: Arc::default(),
             }),
-            PlantedBug::IgnoreRetryAfter => Arc::new(NoRetryAfter(connector)),
+            // Planted on the wire instead: see [`Deaf`].
+            PlantedBug::IgnoreRetryAfter => connector,
         }
     }
 }
@@ -238,72 +242,73 @@ impl Session for StaleSession {
     }
 }
 
-/// The connector of [`PlantedBug::IgnoreRetryAfter`].
+/// What the client of [`PlantedBug::IgnoreRetryAfter`] reads off an HTTP
+/// connection: the bytes as they came, except that every `retry-after`
+/// (in any case) reads `xetry-after`, so no layer of the client ever sees
+/// the header. The wire log records the bytes as sent.
 #[derive(Debug)]
-struct NoRetryAfter(Arc<dyn Connector>);
+pub(crate) struct Deaf<T> {
+    inner: T,
+    deaf: bool,
+}
 
-/// A session of [`PlantedBug::IgnoreRetryAfter`].
-#[derive(Debug)]
-struct NoRetryAfterSession(Box<dyn Session>);
-
-/// `refusal` without its `Retry-After`.
-fn forget_retry_after(refusal: HttpRefusal) -> HttpRefusal {
-    match refusal {
-        HttpRefusal::RateLimited { .. } => HttpRefusal::RateLimited { retry_after: None },
-        other => other,
+impl<T> Deaf<T> {
+    /// `inner`, deaf to `Retry-After` when `deaf` is set.
+    pub(crate) fn new(inner: T, deaf: bool) -> Self {
+        Self { inner, deaf }
     }
 }
 
-fn forget_in_session<T>(reply: Result<T, SessionError>) -> Result<T, SessionError> {
-    reply.map_err(|error| match error {
-        SessionError::Http(refusal) => SessionError::Http(forget_retry_after(refusal)),
-        other => other,
-    })
-}
-
-impl Connector for NoRetryAfter {
-    fn target(&self) -> String {
-        self.0.target()
-    }
-
-    fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
-        Box::pin(async move {
-            match self.0.connect().await {
-                Ok(inner) => Ok(Box::new(NoRetryAfterSession(inner)) as Box<dyn Session>),
-                Err(ConnectError::RateLimited { target, refusal }) => {
-                    Err(ConnectError::RateLimited {
-                        target,
-                        refusal: forget_retry_after(refusal),
-                    })
-                }
-                Err(other) => Err(other),
-            }
-        })
+/// Rewrites each `retry-after` in `bytes` (ASCII, any case) in place.
+fn deafen(bytes: &mut [u8]) {
+    const NAME: &[u8] = b"retry-after";
+    let mut at = 0;
+    while at + NAME.len() <= bytes.len() {
+        if bytes[at..at + NAME.len()].eq_ignore_ascii_case(NAME) {
+            bytes[at] = b'x';
+            at += NAME.len();
+        } else {
+            at += 1;
+        }
     }
 }
 
-impl Session for NoRetryAfterSession {
-    fn list_tools(&self) -> BoxFuture<'_, Result<Vec<Tool>, SessionError>> {
-        let reply = self.0.list_tools();
-        Box::pin(async move { forget_in_session(reply.await) })
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Deaf<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.deaf {
+            deafen(&mut buf.filled_mut()[before..]);
+        }
+        poll
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Deaf<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, bytes)
     }
 
-    fn call_tool(
-        &self,
-        tool: &str,
-        arguments: Map<String, Value>,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<CallToolResult, SessionError>> {
-        let reply = self.0.call_tool(tool, arguments, timeout);
-        Box::pin(async move { forget_in_session(reply.await) })
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-
-    fn close(&self) -> BoxFuture<'_, ()> {
-        self.0.close()
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -344,5 +349,16 @@ mod tests {
         assert_eq!(sent, args("a"), "and so is the next one");
         let (_, sent) = memory.outgoing(3, "list", args("c"));
         assert_eq!(sent, args("c"), "a call that never failed is not");
+    }
+
+    #[test]
+    fn a_deaf_client_reads_retry_after_as_another_header() {
+        let mut head =
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nx: retry-after\r\n".to_vec();
+        deafen(&mut head);
+        assert_eq!(
+            head,
+            b"HTTP/1.1 429 Too Many Requests\r\nxetry-After: 1\r\nx: xetry-after\r\n".to_vec()
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use mcp_http::{
-    client::{HttpClientConfig, Refusal},
+    client::{HttpClient, HttpClientConfig, Refusal, RetryAfterNotice},
     connect::ConnectFailure,
     dial::Dialer,
 };
@@ -417,6 +417,10 @@ pub struct HttpConnector<D = NetDialer> {
     dialer: D,
     revision: HttpRevision,
     client: HttpClientConfig,
+    /// The latest `Retry-After` any of its sessions was told, on any
+    /// request (rmcp's background ones too): a connect before it has
+    /// passed is refused here, as a 429, without asking the server.
+    told_to_wait: RetryAfterNotice,
 }
 
 impl<D: Dialer + std::fmt::Debug> HttpConnector<D> {
@@ -429,6 +433,7 @@ impl<D: Dialer + std::fmt::Debug> HttpConnector<D> {
             dialer,
             revision: HttpRevision::default(),
             client: HttpClientConfig::DEFAULT,
+            told_to_wait: RetryAfterNotice::default(),
         }
     }
 
@@ -487,10 +492,20 @@ impl<D: Dialer + std::fmt::Debug> Connector for HttpConnector<D> {
 
     fn connect(&self) -> BoxFuture<'_, Result<Box<dyn Session>, ConnectError>> {
         Box::pin(async move {
+            if let Some(wait) = self.told_to_wait.remaining() {
+                let refusal = HttpRefusal::RateLimited {
+                    retry_after: Some(wait),
+                };
+                return Err(refusal.into_connect_error(self.target()));
+            }
             let token = self.token()?;
-            let client = mcp_http::connect::connect(
+            let http = HttpClient::noticing(
                 self.dialer.clone(),
                 self.client.clone(),
+                self.told_to_wait.clone(),
+            );
+            let client = mcp_http::connect::connect(
+                http,
                 &self.url,
                 token.as_ref().map(|t| t.expose()),
                 self.revision.lifecycle(),

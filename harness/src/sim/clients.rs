@@ -158,8 +158,9 @@ struct Target {
 }
 
 impl Target {
-    /// The orchestrator's connector to this server over `transport`.
-    fn connector(&self, wire: &Wire, transport: Transport) -> Arc<dyn Connector> {
+    /// The orchestrator's connector to this server over `transport`; over
+    /// HTTP, `deaf` to `Retry-After` with that bug planted.
+    fn connector(&self, wire: &Wire, transport: Transport, deaf: bool) -> Arc<dyn Connector> {
         match transport {
             Transport::Tcp => Arc::new(SimConnector {
                 server: self.wire_name.clone(),
@@ -173,6 +174,7 @@ impl Target {
                 let dialer = SimDialer {
                     wire: wire.clone(),
                     server: self.wire_name.clone(),
+                    deaf,
                 };
                 let url = format!("http://{}:{}/mcp", self.host, self.port);
                 let credential = Credential::Value(Token::new(token));
@@ -235,9 +237,10 @@ impl Client {
             .targets
             .iter()
             .map(|target| {
+                let deaf = self.planted_bug == Some(crate::PlantedBug::IgnoreRetryAfter);
                 let connector = crate::planted::wrap(
                     self.planted_bug,
-                    target.connector(wire, self.workload.transport),
+                    target.connector(wire, self.workload.transport, deaf),
                 );
                 (target.server.clone(), connector)
             })
@@ -250,6 +253,7 @@ impl Client {
                 let dialer = SimDialer {
                     wire: wire.clone(),
                     server: model.wire_name.clone(),
+                    deaf: false,
                 };
                 orchestrator.with_llm(LlmPlanner::new(
                     model.settings.clone(),

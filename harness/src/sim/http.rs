@@ -39,6 +39,7 @@ use super::{
     clients::{Recorded, Wire},
     hosts::Probe,
 };
+use crate::planted::Deaf;
 
 /// The resource URL of `server`'s workload endpoint: the audience of the
 /// clients' tokens.
@@ -261,10 +262,13 @@ pub(super) struct SimDialer {
     pub(super) wire: Wire,
     /// Names the wire log's lines.
     pub(super) server: String,
+    /// The planted bug `ignore-retry-after`: the client reads every
+    /// `Retry-After` as another header.
+    pub(super) deaf: bool,
 }
 
 impl Dialer for SimDialer {
-    type Stream = Recorded<turmoil::net::TcpStream>;
+    type Stream = Deaf<Recorded<turmoil::net::TcpStream>>;
 
     async fn dial(&self, endpoint: &Endpoint) -> io::Result<Self::Stream> {
         if endpoint.tls {
@@ -275,6 +279,7 @@ impl Dialer for SimDialer {
         }
         let stream =
             turmoil::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
-        Ok(Recorded::new(stream, self.wire.clone(), &self.server))
+        let recorded = Recorded::new(stream, self.wire.clone(), &self.server);
+        Ok(Deaf::new(recorded, self.deaf))
     }
 }

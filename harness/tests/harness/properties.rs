@@ -118,7 +118,7 @@ proptest! {
     /// error, never a wrong, reordered or partial list; after the heal,
     /// every query is right.
     #[test]
-    fn simulated_answers_are_right_or_typed_errors_and_heal(case in explore::case(4)) {
+    fn simulated_answers_are_right_or_typed_errors_and_heal(case in explore::case(4, harness::Transport::Tcp)) {
         explore::check(&case, None).map_err(|violation| {
             TestCaseError::fail(format!("{violation}\n{}", case.to_toml("failing", None)))
         })?;

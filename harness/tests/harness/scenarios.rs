@@ -17,9 +17,14 @@ const TRANSPORTS: [Transport; 3] = [
 ];
 
 fn scenario_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    toml_files("../scenarios")
+}
+
+/// The `.toml` files in `dir` (relative to the harness crate), sorted.
+fn toml_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("readable entry").path())
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
         .collect();
@@ -61,6 +66,30 @@ fn every_scenario_meets_its_expectation() {
         for transport in TRANSPORTS {
             check(&file, transport);
         }
+    }
+}
+
+/// Cases `harness explore` found and proptest shrank, kept in
+/// `tests/harness/regressions/`, each run at its own seed (the timing is
+/// the bug): each failed before the fix its header names, and passes now.
+#[test]
+fn every_case_explore_found_passes_at_its_own_seed() {
+    let files = toml_files("tests/harness/regressions");
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let scenario = Scenario::from_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        let report = harness::run(&scenario, scenario.seed).unwrap();
+        assert!(
+            report.as_expected,
+            "{}: {:#?}",
+            file.display(),
+            report.verdicts
+        );
+        let judged = report
+            .verdicts
+            .iter()
+            .any(|v| v.invariant == Invariant::RetryAfter && v.held);
+        assert!(judged, "{}: the retry_after check ran", file.display());
     }
 }
 

@@ -237,6 +237,34 @@ fn retry_after_seconds(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(86_400)))
 }
 
+/// The latest moment a server said not to come back before (a 429 with
+/// `Retry-After`), whichever request heard it: rmcp's own background
+/// requests too (the `GET` event stream, `notifications/initialized`),
+/// whose errors never reach the caller. Shared by every client a
+/// connector makes, so that its next connect can wait instead of asking
+/// again at once. Clones share it. On `tokio::time`: simulated under
+/// turmoil.
+#[derive(Debug, Clone, Default)]
+pub struct RetryAfterNotice(Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl RetryAfterNotice {
+    /// Notes that the server said to wait `after` from now.
+    pub fn note(&self, after: Duration) {
+        let until = Instant::now() + after;
+        let mut latest = self.0.lock().expect("retry-after notice");
+        if latest.is_none_or(|latest| latest < until) {
+            *latest = Some(until);
+        }
+    }
+
+    /// How much of the latest wait is left, if any.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = (*self.0.lock().expect("retry-after notice"))?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+}
+
 /// rmcp's `StreamableHttpClient` over hyper 1 and a [`Dialer`]. Cheap to
 /// clone; clones share the connection pool.
 pub struct HttpClient<D> {
@@ -247,6 +275,7 @@ struct Inner<D> {
     dialer: D,
     config: HttpClientConfig,
     pool: Arc<Pool>,
+    notice: RetryAfterNotice,
 }
 
 impl<D> Clone for HttpClient<D> {
@@ -268,12 +297,18 @@ impl<D> std::fmt::Debug for HttpClient<D> {
 impl<D: Dialer> HttpClient<D> {
     /// A client that reaches servers through `dialer`.
     pub fn new(dialer: D, config: HttpClientConfig) -> Self {
+        Self::noticing(dialer, config, RetryAfterNotice::default())
+    }
+
+    /// A client that also notes every `Retry-After` it is told in `notice`.
+    pub fn noticing(dialer: D, config: HttpClientConfig, notice: RetryAfterNotice) -> Self {
         let pool = Pool::new(config.idle_connections_max, config.idle_connection_timeout);
         Self {
             inner: Arc::new(Inner {
                 dialer,
                 config,
                 pool,
+                notice,
             }),
         }
     }
@@ -286,16 +321,41 @@ impl<D: Dialer> HttpClient<D> {
         request: Request<Full<Bytes>>,
         deadline: Instant,
     ) -> Result<Response<BodyStream>, HttpClientError> {
+        self.refuse_while_told_to_wait()?;
         let after = self.inner.config.request_timeout;
         let (response, sender) = tokio::time::timeout_at(deadline, self.send(endpoint, request))
             .await
             .map_err(|_| HttpClientError::Timeout { after })??;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS
+            && let Some(wait) = header_text(response.headers(), RETRY_AFTER.as_str())
+                .as_deref()
+                .and_then(retry_after_seconds)
+        {
+            self.inner.notice.note(wait);
+        }
         let loan = Loan {
             pool: self.inner.pool.clone(),
             endpoint: endpoint.clone(),
             sender,
         };
         Ok(response.map(|body| BodyStream::new(body, loan)))
+    }
+
+    /// Until a `Retry-After` this client (or another sharing its notice)
+    /// was told has passed, every request fails here, before a byte is
+    /// sent, as the 429 it would meet: rmcp's background requests (the
+    /// event stream's reconnects) included, which no caller holds back.
+    fn refuse_while_told_to_wait(&self) -> Result<(), HttpClientError> {
+        let Some(left) = self.inner.notice.remaining() else {
+            return Ok(());
+        };
+        let seconds = left.as_millis().div_ceil(1000);
+        Err(HttpClientError::Status(StatusError {
+            status: 429,
+            www_authenticate: None,
+            retry_after: Some(seconds.to_string()),
+            body: "not sent: the server said to wait (Retry-After)".into(),
+        }))
     }
 
     /// Sends on an idle connection if there is one, else on a new one. A
@@ -1322,5 +1382,18 @@ mod tests {
                 .collect();
             assert_eq!(replayed(answer(events).await).await, expected);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_notice_keeps_the_latest_wait_until_it_passes() {
+        let notice = RetryAfterNotice::default();
+        assert_eq!(notice.remaining(), None);
+        notice.note(Duration::from_secs(3));
+        notice.note(Duration::from_secs(1));
+        assert_eq!(notice.clone().remaining(), Some(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_millis(2_500)).await;
+        assert_eq!(notice.remaining(), Some(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(notice.remaining(), None);
     }
 }

@@ -15,7 +15,7 @@ use rmcp::{
 };
 
 use crate::{
-    client::{HttpClient, HttpClientConfig, HttpClientError, Refusal, TransportError},
+    client::{HttpClient, HttpClientError, Refusal, TransportError},
     dial::{Dialer, Endpoint},
 };
 
@@ -100,16 +100,14 @@ pub fn transport_config(url: &str, token: Option<&str>) -> StreamableHttpClientT
     config
 }
 
-/// Opens an MCP session at `url` through `dialer` and completes the
-/// lifecycle. The caller bounds it with a timeout (as for every connector).
+/// Opens an MCP session at `url` on `http` (its dialer, limits and
+/// `Retry-After` notice) and completes the lifecycle. The caller bounds it with a timeout (as for every connector).
 pub async fn connect<D: Dialer>(
-    dialer: D,
-    client: HttpClientConfig,
+    http: HttpClient<D>,
     url: &str,
     token: Option<&str>,
     lifecycle: ClientLifecycleMode,
 ) -> Result<HttpMcpClient, ConnectFailure> {
-    let http = HttpClient::new(dialer, client);
     let transport = StreamableHttpClientTransport::with_client(http, transport_config(url, token));
     ().serve_with_lifecycle(transport, lifecycle)
         .await

@@ -44,8 +44,7 @@ fn initialize() -> rmcp::model::ClientJsonRpcMessage {
 async fn a_session_answers_over_real_tcp_and_a_closed_one_is_expired() {
     let (url, shutdown) = start_user_server().await;
     let client = connect::connect(
-        TcpDialer,
-        HttpClientConfig::DEFAULT,
+        HttpClient::new(TcpDialer, HttpClientConfig::DEFAULT),
         &url,
         None,
         ClientLifecycleMode::Initialize,
@@ -89,8 +88,7 @@ async fn nothing_listening_is_unreachable_not_a_handshake_failure() {
     let addr = listener.local_addr().expect("an address");
     drop(listener);
     let failure = connect::connect(
-        TcpDialer,
-        HttpClientConfig::DEFAULT,
+        HttpClient::new(TcpDialer, HttpClientConfig::DEFAULT),
         &format!("http://{addr}/mcp"),
         None,
         ClientLifecycleMode::Initialize,
@@ -106,8 +104,7 @@ async fn nothing_listening_is_unreachable_not_a_handshake_failure() {
 #[tokio::test(flavor = "current_thread")]
 async fn https_is_refused_rather_than_sent_in_clear() {
     let failure = connect::connect(
-        TcpDialer,
-        HttpClientConfig::DEFAULT,
+        HttpClient::new(TcpDialer, HttpClientConfig::DEFAULT),
         "https://127.0.0.1:9/mcp",
         None,
         ClientLifecycleMode::Initialize,
@@ -125,7 +122,7 @@ mod https {
     use std::{net::SocketAddr, sync::Arc};
 
     use mcp_http::{
-        client::HttpClientConfig,
+        client::{HttpClient, HttpClientConfig},
         connect::{self, ConnectFailure},
         dial::{Dialer as _, Endpoint, TlsDialer},
     };
@@ -202,8 +199,7 @@ mod https {
 
     async fn tool_names(dialer: TlsDialer, url: &str) -> Vec<String> {
         let client = connect::connect(
-            dialer,
-            HttpClientConfig::DEFAULT,
+            HttpClient::new(dialer, HttpClientConfig::DEFAULT),
             url,
             None,
             ClientLifecycleMode::Initialize,
@@ -259,8 +255,7 @@ mod https {
     async fn a_certificate_for_another_name_is_refused() {
         let (_, https) = user_server_behind_tls(OTHER).await;
         let failure = connect::connect(
-            trusting_dialer(),
-            HttpClientConfig::DEFAULT,
+            HttpClient::new(trusting_dialer(), HttpClientConfig::DEFAULT),
             &https,
             None,
             ClientLifecycleMode::Initialize,
@@ -283,8 +278,7 @@ mod https {
     async fn a_root_not_trusted_is_refused() {
         let (_, https) = user_server_behind_tls(LOCALHOST).await;
         let failure = connect::connect(
-            TlsDialer::default(),
-            HttpClientConfig::DEFAULT,
+            HttpClient::new(TlsDialer::default(), HttpClientConfig::DEFAULT),
             &https,
             None,
             ClientLifecycleMode::Initialize,
