@@ -149,7 +149,9 @@ impl std::fmt::Display for HttpRefusal {
             HttpRefusal::RateLimited { retry_after } => {
                 write!(f, "rate limited (HTTP 429)")?;
                 match retry_after {
-                    Some(after) => write!(f, "; retry after {} s", after.as_secs()),
+                    Some(after) => {
+                        write!(f, "; retry after {} s", after.as_millis().div_ceil(1000))
+                    }
                     None => Ok(()),
                 }
             }
@@ -600,6 +602,17 @@ mod tests {
         assert!(!io(std::io::ErrorKind::Unsupported).is_retryable());
         assert!(!io(std::io::ErrorKind::InvalidData).is_retryable());
         assert!(io(std::io::ErrorKind::ConnectionRefused).is_retryable());
+    }
+
+    #[test]
+    fn a_wait_under_a_second_is_shown_rounded_up_not_as_zero() {
+        let refusal = HttpRefusal::RateLimited {
+            retry_after: Some(Duration::from_millis(300)),
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "rate limited (HTTP 429); retry after 1 s"
+        );
     }
 
     #[test]
