@@ -53,8 +53,9 @@ enum Command {
         /// Where a shrunk failure is written: DIR/explored-SEED.toml.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// Plant a deliberate bug around the orchestrator's sessions, to
-        /// watch the search find and shrink it: stale-retry-arguments.
+        /// Plant a deliberate bug, from outside the orchestrator, to
+        /// watch the search find and shrink it: stale-retry-arguments, or
+        /// ignore-retry-after (over http).
         #[arg(long, value_name = "BUG")]
         planted_bug: Option<String>,
         /// Generated cases run over this transport (tcp by default); over
@@ -83,8 +84,8 @@ enum Command {
 /// Which transport the workload uses, overriding the scenario file's.
 #[derive(Debug, Clone, Default, clap::Args)]
 struct TransportArgs {
-    /// Run the workload over this transport instead of the file's: tcp
-    /// (newline JSON-RPC) or http (streamable HTTP, with authentication).
+    /// The workload's transport, over a scenario file's own: tcp (newline
+    /// JSON-RPC) or http (streamable HTTP, with authentication).
     #[arg(long, value_name = "tcp|http")]
     transport: Option<String>,
     /// The MCP revision an HTTP workload negotiates: 2025-11-25 (sessions)
