@@ -1012,16 +1012,15 @@ async fn answer_from_events(
 
 /// The event's message, if it is the answer to `request` (a result or an
 /// error with its id).
-fn answer_in(event: &Sse, request: &ClientJsonRpcMessage) -> Option<ServerJsonRpcMessage> {
-    let JsonRpcMessage::Request(request) = request else {
+fn answer_in(event: &Sse, sent: &ClientJsonRpcMessage) -> Option<ServerJsonRpcMessage> {
+    let JsonRpcMessage::Request(request) = sent else {
         return None;
     };
     if event.event.as_deref().is_some_and(|kind| kind != "message") {
         return None;
     }
     let data = event.data.as_deref()?;
-    let is_call = matches!(request.request, ClientRequest::CallToolRequest(_));
-    let message = crate::reply::decode(data.as_bytes(), |id| is_call && *id == request.id).ok()?;
+    let message = crate::reply::decode(data.as_bytes(), |id| is_tool_call(sent, id)).ok()?;
     let answers = match &message {
         JsonRpcMessage::Response(response) => response.id == request.id,
         JsonRpcMessage::Error(error) => error.id.as_ref() == Some(&request.id),
